@@ -1,0 +1,65 @@
+"""Write and read bundle directories; every file is checked against its recorded sha256."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from bundle.schema import METADATA_FILE, BundleMetadata, Variant
+
+
+class BundleError(RuntimeError):
+    """A bundle is missing, incomplete, corrupt or of an unknown format."""
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class LoadedBundle:
+    path: Path
+    metadata: BundleMetadata
+
+    def model_path(self, variant: Variant) -> Path:
+        if variant not in self.metadata.variants:
+            have = ", ".join(sorted(self.metadata.variants))
+            raise BundleError(f"bundle {self.path} has no {variant!r} variant (has: {have})")
+        return self.path / self.metadata.variants[variant].file
+
+
+def write_bundle(directory: Path, metadata: BundleMetadata, files: dict[str, bytes]) -> LoadedBundle:
+    """Write model files and `metadata.json`; refuse files that do not match the metadata."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    for variant, entry in metadata.variants.items():
+        data = files.get(entry.file)
+        if data is None or sha256_bytes(data) != entry.sha256:
+            raise BundleError(f"{variant} file {entry.file} is missing or does not match its sha256")
+    for name, data in files.items():
+        (directory / name).write_bytes(data)
+    (directory / METADATA_FILE).write_text(metadata.model_dump_json(indent=2) + "\n")
+    return load_bundle(directory)
+
+
+def load_bundle(directory: Path) -> LoadedBundle:
+    """Parse and verify a bundle. Raises BundleError naming what is wrong."""
+    directory = Path(directory)
+    meta_path = directory / METADATA_FILE
+    if not meta_path.is_file():
+        raise BundleError(f"no {METADATA_FILE} in {directory}")
+    try:
+        metadata = BundleMetadata.model_validate(json.loads(meta_path.read_text()))
+    except (json.JSONDecodeError, UnicodeDecodeError, ValidationError) as exc:
+        raise BundleError(f"invalid {meta_path}: {exc}") from exc
+    for variant, entry in metadata.variants.items():
+        path = directory / entry.file
+        if not path.is_file():
+            raise BundleError(f"{variant} model file {path} is missing")
+        if sha256_bytes(path.read_bytes()) != entry.sha256:
+            raise BundleError(f"{variant} model file {path} does not match its sha256 (corrupt)")
+    return LoadedBundle(path=directory, metadata=metadata)

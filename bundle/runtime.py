@@ -1,0 +1,108 @@
+"""onnxruntime inference on a bundle: raw closes in, next close and intervals out."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import onnxruntime as ort
+
+from bundle.io import BundleError, LoadedBundle
+from bundle.schema import Variant
+from bundle.transform import model_inputs, to_price
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """`mean[b, h]` next closes; `lower/upper[coverage][b, h]` interval bounds (price units)."""
+
+    mean: np.ndarray
+    lower: dict[float, np.ndarray]
+    upper: dict[float, np.ndarray]
+
+
+class OnnxForecaster:
+    """One onnxruntime session over one bundle variant.
+
+    Picklable (the session is rebuilt on unpickle) so kserve can spawn workers with it.
+    """
+
+    def __init__(self, bundle: LoadedBundle, variant: Variant = "fp32", threads: int = 1) -> None:
+        self.bundle = bundle
+        self.variant: Variant = variant
+        self.threads = threads
+        self.spec = bundle.metadata.features
+        self._session = self._open()
+
+    def _open(self) -> ort.InferenceSession:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.log_severity_level = 3
+        try:
+            return ort.InferenceSession(
+                str(self.bundle.model_path(self.variant)),
+                sess_options=options,
+                providers=["CPUExecutionProvider"],
+            )
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            raise BundleError(f"onnxruntime cannot load {self.variant} model: {exc}") from exc
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state.pop("_session")
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._session = self._open()
+
+    @property
+    def window(self) -> int:
+        return self.spec.window
+
+    def run_scaled(self, features: np.ndarray) -> np.ndarray:
+        """Model space in and out: `[b, steps, 1]` float32 -> `[b]` float32."""
+        meta = self.bundle.metadata
+        (out,) = self._session.run([meta.onnx_output], {meta.onnx_input: features})
+        return out.reshape(-1)
+
+    def predict(self, closes: np.ndarray) -> np.ndarray:
+        """`[b, window]` closes -> `[b]` next closes (float64, price units)."""
+        return to_price(self.run_scaled(model_inputs(closes, self.spec)), closes, self.spec)
+
+    def forecast(self, closes: np.ndarray, horizon: int = 1) -> Forecast:
+        """Recursive multi-step forecast with conformal intervals.
+
+        Step h feeds the forecasts of steps < h back as if observed. The interval's log half-width
+        grows as q * sqrt(h): daily log returns are close to uncorrelated, so the error of an h-step
+        forecast is roughly a sum of h one-step errors and its spread grows with sqrt(h).
+        """
+        window = np.asarray(closes, dtype=np.float64)
+        means = []
+        for _ in range(horizon):
+            nxt = self.predict(window)
+            means.append(nxt)
+            window = np.concatenate([window[:, 1:], nxt[:, None]], axis=1)
+        mean = np.stack(means, axis=1)
+        widen = np.sqrt(np.arange(1, horizon + 1, dtype=np.float64))
+        lower, upper = {}, {}
+        for interval in self.bundle.metadata.intervals:
+            q = interval.log_halfwidth * widen
+            lower[interval.coverage] = mean * np.exp(-q)
+            upper[interval.coverage] = mean * np.exp(q)
+        return Forecast(mean=mean, lower=lower, upper=upper)
+
+    def self_test(self) -> None:
+        """Run a deterministic window through the model; refuse a model that answers nonsense."""
+        t = np.arange(self.window, dtype=np.float64)
+        closes = (100.0 * np.exp(0.001 * t + 0.01 * np.sin(t)))[None, :].repeat(2, axis=0)
+        result = self.forecast(closes, horizon=2)
+        values = [result.mean, *result.lower.values(), *result.upper.values()]
+        if not all(np.all(np.isfinite(v)) for v in values):
+            raise BundleError("self-test: the model produced a non-finite forecast")
+        last = closes[0, -1]
+        if not np.all((result.mean > last / math.e) & (result.mean < last * math.e)):
+            raise BundleError(f"self-test: forecast {result.mean[0, 0]:.4g} implausible for {last:.4g}")

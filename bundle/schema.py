@@ -1,0 +1,94 @@
+"""Typed schema of `metadata.json`, the single description of a bundle."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
+
+BUNDLE_FORMAT_VERSION = 1
+METADATA_FILE = "metadata.json"
+ONNX_INPUT = "x"
+ONNX_OUTPUT = "y"
+
+Target = Literal["log_return", "level"]
+Variant = Literal["fp32", "int8"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Scaler(_Strict):
+    """Affine scaler `z = (x - center) / scale`, fitted on the training part only.
+
+    `minmax` (the seed's MinMaxScaler) and `standard` are both this form, so serving needs no
+    scikit-learn and no pickle.
+    """
+
+    kind: Literal["minmax", "standard"]
+    center: float
+    scale: PositiveFloat
+
+
+class FeatureSpec(_Strict):
+    """How raw closes become model inputs and how the model output becomes a price.
+
+    - `level` (the seed's formulation): inputs are the scaled closes of the window, the output is
+      the scaled next close.
+    - `log_return`: inputs are the scaled log returns inside the window, the output is the scaled
+      log return of the next close over the last one; price = last close * exp(return).
+    """
+
+    window: PositiveInt = Field(description="closing prices per request (most recent last)")
+    target: Target
+    scaler: Scaler
+
+    @property
+    def steps(self) -> int:
+        """Time steps the ONNX model sees: returns lose one step."""
+        return self.window - 1 if self.target == "log_return" else self.window
+
+
+class ConformalInterval(_Strict):
+    """Split-conformal interval `[yhat * exp(-q), yhat * exp(q)]`.
+
+    `q` is a quantile of |log(actual / forecast)| on validation: relative residuals keep the
+    interval valid when the price level drifts between validation and serving.
+    """
+
+    coverage: float = Field(gt=0, lt=1, description="nominal coverage, e.g. 0.8")
+    log_halfwidth: float = Field(ge=0)
+    test_coverage: float | None = Field(default=None, description="empirical coverage on test")
+
+
+class VariantFile(_Strict):
+    file: str
+    sha256: str
+    nodes: dict[str, int] = Field(default_factory=dict, description="op type -> count")
+
+
+class SplitRange(_Strict):
+    start: date
+    end: date
+    sessions: int
+
+
+class BundleMetadata(_Strict):
+    format_version: Literal[1] = BUNDLE_FORMAT_VERSION
+    model_name: str
+    ticker: str
+    source: str = Field(description="where the training data came from, in words")
+    trained_at: datetime
+    data_start: date
+    data_end: date
+    splits: dict[Literal["train", "validation", "test"], SplitRange]
+    features: FeatureSpec
+    intervals: tuple[ConformalInterval, ...]
+    metrics: dict[str, float] = Field(description="test metrics in price units, with naive")
+    variants: dict[Variant, VariantFile]
+    onnx_input: str = ONNX_INPUT
+    onnx_output: str = ONNX_OUTPUT
+    packages: dict[str, str] = Field(default_factory=dict)
+    hyperparameters: dict[str, float | int | str] = Field(default_factory=dict)

@@ -1,0 +1,62 @@
+import json
+from datetime import UTC, date, datetime
+
+import pytest
+
+from bundle import BundleError, BundleMetadata, FeatureSpec, Scaler, VariantFile, load_bundle, write_bundle
+from bundle.io import sha256_bytes
+from bundle.schema import ConformalInterval, SplitRange
+
+
+def metadata(data: bytes) -> BundleMetadata:
+    split = SplitRange(start=date(2020, 1, 1), end=date(2020, 6, 1), sessions=100)
+    return BundleMetadata(
+        model_name="m", ticker="T", source="test", trained_at=datetime(2024, 1, 1, tzinfo=UTC),
+        data_start=date(2020, 1, 1), data_end=date(2020, 6, 1),
+        splits={"train": split, "validation": split, "test": split},
+        features=FeatureSpec(window=5, target="level", scaler=Scaler(kind="minmax", center=1, scale=2)),
+        intervals=(ConformalInterval(coverage=0.8, log_halfwidth=0.01),),
+        metrics={"mae": 1.0}, variants={"fp32": VariantFile(file="model.onnx", sha256=sha256_bytes(data))},
+    )
+
+
+def test_write_then_load_round_trips(tmp_path):
+    written = write_bundle(tmp_path, metadata(b"onnx"), {"model.onnx": b"onnx"})
+    assert load_bundle(tmp_path).metadata == written.metadata
+    assert written.model_path("fp32").read_bytes() == b"onnx"
+
+
+def test_corrupt_model_file_is_refused(tmp_path):
+    write_bundle(tmp_path, metadata(b"onnx"), {"model.onnx": b"onnx"})
+    (tmp_path / "model.onnx").write_bytes(b"tampered")
+    with pytest.raises(BundleError, match="sha256"):
+        load_bundle(tmp_path)
+
+
+def test_missing_files_are_named(tmp_path):
+    with pytest.raises(BundleError, match=r"no metadata\.json"):
+        load_bundle(tmp_path)
+    write_bundle(tmp_path, metadata(b"onnx"), {"model.onnx": b"onnx"})
+    (tmp_path / "model.onnx").unlink()
+    with pytest.raises(BundleError, match="missing"):
+        load_bundle(tmp_path)
+
+
+def test_unknown_format_or_field_is_refused(tmp_path):
+    write_bundle(tmp_path, metadata(b"onnx"), {"model.onnx": b"onnx"})
+    meta = json.loads((tmp_path / "metadata.json").read_text())
+    meta["format_version"] = 99
+    (tmp_path / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(BundleError, match="invalid"):
+        load_bundle(tmp_path)
+
+
+def test_write_refuses_bytes_that_do_not_match_the_metadata(tmp_path):
+    with pytest.raises(BundleError, match="does not match"):
+        write_bundle(tmp_path, metadata(b"onnx"), {"model.onnx": b"other"})
+
+
+def test_absent_variant_is_named(tmp_path):
+    bundle = write_bundle(tmp_path, metadata(b"onnx"), {"model.onnx": b"onnx"})
+    with pytest.raises(BundleError, match="no 'int8' variant"):
+        bundle.model_path("int8")

@@ -1,0 +1,44 @@
+import numpy as np
+import pytest
+from sklearn.preprocessing import MinMaxScaler, StandardScaler
+
+from bundle.schema import FeatureSpec
+from bundle.transform import fit_scaler, model_inputs, model_targets, sliding_windows, to_price
+
+rng = np.random.default_rng(0)
+CLOSES = 30.0 * np.exp(np.cumsum(rng.normal(0, 0.02, 400)))
+
+
+@pytest.mark.parametrize("target", ["level", "log_return"])
+def test_target_round_trip_gives_back_the_next_close(target):
+    spec = FeatureSpec(window=20, target=target, scaler=fit_scaler(CLOSES[:200], target))
+    x, y = sliding_windows(CLOSES, 20)
+    np.testing.assert_allclose(to_price(model_targets(x, y, spec), x, spec), y, rtol=1e-5)
+
+
+@pytest.mark.parametrize("target,steps", [("level", 20), ("log_return", 19)])
+def test_model_inputs_shape_and_dtype(target, steps):
+    spec = FeatureSpec(window=20, target=target, scaler=fit_scaler(CLOSES, target))
+    x, _ = sliding_windows(CLOSES, 20)
+    features = model_inputs(x[:7], spec)
+    assert features.shape == (7, steps, 1) and features.dtype == np.float32
+    assert spec.steps == steps
+
+
+def test_minmax_scaler_matches_scikit_learn():
+    ours = fit_scaler(CLOSES[:100], "level")
+    spec = FeatureSpec(window=10, target="level", scaler=ours)
+    sk = MinMaxScaler().fit(CLOSES[:100, None])
+    window = CLOSES[None, 150:160]
+    np.testing.assert_allclose(model_inputs(window, spec)[0, :, 0], sk.transform(window.T)[:, 0], rtol=1e-6)
+
+
+def test_standard_scaler_matches_scikit_learn_on_log_returns():
+    ours = fit_scaler(CLOSES[:100], "log_return")
+    sk = StandardScaler().fit(np.diff(np.log(CLOSES[:100]))[:, None])
+    assert ours.center == pytest.approx(sk.mean_[0]) and ours.scale == pytest.approx(sk.scale_[0])
+
+
+def test_sliding_windows_pairs_each_window_with_the_following_close():
+    x, y = sliding_windows(np.arange(1.0, 8.0), 3)
+    assert x.tolist()[0] == [1, 2, 3] and y.tolist() == [4, 5, 6, 7]

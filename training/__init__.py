@@ -1,0 +1,1 @@
+"""Training job: data -> Lightning LSTM -> walk-forward evaluation -> ONNX -> bundle -> MLflow."""

@@ -1,0 +1,66 @@
+"""MLflow: experiment, run artifacts, model versions, tags and the champion alias."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from bundle import BundleError, LoadedBundle, load_bundle
+from training.settings import TrainSettings
+
+log = logging.getLogger(__name__)
+BUNDLE_ARTIFACT_PATH = "bundle"
+
+
+def connect(settings: TrainSettings) -> tuple[MlflowClient, str]:
+    """Client and experiment id; a SQLite store gets its directory and an explicit artifact root."""
+    uri = settings.tracking_uri
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    client = MlflowClient(uri, uri)
+    experiment = client.get_experiment_by_name(settings.experiment)
+    if experiment is not None:
+        return client, experiment.experiment_id
+    location = None
+    if not uri.startswith(("http://", "https://", "databricks")):
+        settings.artifact_root.mkdir(parents=True, exist_ok=True)
+        location = settings.artifact_root.resolve().as_uri()
+    return client, client.create_experiment(settings.experiment, artifact_location=location)
+
+
+def champion(client: MlflowClient, name: str, alias: str, workdir: Path) -> tuple[str, LoadedBundle] | None:
+    """Download and verify the current champion's bundle; None if there is none.
+
+    A champion that cannot be downloaded or verified is reported and treated as absent: it is
+    not a model anyone can serve, so it must not block a valid successor.
+    """
+    try:
+        version = client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+    try:
+        path = mlflow.artifacts.download_artifacts(
+            artifact_uri=f"models:/{name}@{alias}", dst_path=str(workdir)
+        )
+        return version.version, load_bundle(Path(path))
+    except (MlflowException, BundleError, OSError) as exc:
+        log.warning("champion %s@%s (version %s) cannot be evaluated: %s", name, alias, version.version, exc)
+        return None
+
+
+def register(client: MlflowClient, name: str, run_id: str, tags: dict[str, str]) -> str:
+    """New version of `name` from the run's bundle artifacts, tagged; returns the version."""
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        client.create_registered_model(name, description="D+1 closing-price forecaster bundles")
+    version = client.create_model_version(
+        name, source=f"runs:/{run_id}/{BUNDLE_ARTIFACT_PATH}", run_id=run_id, tags=tags
+    )
+    return version.version

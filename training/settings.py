@@ -1,0 +1,82 @@
+"""Every training setting, typed, in one place: env prefix FORECASTER_TRAIN_, CLI flags mirror it."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, PositiveInt, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class TrainSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="FORECASTER_TRAIN_",
+        cli_prog_name="python -m training",
+        cli_kebab_case=True,
+        cli_implicit_flags=True,
+        extra="forbid",
+    )
+
+    # data
+    source: Literal["yfinance", "csv", "sample"] = Field(
+        "yfinance", description="yfinance (cluster default), csv (--csv PATH) or sample (offline)"
+    )
+    ticker: str = Field("PETR4.SA", description="Yahoo ticker (yfinance source; label otherwise)")
+    csv: Path | None = Field(None, description="CSV with at least date and close columns")
+    start: date = Field(date(2008, 1, 1), description="first date to fetch (yfinance)")
+    end: date | None = Field(None, description="last date to use (default: all)")
+    drop_frozen: bool = Field(True, description="drop zero-volume sessions (stale closes)")
+    fetch_retries: PositiveInt = Field(4, description="fetch attempts before giving up")
+    fetch_backoff_s: float = Field(2.0, ge=0, description="first retry delay, doubled each time")
+
+    # model (the seed's recipe)
+    target: Literal["log_return", "level"] = Field(
+        "log_return", description="log_return (default) or level (the seed's formulation)"
+    )
+    window: PositiveInt = Field(60, description="closes per input window")
+    hidden: PositiveInt = 50
+    layers: PositiveInt = 2
+    dropout: float = Field(0.2, ge=0, lt=1)
+    learning_rate: float = Field(1e-3, gt=0)
+    batch_size: PositiveInt = 64
+    max_epochs: PositiveInt = 50
+    patience: PositiveInt = Field(10, description="early-stopping patience in epochs")
+    seed: int = 42
+    threads: PositiveInt = Field(2, description="torch CPU threads")
+
+    # evaluation
+    validation_sessions: PositiveInt = Field(250, description="sessions for validation/conformal")
+    test_sessions: PositiveInt = Field(500, description="most recent sessions held out for test")
+    coverages: tuple[float, ...] = Field((0.8, 0.95), description="conformal interval coverages")
+
+    # registry and gate
+    tracking_uri: str = Field("sqlite:///mlflow/mlflow.db", description="MLflow tracking URI")
+    artifact_root: Path = Field(Path("mlflow/artifacts"), description="artifact store (sqlite)")
+    experiment: str = "petr4-forecaster"
+    model_name: str | None = Field(None, description="registered model (default: from ticker)")
+    alias: str = Field("champion", description="alias moved by the promotion gate")
+    naive_margin: float = Field(
+        0.05, ge=0, description="refuse promotion if MAE > naive MAE * (1 + margin)"
+    )
+    registry: bool = Field(True, description="log and register in MLflow (else bundle only)")
+    output_dir: Path = Field(Path("artifacts"), description="bundle, plot and forecasts land here")
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainSettings:
+        if self.source == "csv" and self.csv is None:
+            raise ValueError("--source csv needs --csv PATH")
+        if self.start and self.end and self.end <= self.start:
+            raise ValueError("--end must be after --start")
+        if self.source == "sample":
+            self.ticker = "AAPL"  # the packaged sample is AAPL, whatever the ticker setting says
+        return self
+
+    @property
+    def registered_name(self) -> str:
+        """`PETR4.SA` -> `petr4-sa-forecaster` unless --model-name is given."""
+        if self.model_name:
+            return self.model_name
+        return re.sub(r"[^a-z0-9]+", "-", self.ticker.lower()).strip("-") + "-forecaster"
