@@ -14,7 +14,9 @@ def fit_scaler(train_closes: np.ndarray, target: Target) -> Scaler:
         lo, hi = float(closes.min()), float(closes.max())
         return Scaler(kind="minmax", center=lo, scale=max(hi - lo, 1e-12))
     returns = np.diff(np.log(closes))
-    return Scaler(kind="standard", center=float(returns.mean()), scale=max(float(returns.std()), 1e-12))
+    return Scaler(
+        kind="standard", center=float(returns.mean()), scale=max(float(returns.std()), 1e-12)
+    )
 
 
 def model_inputs(closes: np.ndarray, spec: FeatureSpec) -> np.ndarray:

@@ -22,9 +22,15 @@ def fast_settings(tmp: Path, **overrides):
     from training.settings import TrainSettings
 
     values = {
-        "source": "sample", "max_epochs": 2, "patience": 2, "validation_sessions": 120,
-        "test_sessions": 120, "tracking_uri": f"sqlite:///{tmp / 'mlflow.db'}",
-        "artifact_root": tmp / "artifacts-store", "output_dir": tmp / "out", "threads": 2,
+        "source": "sample",
+        "max_epochs": 2,
+        "patience": 2,
+        "validation_sessions": 120,
+        "test_sessions": 120,
+        "tracking_uri": f"sqlite:///{tmp / 'mlflow.db'}",
+        "artifact_root": tmp / "artifacts-store",
+        "output_dir": tmp / "out",
+        "threads": 2,
     }
     values.update(overrides)
     return TrainSettings(**values)
@@ -38,7 +44,7 @@ def petr4_csv() -> Path:
 
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory):
-    """One real training run on the packaged sample, registered in a temp MLflow: (settings, result)."""
+    """One real training run on the sample, registered in a temp MLflow: (settings, result)."""
     from training import pipeline
 
     tmp = tmp_path_factory.mktemp("trained")

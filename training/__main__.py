@@ -17,7 +17,14 @@ EXIT_FAILED = 1
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    for noisy in ("mlflow", "alembic", "urllib3", "yfinance", "lightning.pytorch", "lightning.fabric"):
+    for noisy in (
+        "mlflow",
+        "alembic",
+        "urllib3",
+        "yfinance",
+        "lightning.pytorch",
+        "lightning.fabric",
+    ):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         settings = CliApp.run(TrainSettings, cli_args=sys.argv[1:] if argv is None else argv)

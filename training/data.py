@@ -22,9 +22,16 @@ SAMPLE_DESCRIPTION = (
 )
 # Header variants seen in the wild, lower-cased -> our name.
 _ALIASES = {
-    "date": "date", "datetime": "date", "timestamp": "date", "data": "date",
-    "close": "close", "fechamento": "close", "price": "close",
-    "volume": "volume", "vol": "volume", "qtd": "volume",
+    "date": "date",
+    "datetime": "date",
+    "timestamp": "date",
+    "data": "date",
+    "close": "close",
+    "fechamento": "close",
+    "price": "close",
+    "volume": "volume",
+    "vol": "volume",
+    "qtd": "volume",
 }
 
 
@@ -60,40 +67,64 @@ def normalize_columns(raw: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame({"date": pd.to_datetime(frame["date"], errors="coerce", utc=True)})
     out["date"] = out["date"].dt.tz_localize(None).dt.normalize()
     out["close"] = pd.to_numeric(frame["close"], errors="coerce")
-    out["volume"] = pd.to_numeric(frame["volume"], errors="coerce") if "volume" in frame else float("nan")
+    out["volume"] = (
+        pd.to_numeric(frame["volume"], errors="coerce") if "volume" in frame else float("nan")
+    )
     return out.reset_index(drop=True)
 
 
-def validate(frame: pd.DataFrame, window: int, min_windows: int, drop_frozen: bool) -> tuple[pd.DataFrame, int]:
+def validate(
+    frame: pd.DataFrame, window: int, min_windows: int, drop_frozen: bool
+) -> tuple[pd.DataFrame, int]:
     """Check a normalized frame; return it (frozen sessions dropped) and the dropped count."""
+
     def row(i: int) -> str:
-        return f"row {i + 1} ({frame['date'].iloc[i]:%Y-%m-%d})" if pd.notna(frame["date"].iloc[i]) else f"row {i + 1}"
+        return (
+            f"row {i + 1} ({frame['date'].iloc[i]:%Y-%m-%d})"
+            if pd.notna(frame["date"].iloc[i])
+            else f"row {i + 1}"
+        )
 
     bad_dates = frame.index[frame["date"].isna()]
     if len(bad_dates):
         raise DataError(f"unparseable date at row {bad_dates[0] + 1} ({len(bad_dates)} rows)")
-    nan_close = frame.index[frame["close"].isna() | ~frame["close"].apply(lambda v: pd.notna(v) and abs(v) != float("inf"))]
+    nan_close = frame.index[
+        frame["close"].isna()
+        | ~frame["close"].apply(lambda v: pd.notna(v) and abs(v) != float("inf"))
+    ]
     if len(nan_close):
         raise DataError(f"NaN or missing close at {row(nan_close[0])} ({len(nan_close)} rows)")
     nonpos = frame.index[frame["close"] <= 0]
     if len(nonpos):
-        raise DataError(f"non-positive close {frame['close'].iloc[nonpos[0]]} at {row(nonpos[0])} ({len(nonpos)} rows)")
+        raise DataError(
+            f"non-positive close {frame['close'].iloc[nonpos[0]]} at {row(nonpos[0])} "
+            f"({len(nonpos)} rows)"
+        )
     dup = frame.index[frame["date"].duplicated()]
     if len(dup):
         raise DataError(f"duplicate date at {row(dup[0])} ({len(dup)} duplicates)")
     unsorted = frame.index[1:][frame["date"].diff().iloc[1:] < pd.Timedelta(0)]
     if len(unsorted):
-        raise DataError(f"dates not ascending at {row(unsorted[0])} ({len(unsorted)} rows out of order)")
+        raise DataError(
+            f"dates not ascending at {row(unsorted[0])} ({len(unsorted)} rows out of order)"
+        )
     dropped = 0
     if drop_frozen:
         frozen = frame["volume"] == 0
         dropped = int(frozen.sum())
         if dropped:
-            log.warning("dropped %d zero-volume (frozen) sessions, first %s", dropped, row(int(frame.index[frozen][0])))
+            log.warning(
+                "dropped %d zero-volume (frozen) sessions, first %s",
+                dropped,
+                row(int(frame.index[frozen][0])),
+            )
             frame = frame.loc[~frozen].reset_index(drop=True)
     needed = window + min_windows
     if len(frame) < needed:
-        raise DataError(f"too few rows: {len(frame)} sessions, need at least {needed} (window {window} + {min_windows} windows)")
+        raise DataError(
+            f"too few rows: {len(frame)} sessions, need at least {needed} "
+            f"(window {window} + {min_windows} windows)"
+        )
     return frame, dropped
 
 
@@ -108,28 +139,40 @@ def read_sample() -> pd.DataFrame:
         return normalize_columns(pd.read_csv(handle))
 
 
-def fetch_yfinance(settings: TrainSettings, sleep=time.sleep) -> pd.DataFrame:
+def fetch_yfinance(settings: TrainSettings, sleep=None) -> pd.DataFrame:
     """Daily history from Yahoo, retried with exponential backoff; raises DataError at the end."""
     import yfinance as yf
 
+    sleep = sleep or time.sleep
     delay, last_error = settings.fetch_backoff_s, None
     for attempt in range(1, settings.fetch_retries + 1):
         try:
             raw = yf.Ticker(settings.ticker).history(
                 start=settings.start.isoformat(),
                 end=settings.end.isoformat() if settings.end else None,
-                interval="1d", auto_adjust=False, actions=False, raise_errors=True,
+                interval="1d",
+                auto_adjust=False,
+                actions=False,
+                raise_errors=True,
             )
             if raw is None or raw.empty:
                 raise DataError(f"yfinance returned no rows for {settings.ticker}")
             return normalize_columns(raw)
         except Exception as exc:  # network, parsing and Yahoo errors alike
             last_error = exc
-            log.warning("fetch %s attempt %d/%d failed: %s", settings.ticker, attempt, settings.fetch_retries, exc)
+            log.warning(
+                "fetch %s attempt %d/%d failed: %s",
+                settings.ticker,
+                attempt,
+                settings.fetch_retries,
+                exc,
+            )
             if attempt < settings.fetch_retries:
                 sleep(delay)
                 delay *= 2
-    raise DataError(f"could not fetch {settings.ticker} after {settings.fetch_retries} attempts: {last_error}")
+    raise DataError(
+        f"could not fetch {settings.ticker} after {settings.fetch_retries} attempts: {last_error}"
+    )
 
 
 def load_series(settings: TrainSettings, min_windows: int) -> Series:
@@ -139,8 +182,14 @@ def load_series(settings: TrainSettings, min_windows: int) -> Series:
     elif settings.source == "csv":
         frame, ticker, what = read_csv(settings.csv), settings.ticker, f"CSV {settings.csv}"
     else:
-        frame, ticker, what = fetch_yfinance(settings), settings.ticker, f"yfinance {settings.ticker}"
+        frame, ticker, what = (
+            fetch_yfinance(settings),
+            settings.ticker,
+            f"yfinance {settings.ticker}",
+        )
     if settings.end is not None:
-        frame = frame[frame["date"].isna() | (frame["date"] <= pd.Timestamp(settings.end))].reset_index(drop=True)
+        frame = frame[
+            frame["date"].isna() | (frame["date"] <= pd.Timestamp(settings.end))
+        ].reset_index(drop=True)
     frame, dropped = validate(frame, settings.window, min_windows, settings.drop_frozen)
     return Series(frame=frame, ticker=ticker, description=what, dropped_frozen=dropped)

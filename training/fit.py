@@ -48,7 +48,9 @@ def fit(splits: Splits, settings: TrainSettings, logger=None) -> tuple[LSTMForec
     """Train on `splits.train`, early-stop on `splits.validation`; returns model and a summary."""
     torch.set_num_threads(settings.threads)
     L.seed_everything(settings.seed, workers=True, verbose=False)
-    module = LSTMForecaster(settings.hidden, settings.layers, settings.dropout, settings.learning_rate)
+    module = LSTMForecaster(
+        settings.hidden, settings.layers, settings.dropout, settings.learning_rate
+    )
     best = KeepBestWeights()
     trainer = L.Trainer(
         max_epochs=settings.max_epochs,
@@ -76,7 +78,11 @@ def fit(splits: Splits, settings: TrainSettings, logger=None) -> tuple[LSTMForec
             _loader(x_va, y_va, 1024, False, settings.seed),
         )
     module.eval()
-    return module, {"epochs_run": trainer.current_epoch, "best_epoch": best.epoch, "best_val_loss": best.best}
+    return module, {
+        "epochs_run": trainer.current_epoch,
+        "best_epoch": best.epoch,
+        "best_val_loss": best.best,
+    }
 
 
 def predict_scaled(module: LSTMForecaster, features: np.ndarray) -> np.ndarray:

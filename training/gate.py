@@ -11,7 +11,10 @@ class GateDecision:
     reasons: tuple[str, ...]
 
     def as_tags(self) -> dict[str, str]:
-        return {"gate.decision": "promoted" if self.promote else "rejected", "gate.reasons": "; ".join(self.reasons)}
+        return {
+            "gate.decision": "promoted" if self.promote else "rejected",
+            "gate.reasons": "; ".join(self.reasons),
+        }
 
 
 def decide(mae: float, naive_mae: float, margin: float, champion_mae: float | None) -> GateDecision:
@@ -33,5 +36,7 @@ def decide(mae: float, naive_mae: float, margin: float, champion_mae: float | No
         reasons.append(f"MAE {mae:.4f} < champion's {champion_mae:.4f} on the same window")
     else:
         ok = False
-        reasons.append(f"MAE {mae:.4f} does not beat champion's {champion_mae:.4f} on the same window")
+        reasons.append(
+            f"MAE {mae:.4f} does not beat champion's {champion_mae:.4f} on the same window"
+        )
     return GateDecision(ok, tuple(reasons))

@@ -13,7 +13,10 @@ class StackedLSTM(nn.Module):
     def __init__(self, hidden: int = 50, layers: int = 2, dropout: float = 0.2) -> None:
         super().__init__()
         self.lstm = nn.LSTM(
-            input_size=1, hidden_size=hidden, num_layers=layers, batch_first=True,
+            input_size=1,
+            hidden_size=hidden,
+            num_layers=layers,
+            batch_first=True,
             dropout=dropout if layers > 1 else 0.0,
         )
         self.head = nn.Linear(hidden, 1)

@@ -7,25 +7,46 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-from bundle.schema import ConformalInterval  # noqa: E402
+from bundle.schema import ConformalInterval
 
 
 def plot_forecast(
-    path: Path, dates: pd.DatetimeIndex, actual: np.ndarray, forecast: np.ndarray,
-    naive: np.ndarray, intervals: tuple[ConformalInterval, ...], title: str,
+    path: Path,
+    dates: pd.DatetimeIndex,
+    actual: np.ndarray,
+    forecast: np.ndarray,
+    naive: np.ndarray,
+    intervals: tuple[ConformalInterval, ...],
+    title: str,
 ) -> Path:
     fig, ax = plt.subplots(figsize=(11, 4.5), dpi=110)
-    for interval, alpha in zip(sorted(intervals, key=lambda i: -i.coverage), (0.15, 0.3), strict=False):
+    for interval, alpha in zip(
+        sorted(intervals, key=lambda i: -i.coverage), (0.15, 0.3), strict=False
+    ):
         q = interval.log_halfwidth
-        ax.fill_between(dates, forecast * np.exp(-q), forecast * np.exp(q), alpha=alpha, color="tab:blue",
-                        linewidth=0, label=f"{interval.coverage:.0%} interval")
+        ax.fill_between(
+            dates,
+            forecast * np.exp(-q),
+            forecast * np.exp(q),
+            alpha=alpha,
+            color="tab:blue",
+            linewidth=0,
+            label=f"{interval.coverage:.0%} interval",
+        )
     ax.plot(dates, actual, color="black", linewidth=1.0, label="actual close")
     ax.plot(dates, forecast, color="tab:blue", linewidth=1.0, label="LSTM D+1 forecast")
-    ax.plot(dates, naive, color="tab:orange", linewidth=0.8, linestyle="--", label="naive (tomorrow = today)")
+    ax.plot(
+        dates,
+        naive,
+        color="tab:orange",
+        linewidth=0.8,
+        linestyle="--",
+        label="naive (tomorrow = today)",
+    )
     ax.set_title(title)
     ax.set_ylabel("close")
     ax.legend(loc="upper left", fontsize=8)

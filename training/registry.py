@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import mlflow
@@ -34,7 +36,9 @@ def connect(settings: TrainSettings) -> tuple[MlflowClient, str]:
     return client, client.create_experiment(settings.experiment, artifact_location=location)
 
 
-def champion(client: MlflowClient, name: str, alias: str, workdir: Path) -> tuple[str, LoadedBundle] | None:
+def champion(
+    client: MlflowClient, name: str, alias: str, workdir: Path
+) -> tuple[str, LoadedBundle] | None:
     """Download and verify the current champion's bundle; None if there is none.
 
     A champion that cannot be downloaded or verified is reported and treated as absent: it is
@@ -48,9 +52,11 @@ def champion(client: MlflowClient, name: str, alias: str, workdir: Path) -> tupl
         path = mlflow.artifacts.download_artifacts(
             artifact_uri=f"models:/{name}@{alias}", dst_path=str(workdir)
         )
-        return version.version, load_bundle(Path(path))
+        return str(version.version), load_bundle(Path(path))
     except (MlflowException, BundleError, OSError) as exc:
-        log.warning("champion %s@%s (version %s) cannot be evaluated: %s", name, alias, version.version, exc)
+        log.warning(
+            "champion %s@%s (version %s) cannot be evaluated: %s", name, alias, version.version, exc
+        )
         return None
 
 
@@ -63,4 +69,28 @@ def register(client: MlflowClient, name: str, run_id: str, tags: dict[str, str])
     version = client.create_model_version(
         name, source=f"runs:/{run_id}/{BUNDLE_ARTIFACT_PATH}", run_id=run_id, tags=tags
     )
-    return version.version
+    return str(version.version)
+
+
+@contextmanager
+def tracked_run(
+    settings: TrainSettings, params: dict
+) -> Iterator[tuple[MlflowClient | None, object]]:
+    """An MLflow run with Lightning's MLFlowLogger attached; (None, None) with --no-registry.
+
+    An exception inside marks the run FAILED and leaves the registry as it was.
+    """
+    if not settings.registry:
+        yield None, None
+        return
+    from lightning.pytorch.loggers import MLFlowLogger
+
+    client, experiment_id = connect(settings)
+    with mlflow.start_run(experiment_id=experiment_id) as active:
+        mlflow.log_params(params)
+        logger = MLFlowLogger(
+            experiment_name=settings.experiment,
+            tracking_uri=settings.tracking_uri,
+            run_id=active.info.run_id,
+        )
+        yield client, logger

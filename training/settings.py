@@ -1,4 +1,4 @@
-"""Every training setting, typed, in one place: env prefix FORECASTER_TRAIN_, CLI flags mirror it."""
+"""Every training setting, typed, in one place (env prefix FORECASTER_TRAIN_, CLI mirrors)."""
 
 from __future__ import annotations
 

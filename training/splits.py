@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,5 +56,5 @@ def make_splits(frame: pd.DataFrame, window: int, target, val: int, test: int) -
     train_end = window + n_train  # closes[:train_end] are everything training may see
     spec = FeatureSpec(window=window, target=target, scaler=fit_scaler(closes[:train_end], target))
     cut = [0, n_train, n_train + val, len(y)]
-    parts = [Part(x[a:b], y[a:b], target_dates[a:b]) for a, b in zip(cut, cut[1:], strict=False)]
+    parts = [Part(x[a:b], y[a:b], target_dates[a:b]) for a, b in itertools.pairwise(cut)]
     return Splits(*parts, spec=spec)

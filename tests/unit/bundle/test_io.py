@@ -3,7 +3,15 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from bundle import BundleError, BundleMetadata, FeatureSpec, Scaler, VariantFile, load_bundle, write_bundle
+from bundle import (
+    BundleError,
+    BundleMetadata,
+    FeatureSpec,
+    Scaler,
+    VariantFile,
+    load_bundle,
+    write_bundle,
+)
 from bundle.io import sha256_bytes
 from bundle.schema import ConformalInterval, SplitRange
 
@@ -11,12 +19,19 @@ from bundle.schema import ConformalInterval, SplitRange
 def metadata(data: bytes) -> BundleMetadata:
     split = SplitRange(start=date(2020, 1, 1), end=date(2020, 6, 1), sessions=100)
     return BundleMetadata(
-        model_name="m", ticker="T", source="test", trained_at=datetime(2024, 1, 1, tzinfo=UTC),
-        data_start=date(2020, 1, 1), data_end=date(2020, 6, 1),
+        model_name="m",
+        ticker="T",
+        source="test",
+        trained_at=datetime(2024, 1, 1, tzinfo=UTC),
+        data_start=date(2020, 1, 1),
+        data_end=date(2020, 6, 1),
         splits={"train": split, "validation": split, "test": split},
-        features=FeatureSpec(window=5, target="level", scaler=Scaler(kind="minmax", center=1, scale=2)),
+        features=FeatureSpec(
+            window=5, target="level", scaler=Scaler(kind="minmax", center=1, scale=2)
+        ),
         intervals=(ConformalInterval(coverage=0.8, log_halfwidth=0.01),),
-        metrics={"mae": 1.0}, variants={"fp32": VariantFile(file="model.onnx", sha256=sha256_bytes(data))},
+        metrics={"mae": 1.0},
+        variants={"fp32": VariantFile(file="model.onnx", sha256=sha256_bytes(data))},
     )
 
 

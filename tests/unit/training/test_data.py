@@ -26,7 +26,10 @@ def test_valid_frame_passes_unchanged():
         ({("close", 5): np.nan}, r"NaN or missing close at row 6 \(2020-01-08\) \(1 rows\)"),
         ({("close", 7): np.inf}, r"NaN or missing close at row 8"),
         ({("close", 9): 0.0}, r"non-positive close 0\.0 at row 10"),
-        ({("close", 3): -1.0, ("close", 4): -2.0}, r"non-positive close -1\.0 at row 4 .*\(2 rows\)"),
+        (
+            {("close", 3): -1.0, ("close", 4): -2.0},
+            r"non-positive close -1\.0 at row 4 .*\(2 rows\)",
+        ),
     ],
 )
 def test_bad_values_are_named(changes, message):
@@ -92,7 +95,9 @@ def test_unparseable_date_is_named(tmp_path):
 def test_shared_petr4_file_parses_and_validates(petr4_csv):
     df, dropped = validate(read_csv(petr4_csv), 60, 900, True)
     assert len(df) == 4427 and dropped == 0
-    assert df["date"].iloc[0] == pd.Timestamp("2008-01-02") and df["date"].iloc[-1] == pd.Timestamp("2025-11-07")
+    assert df["date"].iloc[0] == pd.Timestamp("2008-01-02") and df["date"].iloc[-1] == pd.Timestamp(
+        "2025-11-07"
+    )
 
 
 def test_packaged_sample_is_real_aapl_2019_2024():
@@ -102,5 +107,8 @@ def test_packaged_sample_is_real_aapl_2019_2024():
 
 
 def test_normalize_reads_a_date_index():
-    raw = pd.DataFrame({"Close": [1.0, 2.0]}, index=pd.Index(pd.to_datetime(["2024-01-02", "2024-01-03"]), name="Date"))
+    raw = pd.DataFrame(
+        {"Close": [1.0, 2.0]},
+        index=pd.Index(pd.to_datetime(["2024-01-02", "2024-01-03"]), name="Date"),
+    )
     assert normalize_columns(raw)["close"].tolist() == [1.0, 2.0]

@@ -20,7 +20,9 @@ def test_split_conformal_reaches_nominal_coverage_on_exchangeable_data():
     rng = np.random.default_rng(3)
     forecast = np.full(4000, 100.0)
     actual = forecast * np.exp(rng.normal(0, 0.02, 4000))
-    intervals = conformal_intervals(actual[:1000], forecast[:1000], (0.8, 0.95), actual[1000:], forecast[1000:])
+    intervals = conformal_intervals(
+        actual[:1000], forecast[:1000], (0.8, 0.95), actual[1000:], forecast[1000:]
+    )
     for interval in intervals:
         assert interval.test_coverage == pytest.approx(interval.coverage, abs=0.03)
     assert intervals[0].log_halfwidth < intervals[1].log_halfwidth

@@ -1,0 +1,177 @@
+"""The real pipeline on the packaged sample: Lightning, ONNX, onnxruntime and MLflow (SQLite)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import pytest
+from mlflow import MlflowClient
+
+from bundle import OnnxForecaster, load_bundle
+from tests.conftest import REPO, fast_settings
+from training import pipeline
+from training.export import PARITY_TOLERANCE, QUANTIZED_LSTM
+
+pytestmark = pytest.mark.slow
+
+
+def client_for(settings) -> MlflowClient:
+    return MlflowClient(settings.tracking_uri, settings.tracking_uri)
+
+
+def test_first_run_registers_version_1_as_champion(trained):
+    settings, result = trained
+    client = client_for(settings)
+    assert str(client.get_model_version_by_alias("aapl-forecaster", "champion").version) == "1"
+    tags = client.get_model_version("aapl-forecaster", "1").tags
+    assert tags["gate.decision"] == "promoted" and "no current champion" in tags["gate.reasons"]
+    assert result.metrics["naive_mae"] > 0 and result.metrics["mae_ratio"] == pytest.approx(
+        result.metrics["mae"] / result.metrics["naive_mae"]
+    )
+
+
+def test_onnx_matches_torch_and_int8_is_really_quantized(trained):
+    _, result = trained
+    assert result.parity <= PARITY_TOLERANCE
+    bundle = load_bundle(result.bundle_path)
+    fp32 = onnx.load(bundle.model_path("fp32"))
+    int8 = onnx.load(bundle.model_path("int8"))
+    assert [n.op_type for n in fp32.graph.node].count("LSTM") == 2
+    ops = [n.op_type for n in int8.graph.node]
+    assert ops.count(QUANTIZED_LSTM) == 2 and "LSTM" not in ops
+    assert fp32.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"  # dynamic batch
+    assert "int8_mae" in result.metrics
+
+
+def test_bundle_reproduces_the_pipeline_test_forecasts(trained):
+    _, result = trained
+    bundle = load_bundle(result.bundle_path)
+    meta = bundle.metadata
+    assert meta.splits["test"].sessions == 120 and meta.features.window == 60
+    forecasts = result.test_forecasts
+    closes = result.bundle_path.parent / "test_forecasts.csv"
+    assert closes.is_file()
+    # Rebuild the test windows from the sample and run them through the serving runtime.
+    from training.data import read_sample
+
+    series = read_sample()["close"].to_numpy()
+    windows = np.lib.stride_tricks.sliding_window_view(series, 60)[-121:-1]
+    served = OnnxForecaster(bundle, "fp32").predict(windows)
+    np.testing.assert_allclose(served, forecasts["forecast"].to_numpy(), rtol=1e-10)
+    np.testing.assert_allclose(forecasts["actual"].to_numpy(), series[-120:])
+    cov = meta.intervals[0]
+    assert cov.coverage == 0.8 and 0 < cov.log_halfwidth < 0.2 and 0 <= cov.test_coverage <= 1
+
+
+def test_run_logs_params_epoch_metrics_plot_and_bundle(trained):
+    settings, _ = trained
+    client = client_for(settings)
+    version = client.get_model_version("aapl-forecaster", "1")
+    run = client.get_run(version.run_id)
+    assert run.data.params["target"] == "log_return" and "mae" in run.data.metrics
+    assert (
+        len(client.get_metric_history(run.info.run_id, "val_loss")) >= 1
+    )  # per epoch, via MLFlowLogger
+    names = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"bundle", "forecast.png", "test_forecasts.csv"} <= names
+    bundle_files = {a.path for a in client.list_artifacts(run.info.run_id, "bundle")}
+    assert bundle_files == {"bundle/metadata.json", "bundle/model.onnx", "bundle/model.int8.onnx"}
+
+
+def test_second_identical_run_registers_version_2_but_the_gate_refuses_it(trained, tmp_path):
+    settings, first = trained
+    second = pipeline.run(settings.model_copy(update={"output_dir": tmp_path / "out2"}))
+    client = client_for(settings)
+    # Deterministic training: same data, same seed -> same MAE, which does not *beat* the champion.
+    assert second.metrics["mae"] == pytest.approx(first.metrics["mae"], rel=1e-9)
+    assert not second.decision.promote
+    assert str(client.get_model_version_by_alias("aapl-forecaster", "champion").version) == "1"
+    tags = client.get_model_version("aapl-forecaster", "2").tags
+    assert tags["gate.decision"] == "rejected" and "does not beat champion" in tags["gate.reasons"]
+
+
+def test_gate_refuses_a_model_worse_than_naive_and_leaves_no_alias(tmp_path):
+    # A negative margin demands beating naive by 50%: no daily-close model does.
+    settings = fast_settings(tmp_path, naive_margin=0.0, model_name="strict", max_epochs=1)
+    settings = settings.model_copy(update={"naive_margin": -0.5})
+    result = pipeline.run(settings)
+    client = client_for(settings)
+    assert not result.decision.promote and "> naive" in result.decision.reasons[0]
+    assert client.get_model_version("strict", "1").tags["gate.decision"] == "rejected"
+    assert "champion" not in client.get_registered_model("strict").aliases
+
+
+def run_cli(*args: str, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "training", *args],
+        cwd=cwd,
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=600,
+        env={**__import__("os").environ, "PYTHONPATH": str(REPO)},
+    )
+
+
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        ("date,close\n2024-01-02,10\n2024-01-02,11\n", "duplicate date at row 2"),
+        ("date,close\n2024-01-03,10\n2024-01-02,11\n", "not ascending at row 2"),
+        ("date,close\n2024-01-02,10\n2024-01-03,\n", "NaN or missing close at row 2"),
+        ("date,close\n2024-01-02,10\n2024-01-03,-1\n", "non-positive close -1 at row 2"),
+        ("date,close\n2024-01-02,10\n2024-01-03,11\n", "too few rows: 2 sessions"),
+    ],
+)
+def test_bad_csv_exits_2_with_a_clear_error_and_registers_nothing(tmp_path, content, message):
+    csv = tmp_path / "bad.csv"
+    csv.write_text(content)
+    db = tmp_path / "mlflow.db"
+    done = run_cli(
+        "--source", "csv", "--csv", str(csv), "--tracking-uri", f"sqlite:///{db}", cwd=tmp_path
+    )
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert message in done.stderr and "nothing was registered" in done.stderr
+    assert not db.exists()  # the registry was never even opened
+
+
+def test_cli_help_lists_every_setting(tmp_path):
+    done = run_cli("--help", cwd=tmp_path)
+    assert done.returncode == 0
+    for flag in (
+        "--source",
+        "--csv",
+        "--target",
+        "--tracking-uri",
+        "--naive-margin",
+        "--no-registry",
+    ):
+        assert flag in done.stdout
+
+
+def test_env_prefix_configures_and_cli_overrides(monkeypatch):
+    from pydantic_settings import CliApp
+
+    from training.settings import TrainSettings
+
+    monkeypatch.setenv("FORECASTER_TRAIN_TICKER", "VALE3.SA")
+    monkeypatch.setenv("FORECASTER_TRAIN_MAX_EPOCHS", "7")
+    s = CliApp.run(TrainSettings, cli_args=["--max-epochs", "3"])
+    assert (
+        s.ticker == "VALE3.SA" and s.max_epochs == 3 and s.registered_name == "vale3-sa-forecaster"
+    )
+
+
+def test_metadata_is_plain_json_with_no_pickle(trained):
+    _, result = trained
+    meta = json.loads((result.bundle_path / "metadata.json").read_text())
+    assert meta["features"]["scaler"]["kind"] == "standard"
+    assert sorted(p.name for p in result.bundle_path.iterdir()) == [
+        "metadata.json",
+        "model.int8.onnx",
+        "model.onnx",
+    ]
