@@ -32,18 +32,14 @@ class LoadedBundle:
         return self.path / self.metadata.variants[variant].file
 
 
-def write_bundle(
-    directory: Path, metadata: BundleMetadata, files: dict[str, bytes]
-) -> LoadedBundle:
+def write_bundle(directory: Path, metadata: BundleMetadata, files: dict[str, bytes]) -> LoadedBundle:
     """Write model files and `metadata.json`; refuse files that do not match the metadata."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     for variant, entry in metadata.variants.items():
         data = files.get(entry.file)
         if data is None or sha256_bytes(data) != entry.sha256:
-            raise BundleError(
-                f"{variant} file {entry.file} is missing or does not match its sha256"
-            )
+            raise BundleError(f"{variant} file {entry.file} is missing or does not match its sha256")
     for name, data in files.items():
         (directory / name).write_bytes(data)
     (directory / METADATA_FILE).write_text(metadata.model_dump_json(indent=2) + "\n")

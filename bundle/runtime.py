@@ -105,6 +105,4 @@ class OnnxForecaster:
             raise BundleError("self-test: the model produced a non-finite forecast")
         last = closes[0, -1]
         if not np.all((result.mean > last / math.e) & (result.mean < last * math.e)):
-            raise BundleError(
-                f"self-test: forecast {result.mean[0, 0]:.4g} implausible for {last:.4g}"
-            )
+            raise BundleError(f"self-test: forecast {result.mean[0, 0]:.4g} implausible for {last:.4g}")

@@ -14,9 +14,7 @@ def fit_scaler(train_closes: np.ndarray, target: Target) -> Scaler:
         lo, hi = float(closes.min()), float(closes.max())
         return Scaler(kind="minmax", center=lo, scale=max(hi - lo, 1e-12))
     returns = np.diff(np.log(closes))
-    return Scaler(
-        kind="standard", center=float(returns.mean()), scale=max(float(returns.std()), 1e-12)
-    )
+    return Scaler(kind="standard", center=float(returns.mean()), scale=max(float(returns.std()), 1e-12))
 
 
 def model_inputs(closes: np.ndarray, spec: FeatureSpec) -> np.ndarray:
@@ -30,10 +28,7 @@ def model_inputs(closes: np.ndarray, spec: FeatureSpec) -> np.ndarray:
 def model_targets(closes: np.ndarray, next_close: np.ndarray, spec: FeatureSpec) -> np.ndarray:
     """Scaled training target for each window: `[batch]` float32."""
     nxt = np.asarray(next_close, dtype=np.float64)
-    if spec.target == "log_return":
-        raw = np.log(nxt / np.asarray(closes, dtype=np.float64)[:, -1])
-    else:
-        raw = nxt
+    raw = np.log(nxt / np.asarray(closes, dtype=np.float64)[:, -1]) if spec.target == "log_return" else nxt
     return ((raw - spec.scaler.center) / spec.scaler.scale).astype(np.float32)
 
 

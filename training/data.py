@@ -67,9 +67,7 @@ def normalize_columns(raw: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame({"date": pd.to_datetime(frame["date"], errors="coerce", utc=True)})
     out["date"] = out["date"].dt.tz_localize(None).dt.normalize()
     out["close"] = pd.to_numeric(frame["close"], errors="coerce")
-    out["volume"] = (
-        pd.to_numeric(frame["volume"], errors="coerce") if "volume" in frame else float("nan")
-    )
+    out["volume"] = pd.to_numeric(frame["volume"], errors="coerce") if "volume" in frame else float("nan")
     return out.reset_index(drop=True)
 
 
@@ -89,25 +87,21 @@ def validate(
     if len(bad_dates):
         raise DataError(f"unparseable date at row {bad_dates[0] + 1} ({len(bad_dates)} rows)")
     nan_close = frame.index[
-        frame["close"].isna()
-        | ~frame["close"].apply(lambda v: pd.notna(v) and abs(v) != float("inf"))
+        frame["close"].isna() | ~frame["close"].apply(lambda v: pd.notna(v) and abs(v) != float("inf"))
     ]
     if len(nan_close):
         raise DataError(f"NaN or missing close at {row(nan_close[0])} ({len(nan_close)} rows)")
     nonpos = frame.index[frame["close"] <= 0]
     if len(nonpos):
         raise DataError(
-            f"non-positive close {frame['close'].iloc[nonpos[0]]} at {row(nonpos[0])} "
-            f"({len(nonpos)} rows)"
+            f"non-positive close {frame['close'].iloc[nonpos[0]]} at {row(nonpos[0])} ({len(nonpos)} rows)"
         )
     dup = frame.index[frame["date"].duplicated()]
     if len(dup):
         raise DataError(f"duplicate date at {row(dup[0])} ({len(dup)} duplicates)")
     unsorted = frame.index[1:][frame["date"].diff().iloc[1:] < pd.Timedelta(0)]
     if len(unsorted):
-        raise DataError(
-            f"dates not ascending at {row(unsorted[0])} ({len(unsorted)} rows out of order)"
-        )
+        raise DataError(f"dates not ascending at {row(unsorted[0])} ({len(unsorted)} rows out of order)")
     dropped = 0
     if drop_frozen:
         frozen = frame["volume"] == 0
@@ -188,8 +182,8 @@ def load_series(settings: TrainSettings, min_windows: int) -> Series:
             f"yfinance {settings.ticker}",
         )
     if settings.end is not None:
-        frame = frame[
-            frame["date"].isna() | (frame["date"] <= pd.Timestamp(settings.end))
-        ].reset_index(drop=True)
+        frame = frame[frame["date"].isna() | (frame["date"] <= pd.Timestamp(settings.end))].reset_index(
+            drop=True
+        )
     frame, dropped = validate(frame, settings.window, min_windows, settings.drop_frozen)
     return Series(frame=frame, ticker=ticker, description=what, dropped_frozen=dropped)

@@ -16,9 +16,7 @@ def point_metrics(actual: np.ndarray, forecast: np.ndarray) -> dict[str, float]:
     }
 
 
-def compare_with_naive(
-    actual: np.ndarray, forecast: np.ndarray, last_close: np.ndarray
-) -> dict[str, float]:
+def compare_with_naive(actual: np.ndarray, forecast: np.ndarray, last_close: np.ndarray) -> dict[str, float]:
     """Model and naive ("tomorrow = today") metrics on the same targets, and the MAE ratio."""
     model = point_metrics(actual, forecast)
     naive = point_metrics(actual, last_close)

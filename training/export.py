@@ -80,13 +80,9 @@ def quantize_int8(fp32: bytes) -> bytes:
 def export(module: LSTMForecaster, check_features: np.ndarray) -> Exported:
     """Export, check parity on `check_features` (e.g. the test windows) and quantize."""
     fp32 = to_onnx(module, check_features.shape[1])
-    diff = float(
-        np.max(np.abs(run_onnx(fp32, check_features) - predict_scaled(module, check_features)))
-    )
+    diff = float(np.max(np.abs(run_onnx(fp32, check_features) - predict_scaled(module, check_features))))
     if not diff <= PARITY_TOLERANCE:
-        raise ExportError(
-            f"ONNX parity failed: max |torch - onnx| = {diff:.3g} > {PARITY_TOLERANCE}"
-        )
+        raise ExportError(f"ONNX parity failed: max |torch - onnx| = {diff:.3g} > {PARITY_TOLERANCE}")
     int8 = quantize_int8(fp32)
     int8_nodes = node_counts(int8)
     lstm_nodes = node_counts(fp32).get("LSTM", 0)

@@ -48,9 +48,7 @@ def fit(splits: Splits, settings: TrainSettings, logger=None) -> tuple[LSTMForec
     """Train on `splits.train`, early-stop on `splits.validation`; returns model and a summary."""
     torch.set_num_threads(settings.threads)
     L.seed_everything(settings.seed, workers=True, verbose=False)
-    module = LSTMForecaster(
-        settings.hidden, settings.layers, settings.dropout, settings.learning_rate
-    )
+    module = LSTMForecaster(settings.hidden, settings.layers, settings.dropout, settings.learning_rate)
     best = KeepBestWeights()
     trainer = L.Trainer(
         max_epochs=settings.max_epochs,

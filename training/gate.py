@@ -36,7 +36,5 @@ def decide(mae: float, naive_mae: float, margin: float, champion_mae: float | No
         reasons.append(f"MAE {mae:.4f} < champion's {champion_mae:.4f} on the same window")
     else:
         ok = False
-        reasons.append(
-            f"MAE {mae:.4f} does not beat champion's {champion_mae:.4f} on the same window"
-        )
+        reasons.append(f"MAE {mae:.4f} does not beat champion's {champion_mae:.4f} on the same window")
     return GateDecision(ok, tuple(reasons))

@@ -72,9 +72,7 @@ def _versions() -> dict[str, str]:
 
 
 def _forecast(model_bytes: bytes, part: Part, splits: Splits) -> np.ndarray:
-    return to_price(
-        run_onnx(model_bytes, model_inputs(part.closes, splits.spec)), part.closes, splits.spec
-    )
+    return to_price(run_onnx(model_bytes, model_inputs(part.closes, splits.spec)), part.closes, splits.spec)
 
 
 def _range(part: Part) -> SplitRange:
@@ -131,9 +129,7 @@ def build_bundle(
         packages=_versions(),
         hyperparameters=hyper,
     )
-    bundle = write_bundle(
-        directory, meta, {"model.onnx": exported.fp32, "model.int8.onnx": exported.int8}
-    )
+    bundle = write_bundle(directory, meta, {"model.onnx": exported.fp32, "model.int8.onnx": exported.int8})
     # Round trip: the bundle, read back through the serving runtime, must give the same forecasts.
     served = OnnxForecaster(bundle, "fp32").predict(test.closes)
     if not np.allclose(served, fp32_test, rtol=1e-9, atol=1e-9):
@@ -165,9 +161,9 @@ def _gate(
             forecaster = OnnxForecaster(bundle, "fp32")
             if forecaster.window != splits.spec.window:
                 raise ValueError(f"champion window {forecaster.window} != {splits.spec.window}")
-            champion_mae = point_metrics(
-                splits.test.next_close, forecaster.predict(splits.test.closes)
-            )["mae"]
+            champion_mae = point_metrics(splits.test.next_close, forecaster.predict(splits.test.closes))[
+                "mae"
+            ]
             log.info("champion version %s: MAE %.4f on this test window", version, champion_mae)
         except Exception as exc:
             log.warning("champion version %s cannot be evaluated on this window: %s", version, exc)
@@ -181,11 +177,7 @@ def run(settings: TrainSettings) -> TrainResult:
     print(
         f"data: {series.description}: {len(frame)} sessions "
         f"{frame['date'].iloc[0]:%Y-%m-%d}..{frame['date'].iloc[-1]:%Y-%m-%d}"
-        + (
-            f", {series.dropped_frozen} zero-volume sessions dropped"
-            if series.dropped_frozen
-            else ""
-        )
+        + (f", {series.dropped_frozen} zero-volume sessions dropped" if series.dropped_frozen else "")
     )
     splits = make_splits(
         frame,
@@ -212,17 +204,13 @@ def run(settings: TrainSettings) -> TrainResult:
         module, fit_info = fit(splits, settings, logger)
         exported = export(module, splits.test.features(splits.spec)[0])
         staged = work / "bundle"
-        bundle, metrics, forecasts = build_bundle(
-            staged, settings, series, splits, exported, name, hyper
-        )
+        bundle, metrics, forecasts = build_bundle(staged, settings, series, splits, exported, name, hyper)
         metrics.update({k: float(v) for k, v in fit_info.items()})
         decision = _gate(settings, client, name, splits, metrics, work / "champion")
         reports = _write_reports(work, series, splits, bundle, metrics, forecasts)
         registered = None
         if client is not None:
-            registered = _register(
-                client, settings, name, staged, reports, metrics, decision, bundle
-            )
+            registered = _register(client, settings, name, staged, reports, metrics, decision, bundle)
         final = _publish(settings.output_dir, staged, reports)
     return TrainResult(
         bundle.metadata,

@@ -24,9 +24,7 @@ def plot_forecast(
     title: str,
 ) -> Path:
     fig, ax = plt.subplots(figsize=(11, 4.5), dpi=110)
-    for interval, alpha in zip(
-        sorted(intervals, key=lambda i: -i.coverage), (0.15, 0.3), strict=False
-    ):
+    for interval, alpha in zip(sorted(intervals, key=lambda i: -i.coverage), (0.15, 0.3), strict=False):
         q = interval.log_halfwidth
         ax.fill_between(
             dates,

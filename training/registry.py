@@ -36,9 +36,7 @@ def connect(settings: TrainSettings) -> tuple[MlflowClient, str]:
     return client, client.create_experiment(settings.experiment, artifact_location=location)
 
 
-def champion(
-    client: MlflowClient, name: str, alias: str, workdir: Path
-) -> tuple[str, LoadedBundle] | None:
+def champion(client: MlflowClient, name: str, alias: str, workdir: Path) -> tuple[str, LoadedBundle] | None:
     """Download and verify the current champion's bundle; None if there is none.
 
     A champion that cannot be downloaded or verified is reported and treated as absent: it is
@@ -54,9 +52,7 @@ def champion(
         )
         return str(version.version), load_bundle(Path(path))
     except (MlflowException, BundleError, OSError) as exc:
-        log.warning(
-            "champion %s@%s (version %s) cannot be evaluated: %s", name, alias, version.version, exc
-        )
+        log.warning("champion %s@%s (version %s) cannot be evaluated: %s", name, alias, version.version, exc)
         return None
 
 
@@ -73,9 +69,7 @@ def register(client: MlflowClient, name: str, run_id: str, tags: dict[str, str])
 
 
 @contextmanager
-def tracked_run(
-    settings: TrainSettings, params: dict
-) -> Iterator[tuple[MlflowClient | None, object]]:
+def tracked_run(settings: TrainSettings, params: dict) -> Iterator[tuple[MlflowClient | None, object]]:
     """An MLflow run with Lightning's MLFlowLogger attached; (None, None) with --no-registry.
 
     An exception inside marks the run FAILED and leaves the registry as it was.

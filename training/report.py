@@ -12,8 +12,7 @@ def table(rows: Iterable[tuple[str, ...]], header: tuple[str, ...]) -> str:
 
     def fmt(cells):
         return " | ".join(
-            c.ljust(w) if i == 0 else c.rjust(w)
-            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
         )
 
     return "\n".join([fmt(header), line, *(fmt(r) for r in rows)])
@@ -49,15 +48,13 @@ def summary(result) -> str:
             f"({md.features.target} target, window {md.features.window})",
             f"data: {md.source}; {md.data_start}..{md.data_end}; "
             f"zero-volume sessions dropped: {result.dropped_frozen}",
-            f"test: {test.start}..{test.end} ({test.sessions} sessions, one step ahead "
-            "from actual closes)\n",
+            f"test: {test.start}..{test.end} ({test.sessions} sessions, one step ahead from actual closes)\n",
             models,
             "",
             intervals,
             f"\nONNX parity max |torch - onnx| = {result.parity:.2e} (scaled units); "
             f"int8 MAE delta {m['int8_mae'] - m['mae']:+.4f}",
-            f"gate: {'PROMOTED' if decision.promote else 'not promoted'}: "
-            + "; ".join(decision.reasons),
+            f"gate: {'PROMOTED' if decision.promote else 'not promoted'}: " + "; ".join(decision.reasons),
             f"registered: {result.registered or 'no (--no-registry)'}",
             f"bundle: {result.bundle_path}",
         ]

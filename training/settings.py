@@ -58,9 +58,7 @@ class TrainSettings(BaseSettings):
     experiment: str = "petr4-forecaster"
     model_name: str | None = Field(None, description="registered model (default: from ticker)")
     alias: str = Field("champion", description="alias moved by the promotion gate")
-    naive_margin: float = Field(
-        0.05, ge=0, description="refuse promotion if MAE > naive MAE * (1 + margin)"
-    )
+    naive_margin: float = Field(0.05, ge=0, description="refuse promotion if MAE > naive MAE * (1 + margin)")
     registry: bool = Field(True, description="log and register in MLflow (else bundle only)")
     output_dir: Path = Field(Path("artifacts"), description="bundle, plot and forecasts land here")
 

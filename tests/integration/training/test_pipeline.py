@@ -73,9 +73,7 @@ def test_run_logs_params_epoch_metrics_plot_and_bundle(trained):
     version = client.get_model_version("aapl-forecaster", "1")
     run = client.get_run(version.run_id)
     assert run.data.params["target"] == "log_return" and "mae" in run.data.metrics
-    assert (
-        len(client.get_metric_history(run.info.run_id, "val_loss")) >= 1
-    )  # per epoch, via MLFlowLogger
+    assert len(client.get_metric_history(run.info.run_id, "val_loss")) >= 1  # per epoch, via MLFlowLogger
     names = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"bundle", "forecast.png", "test_forecasts.csv"} <= names
     bundle_files = {a.path for a in client.list_artifacts(run.info.run_id, "bundle")}
@@ -131,9 +129,7 @@ def test_bad_csv_exits_2_with_a_clear_error_and_registers_nothing(tmp_path, cont
     csv = tmp_path / "bad.csv"
     csv.write_text(content)
     db = tmp_path / "mlflow.db"
-    done = run_cli(
-        "--source", "csv", "--csv", str(csv), "--tracking-uri", f"sqlite:///{db}", cwd=tmp_path
-    )
+    done = run_cli("--source", "csv", "--csv", str(csv), "--tracking-uri", f"sqlite:///{db}", cwd=tmp_path)
     assert done.returncode == 2, done.stderr[-2000:]
     assert message in done.stderr and "nothing was registered" in done.stderr
     assert not db.exists()  # the registry was never even opened
@@ -161,9 +157,7 @@ def test_env_prefix_configures_and_cli_overrides(monkeypatch):
     monkeypatch.setenv("FORECASTER_TRAIN_TICKER", "VALE3.SA")
     monkeypatch.setenv("FORECASTER_TRAIN_MAX_EPOCHS", "7")
     s = CliApp.run(TrainSettings, cli_args=["--max-epochs", "3"])
-    assert (
-        s.ticker == "VALE3.SA" and s.max_epochs == 3 and s.registered_name == "vale3-sa-forecaster"
-    )
+    assert s.ticker == "VALE3.SA" and s.max_epochs == 3 and s.registered_name == "vale3-sa-forecaster"
 
 
 def test_metadata_is_plain_json_with_no_pickle(trained):

@@ -43,9 +43,7 @@ def test_frozen_sessions_from_yahoo_are_dropped_and_counted(monkeypatch, tmp_pat
     frozen = petr4_2024.copy()
     frozen.loc[100:104, "volume"] = 0  # a stale run, as in Yahoo's PETR4.SA history
     frozen.loc[100:104, "close"] = frozen.loc[99, "close"]
-    settings = fast_settings(
-        tmp_path, source="yfinance", start="2023-01-01", window=20, fetch_backoff_s=0
-    )
+    settings = fast_settings(tmp_path, source="yfinance", start="2023-01-01", window=20, fetch_backoff_s=0)
     with yahoo_stand_in(monkeypatch, tmp_path, frozen, "PETR4.SA"):
         series = load_series(settings, min_windows=50)
     assert series.dropped_frozen == 5 and len(series.frame) == len(frozen) - 5

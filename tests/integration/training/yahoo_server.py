@@ -14,9 +14,7 @@ B3_OPEN_UTC = pd.Timedelta(hours=13)  # Yahoo stamps B3 daily bars at 10:00 BRT
 
 
 def chart_payload(frame: pd.DataFrame, ticker: str) -> dict:
-    ts = [
-        int((pd.Timestamp(d).tz_localize("UTC") + B3_OPEN_UTC).timestamp()) for d in frame["date"]
-    ]
+    ts = [int((pd.Timestamp(d).tz_localize("UTC") + B3_OPEN_UTC).timestamp()) for d in frame["date"]]
     last = ts[-1] if ts else 0
     return {
         "chart": {
@@ -52,12 +50,7 @@ def chart_payload(frame: pd.DataFrame, ticker: str) -> dict:
                     },
                     "timestamp": ts,
                     "indicators": {
-                        "quote": [
-                            {
-                                k: frame[k].tolist()
-                                for k in ("open", "high", "low", "close", "volume")
-                            }
-                        ],
+                        "quote": [{k: frame[k].tolist() for k in ("open", "high", "low", "close", "volume")}],
                         "adjclose": [{"adjclose": frame["close"].tolist()}],
                     },
                 }

@@ -26,9 +26,7 @@ def metadata(data: bytes) -> BundleMetadata:
         data_start=date(2020, 1, 1),
         data_end=date(2020, 6, 1),
         splits={"train": split, "validation": split, "test": split},
-        features=FeatureSpec(
-            window=5, target="level", scaler=Scaler(kind="minmax", center=1, scale=2)
-        ),
+        features=FeatureSpec(window=5, target="level", scaler=Scaler(kind="minmax", center=1, scale=2)),
         intervals=(ConformalInterval(coverage=0.8, log_halfwidth=0.01),),
         metrics={"mae": 1.0},
         variants={"fp32": VariantFile(file="model.onnx", sha256=sha256_bytes(data))},

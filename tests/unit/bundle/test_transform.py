@@ -30,9 +30,7 @@ def test_minmax_scaler_matches_scikit_learn():
     spec = FeatureSpec(window=10, target="level", scaler=ours)
     sk = MinMaxScaler().fit(CLOSES[:100, None])
     window = CLOSES[None, 150:160]
-    np.testing.assert_allclose(
-        model_inputs(window, spec)[0, :, 0], sk.transform(window.T)[:, 0], rtol=1e-6
-    )
+    np.testing.assert_allclose(model_inputs(window, spec)[0, :, 0], sk.transform(window.T)[:, 0], rtol=1e-6)
 
 
 def test_standard_scaler_matches_scikit_learn_on_log_returns():

@@ -1,0 +1,1 @@
+"""KServe predictor for bundle models: onnxruntime only, no torch, nothing from training."""

@@ -1,0 +1,176 @@
+"""The kserve Model: serves one checked bundle, loads in the background, hot-swaps on alias moves."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+from kserve import Model
+from kserve.errors import ModelNotReady
+from kserve.protocol.infer_type import InferRequest, InferResponse
+
+from bundle import OnnxForecaster
+from predictor import codecs
+from predictor.metrics import INFERENCE_LATENCY, MODEL_INFO, MODEL_READY, PREDICTIONS, RELOADS
+from predictor.settings import PredictorSettings
+from predictor.source import BundleSource, ModelRef, is_mlflow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Served:
+    """What answers requests right now; replaced as a whole, so a request sees one model."""
+
+    version: str
+    forecaster: OnnxForecaster
+
+    @property
+    def info_labels(self) -> dict[str, str]:
+        meta = self.forecaster.bundle.metadata
+        return {
+            "version": self.version, "variant": self.forecaster.variant, "ticker": meta.ticker,
+            "trained_at": meta.trained_at.isoformat(), "data_end": meta.data_end.isoformat(),
+        }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Decoded:
+    served: Served
+    closes: np.ndarray
+    v2: bool
+    request_id: str | None
+
+
+class ForecastModel(Model):
+    def __init__(self, name: str, settings: PredictorSettings) -> None:
+        super().__init__(name)
+        self.settings = settings
+        self.source = BundleSource(settings.model_source, settings.tracking_uri, settings.cache_dir)
+        self.served: Served | None = None
+        self._failed: set[str] = set()
+        self._loader_pid: int | None = None
+        self._stop = threading.Event()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def __getstate__(self) -> dict:
+        """kserve pickles the model into each worker: ship settings only; each worker loads."""
+        state = self.__dict__.copy()
+        state.update(served=None, ready=False, _loader_pid=None, _stop=None, _failed=set())
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._stop = threading.Event()
+
+    def start_loading(self) -> None:
+        """Start this process's loader thread once (live at once, ready after a self-test)."""
+        if self._loader_pid == os.getpid():
+            return
+        self._loader_pid = os.getpid()
+        MODEL_READY.labels(self.name).set(0)
+        threading.Thread(target=self._loader, name="bundle-loader", daemon=True).start()
+
+    def load(self) -> bool:
+        """kserve may call this (e.g. gRPC on a not-ready model): never block, never load twice."""
+        self.start_loading()
+        return self.ready
+
+    def start(self) -> None:
+        """kserve's default marks the model ready; readiness here follows the self-test only."""
+
+    def stop(self) -> None:
+        if self._stop is not None:
+            self._stop.set()
+        self.ready = False
+
+    def _loader(self) -> None:
+        delay = 1.0
+        while not self._stop.is_set() and self.served is None:
+            if not self.try_reload():
+                self._stop.wait(delay)
+                delay = min(delay * 2, self.settings.load_retry_max_s)
+        interval = self.settings.reload_interval_s
+        if not (is_mlflow(self.settings.model_source) and interval > 0):
+            return
+        while not self._stop.wait(interval):
+            self.try_reload()
+
+    def try_reload(self) -> bool:
+        """Resolve the source; if it moved, fetch, check and swap. Any failure keeps the old model."""
+        try:
+            ref = self.source.resolve()
+        except Exception as exc:  # registry down, alias gone: keep serving
+            if self.served is None:
+                RELOADS.labels(self.name, "failure").inc()
+            log.warning("cannot resolve %s: %s", self.settings.model_source, exc)
+            return False
+        if self.served is not None and ref.version == self.served.version:
+            return True
+        if ref.version in self._failed:
+            return False
+        try:
+            self._swap_in(ref)
+        except Exception as exc:
+            RELOADS.labels(self.name, "failure").inc()
+            if self.served is not None:  # a bad new version: remember it, keep the old
+                self._failed.add(ref.version)
+            log.error("cannot load version %s: %s; still serving %s", ref.version, exc,
+                      self.served.version if self.served else "nothing")  # fmt: skip
+            return False
+        return True
+
+    def _swap_in(self, ref: ModelRef) -> None:
+        bundle = self.source.fetch(ref)
+        forecaster = OnnxForecaster(bundle, self.settings.variant, self.settings.threads)
+        forecaster.self_test()
+        old, new = self.served, Served(ref.version, forecaster)
+        new_info = MODEL_INFO.labels(model=self.name, **new.info_labels)
+        self.served = new  # one reference assignment: requests see the old or the new model
+        if old is not None:
+            MODEL_INFO.labels(model=self.name, **old.info_labels).set(0)
+        new_info.set(1)
+        RELOADS.labels(self.name, "success").inc()
+        MODEL_READY.labels(self.name).set(1)
+        self.ready = True
+        log.info("serving %s version %s (%s)", self.name, ref.version, self.settings.variant)
+
+    # -- protocol ----------------------------------------------------------------------------
+    def _require(self) -> Served:
+        served = self.served
+        if served is None:
+            raise ModelNotReady(self.name)
+        return served
+
+    @property
+    def window(self) -> int | None:
+        return self.served.forecaster.window if self.served else None
+
+    def get_input_types(self) -> list[dict]:
+        return [{"name": codecs.INPUT_NAME, "datatype": "FP64", "shape": [-1, self.window or -1]}]
+
+    def get_output_types(self) -> list[dict]:
+        names = [codecs.OUTPUT_MEAN]
+        if self.served:
+            for interval in self.served.forecaster.bundle.metadata.intervals:
+                names.extend(codecs.interval_names(interval.coverage))
+        return [{"name": n, "datatype": "FP64", "shape": [-1]} for n in names]
+
+    def preprocess(self, payload: InferRequest | dict, headers: dict | None = None) -> Decoded:
+        served = self._require()
+        window, limit = served.forecaster.window, self.settings.max_batch
+        if isinstance(payload, InferRequest):
+            return Decoded(served, codecs.decode_v2(payload, window, limit), True, payload.id)
+        return Decoded(served, codecs.decode_v1(payload, window, limit), False, None)
+
+    def predict(self, payload: Decoded, headers: dict | None = None) -> InferResponse | dict:
+        served = payload.served
+        with INFERENCE_LATENCY.labels(self.name).time():
+            result = served.forecaster.forecast(payload.closes, horizon=1)
+        PREDICTIONS.labels(self.name, served.version).inc(len(payload.closes))
+        if payload.v2:
+            return codecs.encode_v2(result, self.name, payload.request_id)
+        return codecs.encode_v1(result)

@@ -1,0 +1,149 @@
+"""kserve's REST server plus what it lacks: a guard, a body limit, honest readiness and metrics.
+
+kserve has no hook for this; subclassing RESTServer and re-pointing kserve's module names at the
+subclass is what survives `--workers N` (each spawned worker runs create_application itself).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+import orjson
+from kserve import model_server
+from kserve.protocol.dataplane import DataPlane
+from kserve.protocol.model_repository_extension import ModelRepositoryExtension
+from kserve.protocol.rest.multiprocess import server as multiprocess_server
+from kserve.protocol.rest.server import RESTServer
+from kserve.protocol.rest.timeseries.types import ForecastRequest, ForecastResponse
+
+from predictor import timeseries
+from predictor.metrics import REJECTED, REQUEST_LATENCY, REQUESTS, exposition
+from predictor.model import ForecastModel
+
+REPOSITORY = re.compile(r"^/v2/repository/models/[^/]+/(load|unload)$")
+ROUTES = (
+    (re.compile(r"^/v2/models/[^/]+(/versions/[^/]+)?/infer$"), "v2_infer"),
+    (re.compile(r"^/v1/models/[^/]+:predict$"), "v1_predict"),
+    (re.compile(r"^/v1/timeseries/forecast$"), "timeseries"),
+)
+LOCKED = "model repository {} is disabled: the predictor follows its model source (the MLflow alias)"
+
+
+def _route(path: str) -> str | None:
+    for pattern, name in ROUTES:
+        if pattern.match(path):
+            return name
+    return None
+
+
+async def _json(send, status: int, body: dict) -> None:
+    payload = orjson.dumps(body)
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(payload)).encode()),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
+
+
+class Gatekeeper:
+    """Pure ASGI: refuse repository calls and oversized bodies before parsing; serve /metrics;
+    count and time inference requests by route and status."""
+
+    def __init__(self, app, max_body_bytes: int) -> None:
+        self.app, self.max_body_bytes = app, max_body_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        path = scope["path"]
+        if path == "/metrics":
+            body, content_type = exposition()
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-type", content_type.encode())]})  # fmt: skip
+            return await send({"type": "http.response.body", "body": body})
+        if REPOSITORY.match(path):
+            REJECTED.labels("repository").inc()
+            return await _json(send, 403, {"error": LOCKED.format(path.rsplit("/", 1)[1])})
+        route = _route(path)
+        if route is None:
+            return await self.app(scope, receive, send)
+        start, status = time.perf_counter(), 500
+        length = dict(scope["headers"]).get(b"content-length")
+        try:
+            if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
+                REJECTED.labels("body_too_large").inc()
+                status = 413
+                return await _json(send, 413, {"error": f"request body over the limit of "
+                                               f"{self.max_body_bytes} bytes"})  # fmt: skip
+
+            async def send_status(message):
+                nonlocal status
+                if message["type"] == "http.response.start":
+                    status = message["status"]
+                    if status == 422:
+                        REJECTED.labels("malformed").inc()
+                    elif status == 413:
+                        REJECTED.labels("body_too_large").inc()
+                await send(message)
+
+            return await self.app(scope, receive, send_status)
+        finally:
+            REQUESTS.labels(route, str(status)).inc()
+            REQUEST_LATENCY.labels(route).observe(time.perf_counter() - start)
+
+
+class ForecastDataPlane(DataPlane):
+    """Server readiness that means it (kserve answers ready while models load) and metadata that
+    names the served version."""
+
+    async def ready(self) -> bool:
+        models = list(self.model_registry.get_models().values())
+        return bool(models) and all([await m.healthy() for m in models])
+
+    async def model_metadata(self, model_name: str) -> dict:
+        meta = await super().model_metadata(model_name)
+        model = self.get_model_from_registry(model_name)
+        served = getattr(model, "served", None)
+        meta.update(platform="onnxruntime_onnx", versions=[served.version] if served else [])
+        return meta
+
+
+class LockedRepository(ModelRepositoryExtension):
+    """gRPC and REST load/unload refused: kserve's unload cannot be undone by load."""
+
+    async def load(self, model_name: str) -> None:
+        raise NotImplementedError(LOCKED.format("load"))
+
+    async def unload(self, model_name: str) -> None:
+        raise NotImplementedError(LOCKED.format("unload"))
+
+
+class ForecastRESTServer(RESTServer):
+    def create_application(self):
+        """Runs in every worker: settings come with the (pickled) model, not module globals."""
+        super().create_application()
+        app = model_server.app
+        dataplane = self.dataplane
+        models = [m for m in dataplane.model_registry.get_models().values() if isinstance(m, ForecastModel)]
+        settings = models[0].settings
+        app.max_body_size = settings.max_body_bytes  # chunked bodies too (413)
+        app.add_middleware(Gatekeeper, max_body_bytes=settings.max_body_bytes)
+
+        async def forecast(request: ForecastRequest) -> ForecastResponse:
+            model = dataplane.get_model_from_registry(request.model)
+            if not isinstance(model, ForecastModel):
+                raise NotImplementedError(f"model {request.model} has no time-series forecast")
+            return timeseries.forecast(model, request, settings.max_horizon, settings.max_batch)
+
+        app.add_api_route("/v1/timeseries/forecast", forecast, methods=["POST"],
+                          response_model=ForecastResponse, response_model_exclude_none=True)  # fmt: skip
+        for model in models:
+            model.start_loading()  # this worker's own session and loader
+
+
+def install() -> None:
+    """Point kserve's single- and multi-process paths at our server class."""
+    model_server.RESTServer = ForecastRESTServer
+    multiprocess_server.RESTServer = ForecastRESTServer

@@ -1,0 +1,40 @@
+"""Every predictor setting, typed, in one place: env prefix FORECASTER_PREDICTOR_, CLI mirrors it.
+
+kserve's own flags (--http_port, --workers, ...) come from kserve's parser; these are ours.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, PositiveInt
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class PredictorSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FORECASTER_PREDICTOR_", extra="ignore")
+
+    model_source: str = Field(
+        "/mnt/models",
+        description="bundle directory (KServe's storage initializer puts it at /mnt/models) "
+        "or an MLflow URI models:/<name>@<alias> (or models:/<name>/<version>)",
+    )
+    tracking_uri: str | None = Field(
+        None, description="MLflow tracking server (http://...) for models:/ sources"
+    )
+    variant: Literal["fp32", "int8"] = Field("fp32", description="which ONNX variant to serve")
+    threads: PositiveInt = Field(1, description="onnxruntime intra-op threads per worker")
+    max_batch: PositiveInt = Field(256, description="largest batch accepted per request")
+    max_horizon: PositiveInt = Field(20, description="largest time-series forecast horizon")
+    max_body_bytes: PositiveInt = Field(1_048_576, description="request body limit (413 above)")
+    reload_interval_s: float = Field(
+        60.0, ge=0, description="poll the MLflow alias every N s; 0 disables hot reload"
+    )
+    load_retry_max_s: float = Field(30.0, gt=0, description="longest wait between load retries")
+    cache_dir: str | None = Field(None, description="where MLflow bundles are downloaded")
+    quiet: bool = Field(True, description="no per-request log lines (kserve's cost ~20%)")
+    admin_token: str | None = Field(
+        None,
+        description="bearer token for /v2/repository load/unload; unset = those endpoints "
+        "are refused (the model follows the MLflow alias instead)",
+    )

@@ -1,0 +1,72 @@
+"""Where the bundle comes from: a directory, or an MLflow alias/version over http."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from bundle import LoadedBundle, load_bundle
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A resolved source: a stable version label and how to fetch it."""
+
+    version: str
+    location: str  # directory path, or models:/name/version
+
+
+def is_mlflow(source: str) -> bool:
+    return source.startswith("models:/")
+
+
+class BundleSource:
+    """Resolve what the source points at now, and fetch and verify that bundle."""
+
+    def __init__(self, source: str, tracking_uri: str | None, cache_dir: str | None) -> None:
+        self.source = source
+        self.tracking_uri = tracking_uri
+        self.cache = Path(cache_dir or tempfile.gettempdir()) / "forecaster-bundles"
+
+    def _client(self):
+        from mlflow import MlflowClient
+
+        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+
+    def resolve(self) -> ModelRef:
+        if not is_mlflow(self.source):
+            path = Path(self.source)
+            meta = load_bundle(path).metadata  # verifies before anything is swapped in
+            return ModelRef(version=f"{meta.model_name}:{meta.trained_at:%Y%m%dT%H%M%S}", location=str(path))
+        name, _, ref = self.source.removeprefix("models:/").partition("@")
+        client = self._client()
+        if ref:  # alias
+            version = str(client.get_model_version_by_alias(name, ref).version)
+        else:
+            name, _, version = name.partition("/")
+        return ModelRef(version=version, location=f"models:/{name}/{version}")
+
+    def fetch(self, ref: ModelRef) -> LoadedBundle:
+        if not is_mlflow(ref.location):
+            return load_bundle(Path(ref.location))
+        import mlflow.artifacts
+
+        name = ref.location.removeprefix("models:/").split("/")[0]
+        target = self.cache / name / ref.version
+        if not target.is_dir():
+            self.cache.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=".download-", dir=self.cache))
+            try:
+                mlflow.set_tracking_uri(self.tracking_uri)
+                path = mlflow.artifacts.download_artifacts(artifact_uri=ref.location, dst_path=str(staging))
+                load_bundle(Path(path))  # never cache an unverified download
+                target.parent.mkdir(parents=True, exist_ok=True)
+                Path(path).rename(target)
+            except OSError:
+                if not target.is_dir():  # else another worker won the race with the same bytes
+                    raise
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+        return load_bundle(target)

@@ -1,0 +1,91 @@
+"""KServe's time-series forecast schema (`POST /v1/timeseries/forecast`) for bundle models.
+
+Quantiles come from the conformal intervals: an interval of coverage c gives the (1 - c) / 2 and
+(1 + c) / 2 quantiles; 0.5 is the point forecast. Horizons > 1 are recursive, and the interval
+widens as sqrt(h) (see bundle.runtime.OnnxForecaster.forecast).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import datetime
+
+import numpy as np
+from kserve.protocol.rest.timeseries.types import (
+    FREQUENCY_MAP,
+    ForecastOutput,
+    ForecastRequest,
+    ForecastResponse,
+    Status,
+    TimeSeriesForecast,
+    TimeSeriesType,
+)
+
+from predictor.codecs import Rejected, check_closes
+from predictor.model import ForecastModel
+
+
+def available_quantiles(model: ForecastModel) -> dict[float, tuple[float, str]]:
+    """quantile -> (coverage, "lower"|"upper"); 0.5 -> the point forecast."""
+    out: dict[float, tuple[float, str]] = {0.5: (0.0, "mean")}
+    for interval in model._require().forecaster.bundle.metadata.intervals:
+        c = interval.coverage
+        out[round((1 - c) / 2, 6)] = (c, "lower")
+        out[round((1 + c) / 2, 6)] = (c, "upper")
+    return out
+
+
+def _next_timestamp(start: str | None, frequency, steps: int) -> str:
+    if not start:
+        return ""
+    try:
+        return (datetime.fromisoformat(start) + FREQUENCY_MAP[frequency.value](steps)).isoformat()
+    except ValueError as exc:
+        raise Rejected("timestamp", f"start_timestamp {start!r} is not ISO 8601: {exc}") from exc
+
+
+def forecast(
+    model: ForecastModel, request: ForecastRequest, max_horizon: int, max_batch: int
+) -> ForecastResponse:
+    served = model._require()
+    window = served.forecaster.window
+    horizon = request.options.horizon
+    if not 1 <= horizon <= max_horizon:
+        raise Rejected("horizon", f"horizon {horizon} is outside 1..{max_horizon}")
+    if not request.inputs:
+        raise Rejected("shape", "inputs is empty: send at least one series")
+    available = available_quantiles(model)
+    wanted = request.options.quantiles if request.options.quantiles is not None else sorted(available)
+    missing = [q for q in wanted if round(q, 6) not in available]
+    if missing:
+        raise Rejected("quantile", f"quantiles {missing} are not available; this model gives "
+                       f"{sorted(available)} (from its conformal intervals)")  # fmt: skip
+    rows = []
+    for item in request.inputs:
+        if item.type != TimeSeriesType.UNIVARIATE or any(isinstance(v, list) for v in item.series):
+            raise Rejected("rank", f"series {item.name!r}: only univariate series are supported")
+        if len(item.series) < window:
+            raise Rejected("window", f"series {item.name!r} has {len(item.series)} values; "
+                           f"this model needs at least {window} (the last {window} are used)")  # fmt: skip
+        rows.append(np.asarray(item.series[-window:], dtype=np.float64))
+    closes = check_closes(np.concatenate(rows), len(rows), window, max_batch)
+    result = served.forecaster.forecast(closes, horizon)
+    outputs = []
+    for i, item in enumerate(request.inputs):
+        quantiles = {}
+        for q in wanted:
+            coverage, side = available[round(q, 6)]
+            series = result.mean if side == "mean" else getattr(result, side)[coverage]
+            quantiles[str(q)] = series[i].tolist()
+        content = TimeSeriesForecast(
+            type=TimeSeriesType.UNIVARIATE, name=item.name, mean_forecast=result.mean[i].tolist(),
+            frequency=item.frequency, quantiles=quantiles,
+            start_timestamp=_next_timestamp(item.start_timestamp, item.frequency, len(item.series)),
+        )  # fmt: skip
+        outputs.append(ForecastOutput(type="time_series_forecast", id=item.name,
+                                      status=Status.COMPLETED, content=[content]))  # fmt: skip
+    return ForecastResponse(
+        id=str(uuid.uuid4()), created_at=int(time.time()), status=Status.COMPLETED,
+        model=model.name, outputs=outputs,
+    )  # fmt: skip
