@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
         kind = _bool if field.annotation in (bool, "bool") else str
         parser.add_argument(f"--{name}", type=kind, default=None,
                             help=f"{field.description or ''} (env FORECASTER_PREDICTOR_{name.upper()}; "
-                            f"default {field.default})")  # fmt: skip
+                            f"default {field.default})".replace("%", "%%"))  # fmt: skip
     return parser
 
 

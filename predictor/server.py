@@ -70,13 +70,14 @@ class Gatekeeper:
         if route is None:
             return await self.app(scope, receive, send)
         start, status = time.perf_counter(), 500
-        length = dict(scope["headers"]).get(b"content-length")
         try:
-            if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
-                REJECTED.labels("body_too_large").inc()
+            receive = await self._bounded(scope, receive)
+            if receive is None:
                 status = 413
-                return await _json(send, 413, {"error": f"request body over the limit of "
-                                               f"{self.max_body_bytes} bytes"})  # fmt: skip
+                REJECTED.labels("body_too_large").inc()
+                return await _json(
+                    send, 413, {"error": f"request body over the limit of {self.max_body_bytes} bytes"}
+                )
 
             async def send_status(message):
                 nonlocal status
@@ -84,14 +85,39 @@ class Gatekeeper:
                     status = message["status"]
                     if status == 422:
                         REJECTED.labels("malformed").inc()
-                    elif status == 413:
-                        REJECTED.labels("body_too_large").inc()
                 await send(message)
 
             return await self.app(scope, receive, send_status)
         finally:
             REQUESTS.labels(route, str(status)).inc()
             REQUEST_LATENCY.labels(route).observe(time.perf_counter() - start)
+
+    async def _bounded(self, scope, receive):
+        """`receive` if the body fits, else None. A declared length is judged before any byte is
+        read; a chunked body is read up to the limit and replayed to the app."""
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None:
+            return receive if length.isdigit() and int(length) <= self.max_body_bytes else None
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                return receive
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.max_body_bytes:
+                return None
+            more = message.get("more_body", False)
+        body, replayed = b"".join(chunks), False
+
+        async def replay():
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        return replay
 
 
 class ForecastDataPlane(DataPlane):
@@ -110,14 +136,22 @@ class ForecastDataPlane(DataPlane):
         return meta
 
 
+class RepositoryLockedError(NotImplementedError):
+    """501 / UNIMPLEMENTED; `.reason` is what kserve's gRPC interceptor reports."""
+
+    def __init__(self, action: str) -> None:
+        self.reason = LOCKED.format(action)
+        super().__init__(self.reason)
+
+
 class LockedRepository(ModelRepositoryExtension):
     """gRPC and REST load/unload refused: kserve's unload cannot be undone by load."""
 
     async def load(self, model_name: str) -> None:
-        raise NotImplementedError(LOCKED.format("load"))
+        raise RepositoryLockedError("load")
 
     async def unload(self, model_name: str) -> None:
-        raise NotImplementedError(LOCKED.format("unload"))
+        raise RepositoryLockedError("unload")
 
 
 class ForecastRESTServer(RESTServer):
@@ -128,7 +162,6 @@ class ForecastRESTServer(RESTServer):
         dataplane = self.dataplane
         models = [m for m in dataplane.model_registry.get_models().values() if isinstance(m, ForecastModel)]
         settings = models[0].settings
-        app.max_body_size = settings.max_body_bytes  # chunked bodies too (413)
         app.add_middleware(Gatekeeper, max_body_bytes=settings.max_body_bytes)
 
         async def forecast(request: ForecastRequest) -> ForecastResponse:

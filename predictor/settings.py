@@ -33,8 +33,3 @@ class PredictorSettings(BaseSettings):
     load_retry_max_s: float = Field(30.0, gt=0, description="longest wait between load retries")
     cache_dir: str | None = Field(None, description="where MLflow bundles are downloaded")
     quiet: bool = Field(True, description="no per-request log lines (kserve's cost ~20%)")
-    admin_token: str | None = Field(
-        None,
-        description="bearer token for /v2/repository load/unload; unset = those endpoints "
-        "are refused (the model follows the MLflow alias instead)",
-    )

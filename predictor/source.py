@@ -59,8 +59,11 @@ class BundleSource:
             self.cache.mkdir(parents=True, exist_ok=True)
             staging = Path(tempfile.mkdtemp(prefix=".download-", dir=self.cache))
             try:
-                mlflow.set_tracking_uri(self.tracking_uri)
-                path = mlflow.artifacts.download_artifacts(artifact_uri=ref.location, dst_path=str(staging))
+                # Explicit URIs all the way: no MLflow globals or MLFLOW_* variables decide the source.
+                source = self._client().get_model_version_download_uri(name, ref.version)
+                path = mlflow.artifacts.download_artifacts(
+                    artifact_uri=source, dst_path=str(staging), tracking_uri=self.tracking_uri
+                )
                 load_bundle(Path(path))  # never cache an unverified download
                 target.parent.mkdir(parents=True, exist_ok=True)
                 Path(path).rename(target)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,3 +51,13 @@ def trained(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("trained")
     settings = fast_settings(tmp)
     return settings, pipeline.run(settings)
+
+
+def sample_test_windows(result) -> np.ndarray:
+    """The raw-close windows of the trained run's test part, rebuilt from the packaged sample."""
+    from training.data import read_sample
+
+    closes = read_sample()["close"].to_numpy()
+    window = result.metadata.features.window
+    n = result.metadata.splits["test"].sessions
+    return np.lib.stride_tricks.sliding_window_view(closes, window)[-n - 1 : -1]

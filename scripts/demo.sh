@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The main job, offline: install, start an MLflow server (SQLite), train on the packaged sample,
+# register and promote, serve the champion with the KServe predictor, answer one v2 request, stop.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+PY=.venv/bin/python
+MLFLOW_PORT=${MLFLOW_PORT:-5000}
+HTTP_PORT=${HTTP_PORT:-8080}
+GRPC_PORT=${GRPC_PORT:-8081}
+STATE=${STATE:-.demo}
+mkdir -p "$STATE"
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+wait_http() { # url what seconds
+  for _ in $(seq "$3"); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 1; done
+  echo "timed out waiting for $2 ($1)" >&2; return 1
+}
+
+echo "== 1/4 MLflow tracking server on 127.0.0.1:$MLFLOW_PORT (SQLite, artifacts served; logs in $STATE/)"
+MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false .venv/bin/mlflow server --host 127.0.0.1 --port "$MLFLOW_PORT" \
+  --backend-store-uri "sqlite:///$PWD/$STATE/mlflow.db" --artifacts-destination "$PWD/$STATE/artifacts" \
+  --workers 1 >"$STATE/mlflow.log" 2>&1 &
+pids+=($!)
+wait_http "http://127.0.0.1:$MLFLOW_PORT/health" "MLflow" 120
+
+echo "== 2/4 training on the packaged sample (train -> evaluate -> ONNX -> register -> gate)"
+$PY -m training --source sample --tracking-uri "http://127.0.0.1:$MLFLOW_PORT" \
+  --output-dir "$STATE/out" 2> >(grep -vE "Tip:|GPU available|TPU available|pre-processing|Quantization param" >&2)
+
+echo "== 3/4 KServe predictor serving models:/aapl-forecaster@champion on 127.0.0.1:$HTTP_PORT"
+$PY -m predictor --model_name aapl-forecaster --model_source "models:/aapl-forecaster@champion" \
+  --tracking_uri "http://127.0.0.1:$MLFLOW_PORT" --http_port "$HTTP_PORT" --grpc_port "$GRPC_PORT" \
+  >"$STATE/predictor.log" 2>&1 &
+pids+=($!)
+wait_http "http://127.0.0.1:$HTTP_PORT/v2/health/ready" "predictor readiness" 120
+
+echo "== 4/4 one Open Inference Protocol v2 request: the last 60 closes of the sample"
+$PY scripts/request.py --url "http://127.0.0.1:$HTTP_PORT" --model aapl-forecaster
+echo "done: stopping the predictor and MLflow"

@@ -1,0 +1,75 @@
+"""The same model over KServe's gRPC v2 service (port --grpc_port)."""
+
+from __future__ import annotations
+
+import grpc
+import numpy as np
+import pytest
+from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def stub(served):
+    channel = grpc.insecure_channel(f"127.0.0.1:{served.grpc}")
+    grpc.channel_ready_future(channel).result(timeout=30)
+    yield pb_grpc.GRPCInferenceServiceStub(channel)
+    channel.close()
+
+
+def infer_request(closes: np.ndarray, name: str = "closes", datatype: str = "FP64", shape=None):
+    tensor = pb.ModelInferRequest.InferInputTensor(
+        name=name, datatype=datatype, shape=list(shape or closes.shape),
+        contents=pb.InferTensorContents(fp64_contents=closes.reshape(-1).tolist()),
+    )  # fmt: skip
+    return pb.ModelInferRequest(model_name="aapl", id="g1", inputs=[tensor])
+
+
+def test_health_and_metadata(stub):
+    assert stub.ServerLive(pb.ServerLiveRequest()).live
+    assert stub.ServerReady(pb.ServerReadyRequest()).ready
+    assert stub.ModelReady(pb.ModelReadyRequest(name="aapl")).ready
+    meta = stub.ModelMetadata(pb.ModelMetadataRequest(name="aapl"))
+    assert [(t.name, t.datatype, list(t.shape)) for t in meta.inputs] == [("closes", "FP64", [-1, 60])]
+    assert [t.name for t in meta.outputs][:1] == ["forecast"]
+
+
+def test_infer_matches_the_training_forecasts(stub, trained, windows):
+    response = stub.ModelInfer(infer_request(windows[:4]))
+    outputs = {o.name: i for i, o in enumerate(response.outputs)}
+    raw = response.raw_output_contents[outputs["forecast"]]
+    forecast = np.frombuffer(raw, dtype=np.float64)
+    np.testing.assert_allclose(forecast, trained[1].test_forecasts["forecast"][:4], rtol=1e-6)
+    assert set(outputs) == {"forecast", "lower_80", "upper_80", "lower_95", "upper_95"}
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"name": "x"}, "unknown input 'x'"),
+        ({"shape": [60]}, "must have rank 2"),
+        ({"shape": [2, 60]}, "data has 60 values but shape [2, 60] needs 120"),
+    ],
+)
+def test_bad_input_is_invalid_argument(stub, windows, kwargs, message):
+    with pytest.raises(grpc.RpcError) as err:
+        stub.ModelInfer(infer_request(windows[:1], **kwargs))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and message in err.value.details()
+
+
+def test_nan_is_invalid_argument(stub, windows):
+    closes = windows[:1].copy()
+    closes[0, 5] = np.nan
+    with pytest.raises(grpc.RpcError) as err:
+        stub.ModelInfer(infer_request(closes))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "must be finite" in err.value.details()
+
+
+def test_repository_unload_is_refused_and_the_model_keeps_serving(stub, windows):
+    with pytest.raises(grpc.RpcError) as err:
+        stub.RepositoryModelUnload(pb.RepositoryModelUnloadRequest(model_name="aapl"))
+    assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED and "disabled" in err.value.details()
+    assert stub.ModelReady(pb.ModelReadyRequest(name="aapl")).ready
+    assert len(stub.ModelInfer(infer_request(windows[:1])).outputs) == 5

@@ -1,0 +1,100 @@
+"""Readiness, retries and hot reload against a real `mlflow server` on loopback.
+
+The predictor starts before MLflow exists: live but not ready. MLflow comes up, training registers
+a champion, the predictor loads it. The alias moves: it swaps. The alias moves to a corrupt bundle:
+it keeps serving the old version and counts the failure.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from mlflow import MlflowClient
+
+from tests.conftest import fast_settings
+from tests.integration.servers import MlflowServer, Predictor, free_port, wait_for
+from training import pipeline
+
+pytestmark = pytest.mark.slow
+NAME = "aapl-forecaster"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("reload")
+    port = free_port()
+    predictor = Predictor(
+        tmp, "aapl", f"models:/{NAME}@champion", "--tracking_uri", f"http://127.0.0.1:{port}",
+        "--reload_interval_s", "1", "--load_retry_max_s", "1", "--cache_dir", str(tmp / "cache"),
+    )  # fmt: skip
+    mlflow_server = None
+    try:
+        predictor.wait_live()
+        yield tmp, port, predictor, lambda: mlflow_server
+    finally:
+        predictor.stop()
+        if mlflow_server is not None:
+            mlflow_server.stop()
+
+
+def versions(predictor: Predictor) -> list[str]:
+    return predictor.get("/v2/models/aapl").json()["versions"]
+
+
+def test_hot_reload_lifecycle(stack, windows):
+    tmp, port, predictor, _ = stack
+    # 1. No registry yet: live, not ready, inference refused with 503 (not 500).
+    assert predictor.get("/v2/health/live").status_code == 200
+    assert predictor.get("/v2/health/ready").status_code == 503
+    assert predictor.get("/v2/models/aapl/ready").status_code == 503
+    assert predictor.infer(windows[:1]).status_code == 503
+    # 2. MLflow comes up; training registers version 1 as champion; the predictor loads it.
+    mlflow_server = MlflowServer(tmp / "mlflow", port).wait_up()
+    try:
+        url = mlflow_server.url
+        settings = fast_settings(tmp, tracking_uri=url, max_epochs=1)
+        first = pipeline.run(settings)
+        assert first.decision.promote
+        predictor.wait_ready(60)
+        assert versions(predictor) == ["1"]
+        assert predictor.metric("forecaster_model_info", version="1") == 1
+        answer = predictor.infer(windows[:1]).json()["outputs"][0]["data"][0]
+        assert answer == pytest.approx(first.test_forecasts["forecast"][0], rel=1e-6)
+
+        # 3. The alias moves to version 2: swapped without a restart.
+        client = MlflowClient(url, url)
+        v1 = client.get_model_version(NAME, "1")
+        v2 = client.create_model_version(NAME, source=v1.source, run_id=v1.run_id)
+        client.set_registered_model_alias(NAME, "champion", v2.version)
+        wait_for(lambda: versions(predictor) == ["2"], 30, "reload to version 2")
+        assert predictor.metric("forecaster_reloads_total", result="success") == 2
+        assert predictor.metric("forecaster_model_info", version="2") == 1
+        assert predictor.metric("forecaster_model_info", version="1") == 0
+
+        # 4. The alias moves to a corrupt bundle: still serving version 2, failure counted.
+        corrupt = tmp / "corrupt"
+        shutil.copytree(first.bundle_path, corrupt)
+        (corrupt / "model.onnx").write_bytes(b"not an onnx model")
+        import mlflow
+
+        mlflow.set_tracking_uri(url)
+        with mlflow.start_run(
+            experiment_id=client.get_experiment_by_name(settings.experiment).experiment_id
+        ) as run:
+            mlflow.log_artifacts(str(corrupt), "bundle")
+        v3 = client.create_model_version(
+            NAME, source=f"runs:/{run.info.run_id}/bundle", run_id=run.info.run_id
+        )
+        client.set_registered_model_alias(NAME, "champion", v3.version)
+        wait_for(lambda: predictor.metric("forecaster_reloads_total", result="failure") >= 1, 30, "failure")
+        assert versions(predictor) == ["2"]
+        assert predictor.get("/v2/health/ready").status_code == 200
+        assert predictor.infer(windows[:1]).status_code == 200
+        assert "cannot load version 3" in predictor.output()
+
+        # 5. The alias moves back to a good version: served again.
+        client.set_registered_model_alias(NAME, "champion", "1")
+        wait_for(lambda: versions(predictor) == ["1"], 30, "reload back to version 1")
+    finally:
+        mlflow_server.stop()

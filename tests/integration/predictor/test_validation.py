@@ -1,0 +1,154 @@
+"""Every bad input gets a 4xx that names the problem; nothing bad reaches the model or gives a 500."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+
+from tests.integration.servers import timeseries_body
+
+pytestmark = pytest.mark.slow
+
+
+def tensor(data, shape=None, name="closes", datatype="FP64"):
+    shape = shape if shape is not None else [1, len(data)]
+    return {"inputs": [{"name": name, "shape": shape, "datatype": datatype, "data": data}]}
+
+
+CASES = {
+    "unknown input name": (lambda w: tensor(w, name="prices"), "unknown input 'prices'", "input_name"),
+    "two inputs": (
+        lambda w: {"inputs": tensor(w)["inputs"] * 2},
+        "exactly one input named 'closes'",
+        "input_name",
+    ),
+    "wrong rank": (lambda w: tensor(w, shape=[60]), "must have rank 2 [batch, 60], got shape [60]", "rank"),
+    "rank 3": (lambda w: tensor(w, shape=[1, 60, 1]), "must have rank 2", "rank"),
+    "wrong window": (lambda w: tensor(w[:30]), "window length is 30; this model needs 60", "window"),
+    "unsupported datatype": (
+        lambda w: tensor(w, datatype="INT8"),
+        "unsupported datatype 'INT8'; accepted: FP32, FP64",
+        "datatype",
+    ),
+    "string values": (lambda w: tensor([*w[:59], "1"]), "data must be numbers, got '1'", "datatype"),
+    "boolean values": (lambda w: tensor([*w[:59], True]), "data must be numbers, got True", "datatype"),
+    "null values": (lambda w: tensor([*w[:59], None]), "data must be numbers, got None", "datatype"),
+    "non-positive": (
+        lambda w: tensor([*w[:59], 0.0]),
+        "closes[0][59] is 0.0: prices must be > 0",
+        "non_positive",
+    ),
+    "negative": (
+        lambda w: tensor([-5.0, *w[1:]]),
+        "closes[0][0] is -5.0: prices must be > 0",
+        "non_positive",
+    ),
+    "data shorter than shape": (
+        lambda w: tensor(w, shape=[2, 60]),
+        "data has 60 values but shape [2, 60] needs 120",
+        "shape",
+    ),
+    "empty batch": (lambda w: tensor([], shape=[0, 60]), "batch is empty", "shape"),
+    "batch over limit": (
+        lambda w: tensor(w * 257, shape=[257, 60]),
+        "batch of 257 is over the limit of 256",
+        "batch",
+    ),
+    "nested too deep": (lambda w: tensor([[[w]]], shape=[1, 60]), "nested deeper than its rank 2", "data"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_v2_input_is_a_400_naming_the_problem(served, windows, case):
+    build, message, reason = CASES[case]
+    before = served.metric("forecaster_rejected_requests_total", reason=reason)
+    response = served.post("/v2/models/aapl/infer", json=build(windows[0].tolist()))
+    assert response.status_code == 400, response.text
+    assert message in response.json()["error"]
+    assert served.metric("forecaster_rejected_requests_total", reason=reason) == before + 1
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
+def test_nan_and_inf_are_refused_not_answered(served, windows, literal):
+    values = ", ".join(map(str, windows[0][:59]))
+    tensor_json = f'{{"name": "closes", "shape": [1, 60], "datatype": "FP64", "data": [{values}, {literal}]}}'
+    body = f'{{"inputs": [{tensor_json}]}}'
+    response = served.post("/v2/models/aapl/infer", data=body, headers={"content-type": "application/json"})
+    assert response.status_code == 400 and "prices must be finite" in response.json()["error"]
+
+
+@pytest.mark.parametrize(
+    "body,message",
+    [
+        ({"instances": [[1.0] * 59]}, "instance 0 has 59 closes; this model needs 60"),
+        ({"instances": [1.0] * 60}, '"instances" must be a list of rows'),
+        ({"inputs": [[1.0] * 60]}, 'v1 body must be a JSON object {"instances"'),
+        ({"instances": [[1.0] * 59 + [-1.0]]}, "prices must be > 0"),
+    ],
+)
+def test_bad_v1_input_is_a_400(served, body, message):
+    response = served.post("/v1/models/aapl:predict", json=body)
+    assert response.status_code == 400 and message in response.json()["error"]
+
+
+def test_malformed_json_is_a_4xx_naming_it(served):
+    response = served.post(
+        "/v2/models/aapl/infer", data=b'{"inputs": [', headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422 and "JSON decode error" in response.text
+    response = served.post(
+        "/v2/models/aapl/infer", data=b"plain text", headers={"content-type": "text/plain"}
+    )
+    assert response.status_code == 400
+
+
+@pytest.mark.parametrize(
+    "options,message",
+    [({"horizon": 0}, "horizon 0 is outside 1..20"), ({"horizon": 21}, "horizon 21 is outside"),
+     ({"horizon": 1, "quantiles": [0.3]}, "quantiles [0.3] are not available")],
+)  # fmt: skip
+def test_bad_timeseries_options_are_400(served, windows, options, message):
+    body = timeseries_body("aapl", windows[0].tolist(), **options)
+    response = served.post("/v1/timeseries/forecast", json=body)
+    assert response.status_code == 400 and message in response.json()["error"]
+
+
+def test_short_timeseries_is_400(served):
+    response = served.post("/v1/timeseries/forecast", json=timeseries_body("aapl", [1.0] * 10))
+    assert response.status_code == 400 and "has 10 values; this model needs at least 60" in response.text
+
+
+def raw_request(port: int, head: bytes, body: bytes = b"") -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(head + body)
+        return conn.recv(65536)
+
+
+def test_oversized_body_is_refused_from_its_header_before_it_is_read(served):
+    head = (b"POST /v2/models/aapl/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 50000000\r\n\r\n")  # fmt: skip
+    reply = raw_request(served.http, head)  # no body sent at all: the answer comes anyway
+    assert reply.startswith(b"HTTP/1.1 413") and b"over the limit of 1048576 bytes" in reply
+
+
+def test_oversized_chunked_body_is_refused(served):
+    chunk = b"x" * 600_000
+    body = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(3)) + b"0\r\n\r\n"
+    head = (b"POST /v2/models/aapl/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n")  # fmt: skip
+    assert raw_request(served.http, head, body).startswith(b"HTTP/1.1 413")
+
+
+@pytest.mark.parametrize("action", ["load", "unload"])
+def test_repository_load_and_unload_are_refused(served, windows, action):
+    response = served.post(f"/v2/repository/models/aapl/{action}", json={})
+    assert response.status_code == 403 and "disabled" in response.json()["error"]
+    assert served.infer(windows[:1]).status_code == 200  # still serving
+
+
+def test_no_bad_input_produced_a_500(served):
+    """After every test above, the server's own counter shows no 5xx on any route."""
+    text = served.get("/metrics").text
+    assert 'code="500"' not in text, json.dumps([line for line in text.splitlines() if 'code="5' in line])

@@ -1,0 +1,129 @@
+"""Real servers on loopback for integration tests: the predictor and an MLflow tracking server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from tests.conftest import REPO
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{what}: process exited with {proc.returncode}")
+        try:
+            if predicate():
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+
+
+class Process:
+    """A subprocess with its output in a log file, stopped with SIGTERM (then SIGKILL)."""
+
+    def __init__(self, args: list[str], log: Path, env: dict | None = None) -> None:
+        self.log = log
+        self.handle = log.open("wb")
+        # MLflow exports MLFLOW_* variables when a test sets a tracking URI: never leak them.
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+        self.proc = subprocess.Popen(
+            args, cwd=REPO, stdout=self.handle, stderr=subprocess.STDOUT,
+            env={**clean, "PYTHONPATH": str(REPO), **(env or {})}, start_new_session=True,
+        )  # fmt: skip
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self, timeout: float = 20) -> int:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        self.handle.close()
+        return self.proc.returncode
+
+
+class Predictor(Process):
+    def __init__(self, tmp: Path, name: str, source: str, *extra: str, env: dict | None = None) -> None:
+        self.name, self.http, self.grpc = name, free_port(), free_port()
+        self.url = f"http://127.0.0.1:{self.http}"
+        args = [sys.executable, "-m", "predictor", "--model_name", name, "--model_source", source,
+                "--http_port", str(self.http), "--grpc_port", str(self.grpc), *extra]  # fmt: skip
+        super().__init__(args, tmp / f"predictor-{self.http}.log", env)
+
+    def get(self, path: str, **kw) -> requests.Response:
+        return requests.get(self.url + path, timeout=10, **kw)
+
+    def post(self, path: str, **kw) -> requests.Response:
+        return requests.post(self.url + path, timeout=10, **kw)
+
+    def wait_live(self, timeout: float = 60) -> Predictor:
+        wait_for(lambda: self.get("/v2/health/live").status_code == 200, timeout, "live", self.proc)
+        return self
+
+    def wait_ready(self, timeout: float = 60) -> Predictor:
+        wait_for(lambda: self.get("/v2/health/ready").status_code == 200, timeout, "ready", self.proc)
+        return self
+
+    def infer(self, closes, name: str = "closes", datatype: str = "FP64") -> requests.Response:
+        rows = [list(map(float, r)) for r in closes]
+        body = {"inputs": [{"name": name, "shape": [len(rows), len(rows[0])], "datatype": datatype,
+                            "data": rows}]}  # fmt: skip
+        return self.post(f"/v2/models/{self.name}/infer", json=body)
+
+    def metric(self, name: str, **labels: str) -> float:
+        """Sum of the samples of `name` whose labels include `labels`."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        total = 0.0
+        for family in text_string_to_metric_families(self.get("/metrics").text):
+            for sample in family.samples:
+                if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                    total += sample.value
+        return total
+
+
+class MlflowServer(Process):
+    """`mlflow server` with a SQLite backend and served artifacts, on loopback."""
+
+    def __init__(self, tmp: Path, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        tmp.mkdir(parents=True, exist_ok=True)
+        args = [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1",
+                "--port", str(self.port), "--backend-store-uri", f"sqlite:///{tmp / 'mlflow.db'}",
+                "--artifacts-destination", str(tmp / "artifacts"), "--workers", "1"]  # fmt: skip
+        # No job-runner fleet (8 processes, ~2 GB): the registry and artifacts are all tests need.
+        quiet = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        super().__init__(args, tmp / f"mlflow-{self.port}.log", quiet)
+
+    def wait_up(self, timeout: float = 120) -> MlflowServer:
+        wait_for(lambda: requests.get(self.url + "/health", timeout=5).status_code == 200, timeout,
+                 "mlflow server", self.proc)  # fmt: skip
+        return self
+
+
+def timeseries_body(model: str, series: list, horizon: int = 1, **options) -> dict:
+    """A KServe time-series forecast request for one univariate daily series."""
+    item = {"type": "univariate_time_series", "name": "s", "series": series, "frequency": "D"}
+    return {"model": model, "inputs": [item], "options": {"horizon": horizon, **options}}
