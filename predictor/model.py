@@ -16,7 +16,7 @@ from bundle import OnnxForecaster
 from predictor import codecs
 from predictor.metrics import INFERENCE_LATENCY, MODEL_INFO, MODEL_READY, PREDICTIONS, RELOADS
 from predictor.settings import PredictorSettings
-from predictor.source import BundleSource, ModelRef, is_mlflow
+from bundle.source import BundleSource, ModelRef, is_mlflow
 
 log = logging.getLogger(__name__)
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from datetime import date
 from importlib import resources
 from pathlib import Path
+from typing import Protocol
 
 import pandas as pd
 
@@ -133,7 +135,17 @@ def read_sample() -> pd.DataFrame:
         return normalize_columns(pd.read_csv(handle))
 
 
-def fetch_yfinance(settings: TrainSettings, sleep=None) -> pd.DataFrame:
+class FetchSettings(Protocol):
+    """What a Yahoo fetch needs (TrainSettings and the monitor's settings both have it)."""
+
+    ticker: str
+    start: date
+    end: date | None
+    fetch_retries: int
+    fetch_backoff_s: float
+
+
+def fetch_yfinance(settings: FetchSettings, sleep=None) -> pd.DataFrame:
     """Daily history from Yahoo, retried with exponential backoff; raises DataError at the end."""
     import yfinance as yf
 
