@@ -13,10 +13,10 @@ from kserve.errors import ModelNotReady
 from kserve.protocol.infer_type import InferRequest, InferResponse
 
 from bundle import OnnxForecaster
+from bundle.source import BundleSource, ModelRef, is_mlflow
 from predictor import codecs
 from predictor.metrics import INFERENCE_LATENCY, MODEL_INFO, MODEL_READY, PREDICTIONS, RELOADS
 from predictor.settings import PredictorSettings
-from bundle.source import BundleSource, ModelRef, is_mlflow
 
 log = logging.getLogger(__name__)
 

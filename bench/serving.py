@@ -1,0 +1,164 @@
+"""Serving throughput, latency and CPU per request, measured side by side in one run with wrk.
+
+Servers (batch 1, one 60-close window per request, 127.0.0.1 only, each run bounded in time):
+our predictor with its quiet default, with kserve's default logging, and with 2 workers; a
+seed-style FastAPI server (torch eager in the route); a bare Starlette + onnxruntime floor.
+
+    .venv/bin/python -m bench.serving [--duration 8] [--concurrency 1 8 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from bench.common import PY, cpu_seconds, rss_bytes, save, start, stop, train_bundle, wait_http
+
+UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def servers(bundle: Path, weights: Path, window: list[float]) -> dict[str, dict]:
+    v2 = json.dumps({"inputs": [{"name": "closes", "shape": [1, 60], "datatype": "FP64", "data": window}]})
+    plain = json.dumps({"closes": [window]})
+
+    def predictor(*extra: str) -> dict:
+        port = free_port()
+        args = [PY, "-m", "predictor", "--model_name", "m", "--model_source", str(bundle), "--http_port",
+                str(port), "--grpc_port", str(free_port()), "--enable_grpc", "false", *extra]  # fmt: skip
+        return {
+            "args": args,
+            "port": port,
+            "path": "/v2/models/m/infer",
+            "body": v2,
+            "ready": "/v2/health/ready",
+        }
+
+    def uvicorn(app: str, *extra: str) -> dict:
+        port = free_port()
+        args = [PY, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port), *extra]
+        return {"args": args, "port": port, "path": "/predict", "body": plain, "ready": None,
+                "env": {"BENCH_BUNDLE": str(bundle), "BENCH_WEIGHTS": str(weights)}}  # fmt: skip
+
+    return {
+        "predictor (quiet default)": predictor(),
+        "predictor (kserve default logging)": predictor("--quiet", "false"),
+        "predictor (2 workers)": predictor("--workers", "2"),
+        "seed-style FastAPI + torch eager": uvicorn("bench.servers.seed:app"),
+        "floor: Starlette + onnxruntime": uvicorn("bench.servers.floor:app", "--no-access-log"),
+    }
+
+
+def parse_wrk(text: str) -> dict:
+    def seconds(value: str) -> float:
+        number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", value).groups()
+        return float(number) * UNITS[unit]
+
+    latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", text, re.M))
+    total = int(re.search(r"(\d+) requests in", text).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    socket_errors = re.search(r"Socket errors: (.*)$", text, re.M)
+    return {
+        "requests": total,
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1)),
+        "p50_ms": seconds(latency["50"]) * 1e3,
+        "p99_ms": seconds(latency["99"]) * 1e3,
+        "non_2xx": int(errors.group(1)) if errors else 0,
+        "socket_errors": socket_errors.group(1) if socket_errors else "",
+    }
+
+
+def run_wrk(port: int, path: str, body: str, connections: int, duration: float, workdir: Path) -> str:
+    script = workdir / "post.lua"
+    lua = [
+        'wrk.method = "POST"',
+        'wrk.headers["Content-Type"] = "application/json"',
+        f"wrk.body = {json.dumps(body)}",
+    ]
+    script.write_text("\n".join(lua) + "\n")
+    args = ["wrk", "-t1", f"-c{connections}", f"-d{round(duration)}s", "--latency", "--timeout", "5s",
+            "-s", str(script), f"http://127.0.0.1:{port}{path}"]  # fmt: skip
+    return subprocess.run(args, capture_output=True, text=True, check=True, timeout=duration + 30).stdout
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--duration", type=int, default=8, help="seconds per wrk run")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--only", nargs="*", help="substring filter on server names")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is missing: apt-get install wrk")
+    work = Path(tempfile.mkdtemp(prefix="bench-serving-"))
+    result, _ = train_bundle(work / "train", epochs=3)
+    bundle, weights = result.bundle_path, work / "train" / "weights.pt"
+    from tests.conftest import sample_test_windows
+
+    window = sample_test_windows(result)[0].tolist()
+    rows = []
+    for name, spec in servers(bundle, weights, window).items():
+        if args.only and not any(o in name for o in args.only):
+            continue
+        proc = start(spec["args"], spec.get("env"), work / f"{spec['port']}.log")
+        try:
+            url = f"http://127.0.0.1:{spec['port']}"
+            if spec["ready"]:
+                wait_http(url + spec["ready"])
+            wait_http(url + spec["path"], method="POST", body=spec["body"].encode())
+            run_wrk(spec["port"], spec["path"], spec["body"], 8, 2, work)  # warm-up
+            for c in args.concurrency:
+                cpu0 = cpu_seconds(proc.pid)
+                stats = parse_wrk(run_wrk(spec["port"], spec["path"], spec["body"], c, args.duration, work))
+                stats["cpu_us_per_request"] = (cpu_seconds(proc.pid) - cpu0) / max(stats["requests"], 1) * 1e6
+                stats.update(server=name, concurrency=c, rss_mib=rss_bytes(proc.pid) / 2**20)
+                rows.append(stats)
+                print(f"{name:38s} c={c:<3d} {stats['rps']:8.0f} req/s  p50 {stats['p50_ms']:6.2f} ms  "
+                      f"p99 {stats['p99_ms']:6.2f} ms  cpu {stats['cpu_us_per_request']:6.0f} us/req  "
+                      f"rss {stats['rss_mib']:5.0f} MiB  non-2xx {stats['non_2xx']}", flush=True)  # fmt: skip
+        finally:
+            stop(proc)
+            time.sleep(0.5)
+    ratios = ratios_of(rows)
+    print(json.dumps(ratios, indent=2))
+    print("wrote", save("serving", {"duration_s": args.duration, "rows": rows, "ratios": ratios}))
+
+
+def ratios_of(rows: list[dict]) -> dict:
+    def get(server: str, c: int, key: str) -> float | None:
+        for r in rows:
+            if r["server"] == server and r["concurrency"] == c:
+                return r[key]
+        return None
+
+    out = {}
+    ours, seed = "predictor (quiet default)", "seed-style FastAPI + torch eager"
+    logging_on, floor = "predictor (kserve default logging)", "floor: Starlette + onnxruntime"
+    for c in sorted({r["concurrency"] for r in rows}):
+        pairs = {
+            f"c{c}_rps_predictor_over_seed": (get(ours, c, "rps"), get(seed, c, "rps")),
+            f"c{c}_rps_quiet_over_kserve_logging": (get(ours, c, "rps"), get(logging_on, c, "rps")),
+            f"c{c}_cpu_predictor_over_floor": (
+                get(ours, c, "cpu_us_per_request"),
+                get(floor, c, "cpu_us_per_request"),
+            ),
+        }
+        out.update({k: round(a / b, 3) for k, (a, b) in pairs.items() if a and b})
+    return out
+
+
+if __name__ == "__main__":
+    main()

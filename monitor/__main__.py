@@ -1,0 +1,90 @@
+"""`python -m monitor`: score the champion on published closes, export gauges, repeat."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+
+from prometheus_client import start_http_server
+from pydantic_settings import CliApp
+
+from bundle import OnnxForecaster
+from bundle.source import BundleSource
+from monitor import metrics
+from monitor.realized import Realized, realized
+from monitor.settings import MonitorSettings
+from training.data import fetch_yfinance, read_csv, validate
+
+log = logging.getLogger("monitor")
+
+
+class Monitor:
+    def __init__(self, settings: MonitorSettings) -> None:
+        self.settings = settings
+        self.source = BundleSource(settings.model_source, settings.tracking_uri, None)
+        self.served: tuple[str, OnnxForecaster] | None = None
+        self.previous_version: str | None = None
+
+    def forecaster(self) -> tuple[str, OnnxForecaster]:
+        ref = self.source.resolve()
+        if self.served is None or self.served[0] != ref.version:
+            self.served = (ref.version, OnnxForecaster(self.source.fetch(ref), self.settings.variant))
+        return self.served
+
+    def evaluate(self) -> Realized:
+        s = self.settings
+        frame = read_csv(s.csv) if s.source == "csv" else fetch_yfinance(s)
+        frame, _ = validate(frame, window=1, min_windows=s.sessions, drop_frozen=True)
+        version, forecaster = self.forecaster()
+        result = realized(
+            frame["close"].to_numpy(), [d.date() for d in frame["date"]], forecaster, s.sessions
+        )
+        labels = {"model": s.model_name, "version": version}
+        if self.previous_version not in (None, version):  # a new champion: drop the old series
+            for gauge in (metrics.MAE, metrics.NAIVE_MAE, metrics.RATIO, metrics.SESSIONS):
+                gauge.remove(s.model_name, self.previous_version)
+        self.previous_version = version
+        metrics.MAE.labels(**labels).set(result.mae)
+        metrics.NAIVE_MAE.labels(**labels).set(result.naive_mae)
+        metrics.RATIO.labels(**labels).set(result.ratio)
+        metrics.SESSIONS.labels(**labels).set(result.sessions)
+        for coverage, value in result.coverage.items():
+            metrics.COVERAGE.labels(**labels, coverage=f"{round(coverage * 100)}").set(value)
+        latest = datetime(result.latest.year, result.latest.month, result.latest.day, tzinfo=UTC)
+        metrics.LATEST_CLOSE.labels(s.model_name).set(latest.timestamp())
+        metrics.LAST_SUCCESS.labels(s.model_name).set(time.time())
+        metrics.RUNS.labels(s.model_name, "success").inc()
+        log.info("version %s: realized MAE %.4f, naive %.4f, ratio %.3f over %d sessions to %s", version,
+                 result.mae, result.naive_mae, result.ratio, result.sessions, result.latest)  # fmt: skip
+        return result
+
+    def run_once(self) -> bool:
+        try:
+            self.evaluate()
+            return True
+        except Exception as exc:  # data source down or garbage, registry down: keep the last gauges
+            metrics.RUNS.labels(self.settings.model_name, "failure").inc()
+            log.error("evaluation failed: %s", exc)
+            return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("yfinance").setLevel(logging.CRITICAL)
+    settings = CliApp.run(MonitorSettings, cli_args=sys.argv[1:] if argv is None else argv)
+    monitor = Monitor(settings)
+    if settings.once:
+        return 0 if monitor.run_once() else 1
+    start_http_server(settings.port)
+    stop = threading.Event()
+    while True:
+        monitor.run_once()
+        if stop.wait(settings.interval_s):
+            return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
