@@ -60,6 +60,22 @@ MODEL_READY = Gauge(
 )
 
 
+ROUTES = ("v2_infer", "v1_predict", "timeseries")
+
+
+def init_route_series() -> None:
+    """Create each route's series at zero, so rates and ratios exist before the first request."""
+    for route in ROUTES:
+        REQUEST_LATENCY.labels(route)
+        REQUESTS.labels(route, "200")
+
+
+def init_model_series(model: str, version: str) -> None:
+    INFERENCE_LATENCY.labels(model)
+    PREDICTIONS.labels(model, version)
+    RELOADS.labels(model, "failure")
+
+
 def exposition() -> tuple[bytes, str]:
     """All workers' metrics, aggregated (or this process's registry outside multiprocess mode)."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

@@ -15,7 +15,14 @@ from kserve.protocol.infer_type import InferRequest, InferResponse
 from bundle import OnnxForecaster
 from bundle.source import BundleSource, ModelRef, is_mlflow
 from predictor import codecs
-from predictor.metrics import INFERENCE_LATENCY, MODEL_INFO, MODEL_READY, PREDICTIONS, RELOADS
+from predictor.metrics import (
+    INFERENCE_LATENCY,
+    MODEL_INFO,
+    MODEL_READY,
+    PREDICTIONS,
+    RELOADS,
+    init_model_series,
+)
 from predictor.settings import PredictorSettings
 
 log = logging.getLogger(__name__)
@@ -134,6 +141,7 @@ class ForecastModel(Model):
             MODEL_INFO.labels(model=self.name, **old.info_labels).set(0)
         new_info.set(1)
         RELOADS.labels(self.name, "success").inc()
+        init_model_series(self.name, ref.version)
         MODEL_READY.labels(self.name).set(1)
         self.ready = True
         log.info("serving %s version %s (%s)", self.name, ref.version, self.settings.variant)

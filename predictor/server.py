@@ -18,7 +18,7 @@ from kserve.protocol.rest.server import RESTServer
 from kserve.protocol.rest.timeseries.types import ForecastRequest, ForecastResponse
 
 from predictor import timeseries
-from predictor.metrics import REJECTED, REQUEST_LATENCY, REQUESTS, exposition
+from predictor.metrics import REJECTED, REQUEST_LATENCY, REQUESTS, exposition, init_route_series
 from predictor.model import ForecastModel
 
 REPOSITORY = re.compile(r"^/v2/repository/models/[^/]+/(load|unload)$")
@@ -163,6 +163,7 @@ class ForecastRESTServer(RESTServer):
         models = [m for m in dataplane.model_registry.get_models().values() if isinstance(m, ForecastModel)]
         settings = models[0].settings
         app.add_middleware(Gatekeeper, max_body_bytes=settings.max_body_bytes)
+        init_route_series()
 
         async def forecast(request: ForecastRequest) -> ForecastResponse:
             model = dataplane.get_model_from_registry(request.model)

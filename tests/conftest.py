@@ -61,3 +61,9 @@ def sample_test_windows(result) -> np.ndarray:
     window = result.metadata.features.window
     n = result.metadata.splits["test"].sessions
     return np.lib.stride_tricks.sliding_window_view(closes, window)[-n - 1 : -1]
+
+
+@pytest.fixture(scope="session")
+def windows(trained):
+    """Raw-close windows of the session's test part: `[sessions, window]`."""
+    return sample_test_windows(trained[1])

@@ -127,3 +127,45 @@ def timeseries_body(model: str, series: list, horizon: int = 1, **options) -> di
     """A KServe time-series forecast request for one univariate daily series."""
     item = {"type": "univariate_time_series", "name": "s", "series": series, "frequency": "D"}
     return {"model": model, "inputs": [item], "options": {"horizon": horizon, **options}}
+
+
+class Prometheus(Process):
+    """Debian's `prometheus` on loopback: 1 s scrape and rule evaluation, the given rule files."""
+
+    def __init__(
+        self, tmp: Path, targets: dict[str, str], rule_files: list[Path], labels: dict | None = None
+    ) -> None:
+        import shutil
+
+        import yaml
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "rule_files": [str(p) for p in rule_files],
+            "scrape_configs": [
+                {"job_name": job, "static_configs": [{"targets": [target], "labels": labels or {}}]}
+                for job, target in targets.items()
+            ],
+        }
+        path = tmp / "prometheus.yml"
+        path.write_text(yaml.safe_dump(config))
+        binary = shutil.which("prometheus")
+        assert binary, "Debian's prometheus is missing: scripts/system-deps.sh installs it"
+        args = [binary, f"--config.file={path}", f"--storage.tsdb.path={tmp / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{self.port}"]  # fmt: skip
+        super().__init__(args, tmp / "prometheus.log")
+
+    def wait_up(self, timeout: float = 60) -> Prometheus:
+        wait_for(lambda: requests.get(self.url + "/-/ready", timeout=2).ok, timeout, "prometheus", self.proc)
+        return self
+
+    def query(self, expr: str) -> list[dict]:
+        return requests.get(self.url + "/api/v1/query", params={"query": expr}, timeout=5).json()["data"][
+            "result"
+        ]
+
+    def alerts(self, name: str) -> list[dict]:
+        data = requests.get(self.url + "/api/v1/alerts", timeout=5).json()["data"]["alerts"]
+        return [a for a in data if a["labels"].get("alertname") == name]

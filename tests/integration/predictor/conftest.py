@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import sample_test_windows
 from tests.integration.servers import Predictor
 
 
@@ -15,8 +14,3 @@ def served(trained, tmp_path_factory):
         yield server.wait_ready()
     finally:
         server.stop()
-
-
-@pytest.fixture(scope="session")
-def windows(trained):
-    return sample_test_windows(trained[1])
