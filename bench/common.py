@@ -43,8 +43,14 @@ def train_bundle(out: Path, epochs: int = 5):
     from training import pipeline
     from training.settings import TrainSettings
 
-    settings = TrainSettings(source="sample", max_epochs=epochs, registry=False, output_dir=out,
-                             validation_sessions=120, test_sessions=120)  # fmt: skip
+    settings = TrainSettings(
+        source="sample",
+        max_epochs=epochs,
+        registry=False,
+        output_dir=out,
+        validation_sessions=120,
+        test_sessions=120,
+    )
     captured = {}
     original = pipeline.export
 
@@ -90,8 +96,14 @@ def rss_bytes(pid: int) -> int:
 def start(args: list[str], env: dict | None = None, log: Path | None = None) -> subprocess.Popen:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     out = log.open("wb") if log else subprocess.DEVNULL
-    return subprocess.Popen(args, cwd=REPO, env={**clean, "PYTHONPATH": str(REPO), **(env or {})},
-                            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    return subprocess.Popen(
+        args,
+        cwd=REPO,
+        env={**clean, "PYTHONPATH": str(REPO), **(env or {})},
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def wait_http(url: str, timeout: float = 90, method: str = "GET", body: bytes | None = None) -> float:

@@ -36,8 +36,22 @@ def servers(bundle: Path, weights: Path, window: list[float]) -> dict[str, dict]
 
     def predictor(*extra: str) -> dict:
         port = free_port()
-        args = [PY, "-m", "predictor", "--model_name", "m", "--model_source", str(bundle), "--http_port",
-                str(port), "--grpc_port", str(free_port()), "--enable_grpc", "false", *extra]  # fmt: skip
+        args = [
+            PY,
+            "-m",
+            "predictor",
+            "--model_name",
+            "m",
+            "--model_source",
+            str(bundle),
+            "--http_port",
+            str(port),
+            "--grpc_port",
+            str(free_port()),
+            "--enable_grpc",
+            "false",
+            *extra,
+        ]
         return {
             "args": args,
             "port": port,
@@ -49,8 +63,14 @@ def servers(bundle: Path, weights: Path, window: list[float]) -> dict[str, dict]
     def uvicorn(app: str, *extra: str) -> dict:
         port = free_port()
         args = [PY, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port), *extra]
-        return {"args": args, "port": port, "path": "/predict", "body": plain, "ready": None,
-                "env": {"BENCH_BUNDLE": str(bundle), "BENCH_WEIGHTS": str(weights)}}  # fmt: skip
+        return {
+            "args": args,
+            "port": port,
+            "path": "/predict",
+            "body": plain,
+            "ready": None,
+            "env": {"BENCH_BUNDLE": str(bundle), "BENCH_WEIGHTS": str(weights)},
+        }
 
     return {
         "predictor (quiet default)": predictor(),
@@ -88,8 +108,18 @@ def run_wrk(port: int, path: str, body: str, connections: int, duration: float, 
         f"wrk.body = {json.dumps(body)}",
     ]
     script.write_text("\n".join(lua) + "\n")
-    args = ["wrk", "-t1", f"-c{connections}", f"-d{round(duration)}s", "--latency", "--timeout", "5s",
-            "-s", str(script), f"http://127.0.0.1:{port}{path}"]  # fmt: skip
+    args = [
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{round(duration)}s",
+        "--latency",
+        "--timeout",
+        "5s",
+        "-s",
+        str(script),
+        f"http://127.0.0.1:{port}{path}",
+    ]
     return subprocess.run(args, capture_output=True, text=True, check=True, timeout=duration + 30).stdout
 
 
@@ -126,9 +156,12 @@ def main() -> None:
                 stats["cpu_us_per_request"] = (cpu_seconds(proc.pid) - cpu0) / max(stats["requests"], 1) * 1e6
                 stats.update(server=name, concurrency=c, rss_mib=rss_bytes(proc.pid) / 2**20)
                 rows.append(stats)
-                print(f"{name:38s} c={c:<3d} {stats['rps']:8.0f} req/s  p50 {stats['p50_ms']:6.2f} ms  "
-                      f"p99 {stats['p99_ms']:6.2f} ms  cpu {stats['cpu_us_per_request']:6.0f} us/req  "
-                      f"rss {stats['rss_mib']:5.0f} MiB  non-2xx {stats['non_2xx']}", flush=True)  # fmt: skip
+                print(
+                    f"{name:38s} c={c:<3d} {stats['rps']:8.0f} req/s  p50 {stats['p50_ms']:6.2f} ms  "
+                    f"p99 {stats['p99_ms']:6.2f} ms  cpu {stats['cpu_us_per_request']:6.0f} us/req  "
+                    f"rss {stats['rss_mib']:5.0f} MiB  non-2xx {stats['non_2xx']}",
+                    flush=True,
+                )
         finally:
             stop(proc)
             time.sleep(0.5)

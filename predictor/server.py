@@ -6,10 +6,13 @@ subclass is what survives `--workers N` (each spawned worker runs create_applica
 
 from __future__ import annotations
 
+import hmac
 import re
 import time
 
 import orjson
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from kserve import model_server
 from kserve.protocol.dataplane import DataPlane
 from kserve.protocol.model_repository_extension import ModelRepositoryExtension
@@ -22,12 +25,16 @@ from predictor.metrics import REJECTED, REQUEST_LATENCY, REQUESTS, exposition, i
 from predictor.model import ForecastModel
 
 REPOSITORY = re.compile(r"^/v2/repository/models/[^/]+/(load|unload)$")
+VERSIONED = re.compile(r"^/v2/models/[^/]+/versions/[^/]+/(infer|ready)?$")
 ROUTES = (
     (re.compile(r"^/v2/models/[^/]+(/versions/[^/]+)?/infer$"), "v2_infer"),
     (re.compile(r"^/v1/models/[^/]+:predict$"), "v1_predict"),
     (re.compile(r"^/v1/timeseries/forecast$"), "timeseries"),
 )
 LOCKED = "model repository {} is disabled: the predictor follows its model source (the MLflow alias)"
+NO_VERSIONS = (
+    "versions are not addressable: the predictor serves what its source points at (GET /v2/models/{name})"
+)
 
 
 def _route(path: str) -> str | None:
@@ -48,11 +55,27 @@ async def _json(send, status: int, body: dict) -> None:
 
 
 class Gatekeeper:
-    """Pure ASGI: refuse repository calls and oversized bodies before parsing; serve /metrics;
-    count and time inference requests by route and status."""
+    """Pure ASGI, in front of kserve: serve /metrics; refuse repository calls, version paths,
+    missing tokens and oversized bodies before anything is parsed; count and time inference."""
 
-    def __init__(self, app, max_body_bytes: int) -> None:
+    def __init__(self, app, max_body_bytes: int, api_token: str | None = None) -> None:
         self.app, self.max_body_bytes = app, max_body_bytes
+        self.expected = f"Bearer {api_token}".encode() if api_token else None
+
+    def _refusal(self, scope: dict, route: str | None, headers: dict) -> tuple[int, str, str] | None:
+        """(status, reason label, message) for requests refused on their path and headers."""
+        path = scope["path"]
+        if REPOSITORY.match(path):
+            return 403, "repository", LOCKED.format(path.rsplit("/", 1)[1])
+        if VERSIONED.match(path) or b"model_version" in scope.get("query_string", b""):  # kserve: 501
+            return 404, "version", NO_VERSIONS
+        if (
+            route
+            and self.expected
+            and not hmac.compare_digest(headers.get(b"authorization", b""), self.expected)
+        ):
+            return 401, "unauthorized", "missing or wrong bearer token"
+        return None
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -60,24 +83,27 @@ class Gatekeeper:
         path = scope["path"]
         if path == "/metrics":
             body, content_type = exposition()
-            await send({"type": "http.response.start", "status": 200,
-                        "headers": [(b"content-type", content_type.encode())]})  # fmt: skip
+            headers = [(b"content-type", content_type.encode())]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
             return await send({"type": "http.response.body", "body": body})
-        if REPOSITORY.match(path):
-            REJECTED.labels("repository").inc()
-            return await _json(send, 403, {"error": LOCKED.format(path.rsplit("/", 1)[1])})
         route = _route(path)
-        if route is None:
-            return await self.app(scope, receive, send)
         start, status = time.perf_counter(), 500
         try:
-            receive = await self._bounded(scope, receive)
-            if receive is None:
-                status = 413
-                REJECTED.labels("body_too_large").inc()
-                return await _json(
-                    send, 413, {"error": f"request body over the limit of {self.max_body_bytes} bytes"}
-                )
+            refusal = self._refusal(scope, route, dict(scope["headers"]))
+            if refusal is None and route is not None:
+                receive = await self._bounded(scope, receive)
+                if receive is None:
+                    refusal = (
+                        413,
+                        "body_too_large",
+                        f"request body over the limit of {self.max_body_bytes} bytes",
+                    )
+            if refusal is not None:
+                status, reason, message = refusal
+                REJECTED.labels(reason).inc()
+                return await _json(send, status, {"error": message})
+            if route is None:
+                return await self.app(scope, receive, send)
 
             async def send_status(message):
                 nonlocal status
@@ -89,8 +115,9 @@ class Gatekeeper:
 
             return await self.app(scope, receive, send_status)
         finally:
-            REQUESTS.labels(route, str(status)).inc()
-            REQUEST_LATENCY.labels(route).observe(time.perf_counter() - start)
+            if route is not None:
+                REQUESTS.labels(route, str(status)).inc()
+                REQUEST_LATENCY.labels(route).observe(time.perf_counter() - start)
 
     async def _bounded(self, scope, receive):
         """`receive` if the body fits, else None. A declared length is judged before any byte is
@@ -154,6 +181,16 @@ class LockedRepository(ModelRepositoryExtension):
         raise RepositoryLockedError("unload")
 
 
+async def invalid_body(_request, exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's own 422 echoes the input, and an input holding NaN or Infinity cannot be encoded:
+    the handler itself fails with a 500. Name the problem; never echo the input."""
+    errors = [{"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg", ""), "type": e.get("type", "")}
+              for e in exc.errors()]  # fmt: skip
+    first = errors[0] if errors else {"loc": [], "msg": "invalid"}
+    message = f"invalid request body: {first['msg']} at {'/'.join(first['loc']) or 'body'}"
+    return JSONResponse({"error": message, "detail": errors}, status_code=422)
+
+
 class ForecastRESTServer(RESTServer):
     def create_application(self):
         """Runs in every worker: settings come with the (pickled) model, not module globals."""
@@ -162,8 +199,10 @@ class ForecastRESTServer(RESTServer):
         dataplane = self.dataplane
         models = [m for m in dataplane.model_registry.get_models().values() if isinstance(m, ForecastModel)]
         settings = models[0].settings
-        app.add_middleware(Gatekeeper, max_body_bytes=settings.max_body_bytes)
+        token = settings.api_token.get_secret_value() if settings.api_token else None
+        app.add_middleware(Gatekeeper, max_body_bytes=settings.max_body_bytes, api_token=token)
         init_route_series()
+        app.add_exception_handler(RequestValidationError, invalid_body)
 
         async def forecast(request: ForecastRequest) -> ForecastResponse:
             model = dataplane.get_model_from_registry(request.model)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, PositiveInt
+from pydantic import Field, PositiveInt, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -33,3 +33,8 @@ class PredictorSettings(BaseSettings):
     load_retry_max_s: float = Field(30.0, gt=0, description="longest wait between load retries")
     cache_dir: str | None = Field(None, description="where MLflow bundles are downloaded")
     quiet: bool = Field(True, description="no per-request log lines (kserve's cost ~20%)")
+    api_token: SecretStr | None = Field(
+        None,
+        description="optional bearer token required on inference routes (off by default; in a mesh, "
+        "prefer mTLS and an AuthorizationPolicy); set it from a Secret",
+    )

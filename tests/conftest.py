@@ -67,3 +67,16 @@ def sample_test_windows(result) -> np.ndarray:
 def windows(trained):
     """Raw-close windows of the session's test part: `[sessions, window]`."""
     return sample_test_windows(trained[1])
+
+
+@pytest.fixture(scope="session")
+def served(trained, tmp_path_factory):
+    """The real predictor (kserve ModelServer, 1 worker) on the session's bundle directory."""
+    from tests.integration.servers import Predictor
+
+    _, result = trained
+    server = Predictor(tmp_path_factory.mktemp("predictor"), "aapl", str(result.bundle_path))
+    try:
+        yield server.wait_ready()
+    finally:
+        server.stop()

@@ -1,0 +1,159 @@
+"""Write BENCHMARKS.md from bench/results/*.json (run by scripts/bench.sh after the benchmarks)."""
+
+from __future__ import annotations
+
+import json
+
+from bench.common import REPO, RESULTS
+
+
+def load(name: str) -> dict | None:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def table(header: list[str], rows: list[list]) -> str:
+    def cell(v) -> str:
+        if isinstance(v, float):
+            return f"{v:.4g}" if abs(v) < 1000 else f"{v:,.0f}"
+        return str(v)
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(v) for v in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def accuracy(data: dict) -> list[str]:
+    out = []
+    for key in ("petr4", "sp500"):
+        part = data[key]
+        test = part["test"]
+        out += [
+            f"### {part['ticker']}: test {test['start']}..{test['end']} ({test['sessions']} sessions)",
+            "",
+        ]
+        rows = [
+            [
+                r["forecast"],
+                r["mae"],
+                r["rmse"],
+                r["mape"],
+                r["mae_ratio"],
+                r["dm_stat"],
+                r["dm_p"],
+                r.get("coverage_80", ""),
+                r.get("coverage_95", ""),
+                r["train_seconds"] or "",
+            ]
+            for r in part["rows"]
+        ]
+        header = [
+            "forecast",
+            "MAE",
+            "RMSE",
+            "MAPE %",
+            "MAE / naive",
+            "DM stat",
+            "DM p",
+            "cov 80%",
+            "cov 95%",
+            "train s",
+        ]
+        out += [table(header, rows), ""]
+    roll = data["rolling_petr4"]
+    out += [
+        f"### Rolling origin, PETR4: refit every {roll['refit_every']} sessions ({roll['folds']} refits over the test years)",
+        "",
+        table(
+            ["forecast", "MAE", "MAE / naive", "DM p", "cov 80%", "cov 95%", "train s (all refits)"],
+            [
+                [
+                    r["forecast"],
+                    r["mae"],
+                    r["mae_ratio"],
+                    r["dm_p"],
+                    r.get("coverage_80", ""),
+                    r.get("coverage_95", ""),
+                    r["train_seconds"] or "",
+                ]
+                for r in (roll["model"], roll["naive"])
+            ],
+        ),
+        "",
+    ]
+    return out
+
+
+def main() -> None:
+    parts = [
+        "# Benchmarks",
+        "",
+        "Regenerate everything with `bash scripts/bench.sh` (about 25 minutes on 2 cores); each script also",
+        "runs alone (`.venv/bin/python -m bench.<name> --help`) and writes `bench/results/<name>.json`.",
+        "Speed is reported as ratios measured in the same run: absolute times on this shared machine are noisy.",
+        "",
+    ]
+    acc = load("accuracy")
+    if acc:
+        m = acc["machine"]
+        parts += [
+            f"Machine: {m['cores']} cores, {m['memory_gib']} GiB, Python {m['python']}; {m['date']}.",
+            "",
+        ]
+        parts += ["## Accuracy (one step ahead, price units, vs the naive forecast)", ""]
+        parts += [
+            "DM: Diebold-Mariano test of absolute errors against naive (h = 1, HLN-corrected); a negative",
+            "statistic means smaller errors than naive; p is two-sided. Coverage: share of test closes inside",
+            "the split-conformal interval. Train s: wall time of the whole pipeline (fit, export, evaluation).",
+            "",
+        ]
+        parts += accuracy(acc)
+    inf = load("inference")
+    if inf:
+        parts += ["## Inference (model only, one thread)", ""]
+        rows = [
+            [r["engine"], r["batch"], r["p50_us"], r["p99_us"], r["per_row_p50_us"], r["speedup_vs_torch"]]
+            for r in inf["rows"]
+        ]
+        parts += [
+            table(["engine", "batch", "p50 µs", "p99 µs", "p50 µs per row", "speed-up vs torch"], rows),
+            "",
+        ]
+    srv = load("serving")
+    if srv:
+        parts += [f"## Serving (wrk on 127.0.0.1, batch 1, {srv['duration_s']} s per run)", ""]
+        rows = [
+            [
+                r["server"],
+                r["concurrency"],
+                r["rps"],
+                r["p50_ms"],
+                r["p99_ms"],
+                r["cpu_us_per_request"],
+                r["rss_mib"],
+                r["non_2xx"],
+            ]
+            for r in srv["rows"]
+        ]
+        header = ["server", "conc.", "req/s", "p50 ms", "p99 ms", "CPU µs / req", "RSS MiB", "non-2xx"]
+        parts += [table(header, rows), "", "Ratios from the same run:", ""]
+        parts += [f"- `{k}`: {v}" for k, v in srv["ratios"].items()] + [""]
+    cold = load("coldstart")
+    if cold:
+        parts += ["## Cold start and size", ""]
+        rows = [[i + 1, r["live_s"], r["ready_s"], r["first_answer_s"]] for i, r in enumerate(cold["runs"])]
+        parts += [table(["run", "live s", "ready s", "first answer s"], rows), ""]
+        s = cold["sizes"]
+        parts += [
+            f"Serving dependencies (kserve, onnxruntime, numpy, prometheus-client, mlflow-skinny, pydantic and "
+            f"everything they pull): {s['serve_deps_mib']:.0f} MiB in {s['serve_distributions']} distributions, "
+            f"torch among them: {s['torch_in_serving_closure']}. For comparison torch + lightning + mlflow: "
+            f"{s['torch_lightning_mlflow_mib']:.0f} MiB.",
+            "",
+        ]
+    (REPO / "BENCHMARKS.md").write_text("\n".join(parts))
+    print("wrote BENCHMARKS.md")
+
+
+if __name__ == "__main__":
+    main()
