@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
-EXTRAS=${EXTRAS:-train,serve,dev}
+EXTRAS=${EXTRAS:-train,serve,dev,deploy}
 stamp=".venv/.installed-$(cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)-${EXTRAS//,/-}"
 if [ -f "$stamp" ]; then exit 0; fi
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv

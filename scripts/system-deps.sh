@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Debian tools the tests run for real (Prometheus/promtool); installed only when missing.
+# Debian tools the tests run for real: Prometheus and promtool (alert rules, the monitoring chain)
+# and wrk (the bounded soak test). Installed only when missing.
 set -euo pipefail
 need=()
-for tool in prometheus:prometheus promtool:prometheus; do
+for tool in prometheus:prometheus promtool:prometheus wrk:wrk; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash scripts/setup-checkov.sh   # checkov lives in .venv-checkov: its pins would downgrade .venv
 bash scripts/system-deps.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

@@ -45,7 +45,8 @@ class Process:
         clean = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
         self.proc = subprocess.Popen(
             args, cwd=REPO, stdout=self.handle, stderr=subprocess.STDOUT,
-            env={**clean, "PYTHONPATH": str(REPO), **(env or {})}, start_new_session=True,
+            env={**clean, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1", **(env or {})},
+            start_new_session=True,
         )  # fmt: skip
 
     def output(self) -> str:
@@ -72,10 +73,10 @@ class Predictor(Process):
         super().__init__(args, tmp / f"predictor-{self.http}.log", env)
 
     def get(self, path: str, **kw) -> requests.Response:
-        return requests.get(self.url + path, timeout=10, **kw)
+        return requests.get(self.url + path, **{"timeout": 10, **kw})
 
     def post(self, path: str, **kw) -> requests.Response:
-        return requests.post(self.url + path, timeout=10, **kw)
+        return requests.post(self.url + path, **{"timeout": 10, **kw})
 
     def wait_live(self, timeout: float = 60) -> Predictor:
         wait_for(lambda: self.get("/v2/health/live").status_code == 200, timeout, "live", self.proc)

@@ -8,6 +8,8 @@ it keeps serving the old version and counts the failure.
 from __future__ import annotations
 
 import shutil
+import threading
+import time
 
 import pytest
 from mlflow import MlflowClient
@@ -38,6 +40,27 @@ def stack(tmp_path_factory):
             mlflow_server.stop()
 
 
+class Load:
+    """Requests in a loop on another thread, every status recorded."""
+
+    def __init__(self, predictor: Predictor, windows) -> None:
+        self.predictor, self.windows, self.statuses = predictor, windows, []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            self.statuses.append(self.predictor.infer(self.windows[:1]).status_code)
+
+    def __enter__(self) -> Load:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join(10)
+
+
 def versions(predictor: Predictor) -> list[str]:
     return predictor.get("/v2/models/aapl").json()["versions"]
 
@@ -62,12 +85,17 @@ def test_hot_reload_lifecycle(stack, windows):
         answer = predictor.infer(windows[:1]).json()["outputs"][0]["data"][0]
         assert answer == pytest.approx(first.test_forecasts["forecast"][0], rel=1e-6)
 
-        # 3. The alias moves to version 2: swapped without a restart.
+        # 3. The alias moves to version 2 while requests keep coming: swapped without a restart,
+        #    and not one request fails during the swap.
         client = MlflowClient(url, url)
         v1 = client.get_model_version(NAME, "1")
         v2 = client.create_model_version(NAME, source=v1.source, run_id=v1.run_id)
-        client.set_registered_model_alias(NAME, "champion", v2.version)
-        wait_for(lambda: versions(predictor) == ["2"], 30, "reload to version 2")
+        with Load(predictor, windows) as load:
+            client.set_registered_model_alias(NAME, "champion", v2.version)
+            wait_for(lambda: versions(predictor) == ["2"], 30, "reload to version 2")
+            time.sleep(0.5)
+        assert load.statuses and set(load.statuses) == {200}, sorted(set(load.statuses))
+        assert len(load.statuses) > 50
         assert predictor.metric("forecaster_reloads_total", result="success") == 2
         assert predictor.metric("forecaster_model_info", version="2") == 1
         assert predictor.metric("forecaster_model_info", version="1") == 0
@@ -86,8 +114,13 @@ def test_hot_reload_lifecycle(stack, windows):
         v3 = client.create_model_version(
             NAME, source=f"runs:/{run.info.run_id}/bundle", run_id=run.info.run_id
         )
+        failed_before = predictor.metric("forecaster_reloads_total", result="failure")
         client.set_registered_model_alias(NAME, "champion", v3.version)
-        wait_for(lambda: predictor.metric("forecaster_reloads_total", result="failure") >= 1, 30, "failure")
+        wait_for(
+            lambda: predictor.metric("forecaster_reloads_total", result="failure") > failed_before,
+            30,
+            "failure",
+        )
         assert versions(predictor) == ["2"]
         assert predictor.get("/v2/health/ready").status_code == 200
         assert predictor.infer(windows[:1]).status_code == 200
@@ -96,5 +129,13 @@ def test_hot_reload_lifecycle(stack, windows):
         # 5. The alias moves back to a good version: served again.
         client.set_registered_model_alias(NAME, "champion", "1")
         wait_for(lambda: versions(predictor) == ["1"], 30, "reload back to version 1")
+
+        # 6. The version the alias points at is deleted (the alias goes with it): keep serving.
+        failures = predictor.output().count("cannot resolve")
+        client.delete_model_version(NAME, "1")
+        wait_for(lambda: predictor.output().count("cannot resolve") > failures, 30, "a resolve failure")
+        time.sleep(2)
+        assert versions(predictor) == ["1"] and predictor.infer(windows[:1]).status_code == 200
+        assert predictor.get("/v2/health/ready").status_code == 200
     finally:
         mlflow_server.stop()

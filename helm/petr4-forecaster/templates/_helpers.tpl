@@ -1,0 +1,396 @@
+{{/*
+Shared helpers. A new component (a Deployment of its own: the realized-MAE monitor, an
+Alertmanager webhook receiver, ...) needs only:
+  templates/<component>/{deployment,service,networkpolicy}.yaml using
+    petr4.labels / petr4.selectorLabels (dict "ctx" $ "component" "<component>")
+    petr4.serviceAccount (its ServiceAccount, plus a Role only when it is given rules)
+    petr4.podSecurityContext / petr4.containerSecurityContext / petr4.tmpVolume
+    petr4.mlflowClientEnv (if it talks to MLflow) and petr4.egressDns / petr4.egressMlflow
+  a block in values.yaml and in values.schema.json (additionalProperties false). Then run
+  scripts/render-manifests.py: the kustomize base picks every template up by itself.
+*/}}
+
+{{- define "petr4.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "petr4.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Object name of a component: <fullname>-<component>. */}}
+{{- define "petr4.componentName" -}}
+{{- printf "%s-%s" (include "petr4.fullname" .ctx) .component | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Selector labels: stable across upgrades (never add a version here). */}}
+{{- define "petr4.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "petr4.name" .ctx }}
+app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{/* Labels of every object: selector labels, version, part-of, commonLabels (+ Helm's own). */}}
+{{- define "petr4.labels" -}}
+{{ include "petr4.selectorLabels" . }}
+app.kubernetes.io/version: {{ .ctx.Chart.AppVersion | quote }}
+app.kubernetes.io/part-of: petr4-forecaster
+{{- if .ctx.Values.helmLabels }}
+app.kubernetes.io/managed-by: {{ .ctx.Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .ctx.Chart.Name .ctx.Chart.Version | replace "+" "_" }}
+{{- end }}
+{{- with .ctx.Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* Image reference: [registry/]repository(@digest|:tag). (dict "ctx" $ "image" "serve"|"train") */}}
+{{- define "petr4.image" -}}
+{{- $img := index .ctx.Values.images .image }}
+{{- $repo := $img.repository }}
+{{- with .ctx.Values.images.registry }}{{ $repo = printf "%s/%s" (trimSuffix "/" .) $repo }}{{ end }}
+{{- if $img.digest }}
+{{- printf "%s@%s" $repo $img.digest }}
+{{- else }}
+{{- printf "%s:%s" $repo (default .ctx.Chart.AppVersion $img.tag) }}
+{{- end }}
+{{- end }}
+
+{{/* Registered model / InferenceService name: `PETR4.SA` -> `petr4-sa-forecaster` (training's rule). */}}
+{{- define "petr4.modelName" -}}
+{{- if .name }}
+{{- .name }}
+{{- else }}
+{{- printf "%s-forecaster" (regexReplaceAll "[^a-z0-9]+" (lower .ticker) "-" | trimAll "-") }}
+{{- end }}
+{{- end }}
+
+{{/* Short name of a model's objects (Job, CronJob) derived from the model name. */}}
+{{- define "petr4.modelShort" -}}
+{{- include "petr4.modelName" . | trimSuffix "-forecaster" }}
+{{- end }}
+
+{{/* The tracking URI every client uses (in-cluster service, or the external one). */}}
+{{- define "petr4.trackingUri" -}}
+{{- if .Values.mlflow.enabled }}
+{{- printf "http://%s:%v" (include "petr4.componentName" (dict "ctx" . "component" "mlflow")) .Values.mlflow.port }}
+{{- else }}
+{{- required "mlflow.externalUri is required when mlflow.enabled is false" .Values.mlflow.externalUri }}
+{{- end }}
+{{- end }}
+
+{{/* Environment every MLflow client container gets: the URI from the config ConfigMap (so a
+kustomize overlay swaps it in one place) and the optional auth Secret, referenced by name. */}}
+{{- define "petr4.mlflowClientEnv" -}}
+- name: FORECASTER_TRACKING_URI
+  valueFrom:
+    configMapKeyRef:
+      name: {{ include "petr4.componentName" (dict "ctx" . "component" "config") }}
+      key: tracking-uri
+{{- with .Values.mlflow.auth.existingSecret }}
+- name: MLFLOW_TRACKING_USERNAME
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: {{ $.Values.mlflow.auth.usernameKey }}
+- name: MLFLOW_TRACKING_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: {{ $.Values.mlflow.auth.passwordKey }}
+{{- end }}
+{{- end }}
+
+{{- define "petr4.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ .Values.securityContext.runAsUser }}
+runAsGroup: {{ .Values.securityContext.runAsGroup }}
+fsGroup: {{ .Values.securityContext.fsGroup }}
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{/* Complete at container level too: Knative allows no pod securityContext by default. */}}
+{{- define "petr4.containerSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ .Values.securityContext.runAsUser }}
+runAsGroup: {{ .Values.securityContext.runAsGroup }}
+readOnlyRootFilesystem: true
+allowPrivilegeEscalation: false
+privileged: false
+capabilities:
+  drop: ["ALL"]
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{/* The one writable place of a container: an emptyDir at /tmp (HOME points there). */}}
+{{- define "petr4.tmpVolume" -}}
+- name: tmp
+  emptyDir:
+    sizeLimit: {{ default "1Gi" .sizeLimit }}
+{{- end }}
+
+{{- define "petr4.imagePullSecrets" -}}
+{{- with .Values.images.pullSecrets }}
+imagePullSecrets:
+{{- range . }}
+  - name: {{ . }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* ServiceAccount without a token; a Role + RoleBinding only if the component needs the API.
+(dict "ctx" $ "component" "x" "rules" (list ...)) */}}
+{{- define "petr4.serviceAccount" -}}
+{{- $name := include "petr4.componentName" . }}
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: {{ $name }}
+  namespace: {{ .ctx.Release.Namespace }}
+  labels:
+    {{- include "petr4.labels" . | nindent 4 }}
+automountServiceAccountToken: false
+{{- if .rules }}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata:
+  name: {{ $name }}
+  namespace: {{ .ctx.Release.Namespace }}
+  labels:
+    {{- include "petr4.labels" . | nindent 4 }}
+rules:
+  {{- toYaml .rules | nindent 2 }}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: {{ $name }}
+  namespace: {{ .ctx.Release.Namespace }}
+  labels:
+    {{- include "petr4.labels" . | nindent 4 }}
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: Role
+  name: {{ $name }}
+subjects:
+  - kind: ServiceAccount
+    name: {{ $name }}
+    namespace: {{ .ctx.Release.Namespace }}
+{{- end }}
+{{- end }}
+
+{{/* NetworkPolicy egress rule: the cluster DNS. */}}
+{{- define "petr4.egressDns" -}}
+- to:
+    - namespaceSelector:
+        matchLabels:
+          {{- toYaml .Values.networkPolicy.dns.namespaceLabels | nindent 10 }}
+      podSelector:
+        matchLabels:
+          {{- toYaml .Values.networkPolicy.dns.podLabels | nindent 10 }}
+  ports:
+    - {protocol: UDP, port: 53}
+    - {protocol: TCP, port: 53}
+{{- end }}
+
+{{/* NetworkPolicy egress rule: the MLflow server (in-cluster pods, or the external peers). */}}
+{{- define "petr4.egressMlflow" -}}
+{{- if .Values.mlflow.enabled -}}
+- to:
+    - podSelector:
+        matchLabels:
+          {{- include "petr4.selectorLabels" (dict "ctx" . "component" "mlflow") | nindent 10 }}
+  ports:
+    - {protocol: TCP, port: {{ .Values.mlflow.port }}}
+{{- else }}
+{{- $uri := urlParse .Values.mlflow.externalUri }}
+{{- $port := 443 }}
+{{- if eq $uri.scheme "http" }}{{ $port = 80 }}{{ end }}
+{{- if contains ":" $uri.host }}{{ $port = (last (splitList ":" $uri.host)) | int }}{{ end }}
+- {{- with .Values.mlflow.externalEgress }}
+  to:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  ports:
+    - {protocol: TCP, port: {{ $port }}}
+{{- end }}
+{{- end }}
+
+{{/* Arguments of the predictor container (one place for the chart and the kustomize base).
+(dict "ctx" $ "model" $model "alias" "champion") */}}
+{{- define "petr4.predictorArgs" -}}
+{{- $name := include "petr4.modelName" .model }}
+{{- $p := .ctx.Values.predictor -}}
+- --model_name
+- {{ $name }}
+- --model_source
+- models:/{{ $name }}@{{ .alias }}
+- --tracking_uri
+- $(FORECASTER_TRACKING_URI)
+- --http_port
+- "8080"
+- --grpc_port
+- "8081"
+- --workers
+- {{ $p.workers | quote }}
+- --threads
+- {{ $p.threads | quote }}
+- --variant
+- {{ $p.variant }}
+- --reload_interval_s
+- {{ $p.reloadIntervalSeconds | quote }}
+{{- range $p.extraArgs }}
+- {{ . | quote }}
+{{- end }}
+{{- end }}
+
+{{/* The predictor component of an InferenceService (used for spec.predictor and spec.canary).
+(dict "ctx" $ "model" $model "alias" "champion" "canaryTrafficPercent" nil|int) */}}
+{{- define "petr4.predictorSpec" -}}
+{{- $ctx := .ctx }}
+{{- $v := $ctx.Values }}
+{{- $standard := eq $v.kserve.deploymentMode "Standard" -}}
+serviceAccountName: {{ include "petr4.componentName" (dict "ctx" $ctx "component" "predictor") }}
+automountServiceAccountToken: false
+{{- if not (kindIs "invalid" .canaryTrafficPercent) }}
+canaryTrafficPercent: {{ .canaryTrafficPercent }}
+{{- end }}
+minReplicas: {{ ternary .model.minReplicas $v.predictor.minReplicas (not (kindIs "invalid" .model.minReplicas)) }}
+maxReplicas: {{ ternary .model.maxReplicas $v.predictor.maxReplicas (not (kindIs "invalid" .model.maxReplicas)) }}
+{{- if $standard }}
+scaleMetric: {{ $v.kserve.hpa.metric }}
+scaleTarget: {{ $v.kserve.hpa.targetUtilizationPercentage }}
+{{- else }}
+scaleMetric: {{ $v.kserve.knative.metric }}
+scaleTarget: {{ $v.kserve.knative.target }}
+{{- end }}
+labels:
+  {{- include "petr4.selectorLabels" (dict "ctx" $ctx "component" "predictor") | nindent 2 }}
+  app.kubernetes.io/part-of: petr4-forecaster
+{{- if $standard }}
+securityContext:
+  {{- include "petr4.podSecurityContext" $ctx | nindent 2 }}
+{{- end }}
+{{- include "petr4.imagePullSecrets" $ctx }}
+containers:
+  - name: kserve-container
+    image: {{ include "petr4.image" (dict "ctx" $ctx "image" "serve") }}
+    imagePullPolicy: {{ $v.images.pullPolicy }}
+    args:
+      {{- include "petr4.predictorArgs" . | nindent 6 }}
+    env:
+      - {name: PROMETHEUS_MULTIPROC_DIR, value: /tmp/metrics}
+      - {name: FORECASTER_PREDICTOR_CACHE_DIR, value: /tmp/bundles}
+      - {name: HOME, value: /tmp}
+      {{- include "petr4.mlflowClientEnv" $ctx | nindent 6 }}
+    ports:
+      - {name: http1, containerPort: 8080, protocol: TCP}
+      {{- if $standard }}
+      - {name: grpc, containerPort: 8081, protocol: TCP}
+      {{- end }}
+    livenessProbe:
+      httpGet: {path: /v2/health/live, port: 8080}
+      periodSeconds: 20
+      timeoutSeconds: 5
+      failureThreshold: 3
+    readinessProbe:
+      httpGet: {path: /v2/health/ready, port: 8080}
+      periodSeconds: 10
+      timeoutSeconds: 5
+      failureThreshold: 3
+    resources:
+      {{- toYaml (default $v.predictor.resources .model.resources) | nindent 6 }}
+    securityContext:
+      {{- include "petr4.containerSecurityContext" $ctx | nindent 6 }}
+    volumeMounts:
+      - {name: tmp, mountPath: /tmp}
+volumes:
+  {{- include "petr4.tmpVolume" (dict) | nindent 2 }}
+{{- end }}
+
+{{/* Pod template of a training run (the first-champion Job and the CronJob share it).
+(dict "ctx" $ "model" $model) */}}
+{{- define "petr4.trainingPodTemplate" -}}
+{{- $ctx := .ctx }}
+{{- $v := $ctx.Values }}
+{{- $name := include "petr4.modelName" .model -}}
+metadata:
+  labels:
+    {{- include "petr4.labels" (dict "ctx" $ctx "component" "training") | nindent 4 }}
+    petr4-forecaster/model: {{ $name }}
+spec:
+  serviceAccountName: {{ include "petr4.componentName" (dict "ctx" $ctx "component" "training") }}
+  automountServiceAccountToken: false
+  restartPolicy: Never
+  securityContext:
+    {{- include "petr4.podSecurityContext" $ctx | nindent 4 }}
+  {{- include "petr4.imagePullSecrets" $ctx | indent 2 }}
+  initContainers:
+    # Waits for the tracking server (its /health), so a fresh install does not burn retries.
+    - name: wait-for-mlflow
+      image: {{ include "petr4.image" (dict "ctx" $ctx "image" "train") }}
+      imagePullPolicy: {{ $v.images.pullPolicy }}
+      command: ["python", "-c"]
+      args:
+        - |
+          import os, time, urllib.request
+          url = os.environ["FORECASTER_TRACKING_URI"].rstrip("/") + "/health"
+          for attempt in range(120):
+              try:
+                  urllib.request.urlopen(url, timeout=5)
+                  break
+              except OSError as error:
+                  print(f"waiting for {url}: {error}", flush=True)
+                  time.sleep(5)
+          else:
+              raise SystemExit(f"{url} did not answer in 10 minutes")
+      env:
+        {{- include "petr4.mlflowClientEnv" $ctx | nindent 8 }}
+      resources:
+        requests: {cpu: 10m, memory: 32Mi}
+        limits: {cpu: 100m, memory: 64Mi}
+      securityContext:
+        {{- include "petr4.containerSecurityContext" $ctx | nindent 8 }}
+  containers:
+    - name: training
+      image: {{ include "petr4.image" (dict "ctx" $ctx "image" "train") }}
+      imagePullPolicy: {{ $v.images.pullPolicy }}
+      args:
+        - --source
+        - {{ $v.training.source }}
+        - --ticker
+        - {{ .model.ticker | quote }}
+        - --model-name
+        - {{ $name }}
+        - --tracking-uri
+        - $(FORECASTER_TRACKING_URI)
+        - --output-dir
+        - /tmp/out
+        {{- range $v.training.extraArgs }}
+        - {{ . | quote }}
+        {{- end }}
+      env:
+        - {name: HOME, value: /tmp}
+        - {name: MPLCONFIGDIR, value: /tmp/matplotlib}
+        {{- include "petr4.mlflowClientEnv" $ctx | nindent 8 }}
+      resources:
+        {{- toYaml (default $v.training.resources .model.trainingResources) | nindent 8 }}
+      securityContext:
+        {{- include "petr4.containerSecurityContext" $ctx | nindent 8 }}
+      volumeMounts:
+        - {name: tmp, mountPath: /tmp}
+  volumes:
+    {{- include "petr4.tmpVolume" (dict "sizeLimit" "2Gi") | nindent 4 }}
+{{- end }}

@@ -1,0 +1,172 @@
+"""Alert rules and dashboard: the rendered PrometheusRule's spec.groups pass `promtool check rules`
+and the unit tests of rules_test.yaml (each alert firing and not firing); every runbook_url has a
+section in docs/runbook.md; the rules and the dashboard only use metrics the code really defines."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+
+import pytest
+import yaml
+
+from tests.deploy.conftest import CHART, HERE, REPO, kustomize_docs, render_docs
+
+PREDICTOR_ALERTS = {
+    "ForecasterLatencyP99High",
+    "ForecasterErrorRatioHigh",
+    "ForecasterModelNotReady",
+    "ForecasterReloadFailures",
+}
+PROMQL_WORDS = {
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "or",
+    "and",
+    "unless",
+    "bool",
+    "offset",
+    "le",
+    "inf",
+    "nan",
+}
+
+
+def promtool() -> str:
+    path = shutil.which("promtool")
+    assert path, "promtool is missing: run scripts/system-deps.sh (Debian's prometheus package)"
+    return path
+
+
+def groups(docs) -> list[dict]:
+    (rule,) = [d for d in docs if d["kind"] == "PrometheusRule"]
+    return rule["spec"]["groups"]
+
+
+@pytest.fixture(scope="module")
+def rules_dir(tmp_path_factory):
+    """spec.groups of the chart's PrometheusRule as a plain rules file, beside the unit tests."""
+    root = tmp_path_factory.mktemp("rules")
+    (root / "rules.yaml").write_text(yaml.safe_dump({"groups": groups(render_docs())}, sort_keys=False))
+    shutil.copy(HERE / "rules_test.yaml", root / "rules_test.yaml")
+    return root
+
+
+def test_rules_are_the_chart_file():
+    canonical = yaml.safe_load((CHART / "files" / "rules.yaml").read_text())["groups"]
+    assert groups(render_docs()) == canonical
+    assert groups(kustomize_docs("standard")) == canonical
+
+
+def test_promtool_check_rules(rules_dir):
+    result = subprocess.run(
+        [promtool(), "check", "rules", str(rules_dir / "rules.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+
+
+def test_promtool_unit_tests(rules_dir):
+    result = subprocess.run(
+        [promtool(), "test", "rules", "rules_test.yaml"],
+        cwd=rules_dir,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_predictor_alert_is_tested_firing_and_not():
+    cases = yaml.safe_load((HERE / "rules_test.yaml").read_text())["tests"]
+    fired, quiet = set(), set()
+    for case in cases:
+        for check in case.get("alert_rule_test", []):
+            (fired if check["exp_alerts"] else quiet).add(check["alertname"])
+    assert {r["alert"] for g in groups(render_docs()) for r in g["rules"] if "alert" in r} >= PREDICTOR_ALERTS
+    assert fired >= PREDICTOR_ALERTS and quiet >= PREDICTOR_ALERTS
+
+
+def anchor(heading: str) -> str:
+    """GitHub's anchor of a Markdown heading."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_runbook_has_a_section_per_alert():
+    runbook = (REPO / "docs" / "runbook.md").read_text()
+    anchors = {anchor(line.lstrip("#")) for line in runbook.splitlines() if line.startswith("#")}
+    for group in groups(render_docs()):
+        for rule in group["rules"]:
+            if "alert" not in rule:
+                continue
+            annotations = rule["annotations"]
+            assert {"summary", "description", "runbook_url"} <= annotations.keys(), rule["alert"]
+            path, _, fragment = annotations["runbook_url"].partition("#")
+            assert path == "docs/runbook.md" and fragment == rule["alert"].lower(), rule["alert"]
+            assert fragment in anchors, f"docs/runbook.md has no section for {rule['alert']}"
+
+
+def defined_metrics() -> set[str]:
+    """Metric names the project's code defines (prometheus_client adds _total/_bucket/_sum/_count)."""
+    names = set()
+    for path in REPO.glob("*/*.py"):
+        if (
+            path.parts[len(REPO.parts)] in {"tests", "scripts", "bench"}
+            or ".venv" in path.parts[len(REPO.parts)]
+        ):
+            continue
+        names |= set(re.findall(r"[\"'](forecaster_[a-z0-9_]+)[\"']", path.read_text()))
+    return names
+
+
+def used_metrics(promql: str) -> set[str]:
+    names = set(re.findall(r"\b(forecaster_[a-z0-9_]+)", re.sub(r'"[^"]*"', '""', promql)))
+    return {re.sub(r"_(bucket|sum|count|total)$", "", n) for n in names} | {
+        n for n in names if n.endswith("_total")
+    }
+
+
+def test_rules_and_dashboard_use_real_metrics():
+    defined = defined_metrics()
+    bases = {re.sub(r"_total$", "", n) for n in defined} | defined
+    assert {
+        "forecaster_request_duration_seconds",
+        "forecaster_requests_total",
+        "forecaster_model_ready",
+        "forecaster_model_info",
+        "forecaster_reloads_total",
+    } <= defined
+    exprs = [r["expr"] for g in groups(render_docs()) for r in g["rules"]]
+    dashboard = json.loads((CHART / "files" / "dashboard.json").read_text())
+    panels = dashboard["panels"]
+    exprs += [t["expr"] for p in panels for t in p.get("targets", [])]
+    exprs += [
+        v["query"]["query"] for v in dashboard["templating"]["list"] if isinstance(v.get("query"), dict)
+    ]
+    unknown = {m for e in exprs for m in used_metrics(e)} - bases
+    assert not unknown, f"metrics not defined by the code: {unknown}"
+
+
+def test_dashboard_configmap():
+    (config,) = [
+        d for d in render_docs() if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-dashboard")
+    ]
+    assert config["metadata"]["labels"]["grafana_dashboard"] == "1"
+    dashboard = json.loads(config["data"]["petr4-forecaster.json"])
+    assert dashboard == json.loads((CHART / "files" / "dashboard.json").read_text())
+    titles = " | ".join(p["title"] for p in dashboard["panels"]).lower()
+    for topic in ("request rate", "error ratio", "p50 / p99", "model version", "reloads", "ready"):
+        assert topic in titles
+    ids = [p["id"] for p in dashboard["panels"]]
+    assert len(ids) == len(set(ids))

@@ -1,0 +1,104 @@
+"""Security promises of the serving path."""
+
+from __future__ import annotations
+
+import ast
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from bundle import OnnxForecaster, load_bundle
+from tests.conftest import REPO
+from tests.integration.servers import Predictor
+
+SERVING = ("bundle", "predictor")
+FORBIDDEN = {
+    "pickle",
+    "cPickle",
+    "joblib",
+    "dill",
+    "cloudpickle",
+    "torch",
+    "training",
+    "lightning",
+    "shelve",
+    "marshal",
+}
+
+
+def imported_modules(package: str) -> dict[str, set[str]]:
+    found = {}
+    for path in (REPO / package).rglob("*.py"):
+        names = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names.add(node.module.split(".")[0])
+        found[str(path.relative_to(REPO))] = names
+    return found
+
+
+@pytest.mark.parametrize("package", SERVING)
+def test_serving_code_imports_no_pickle_no_torch_no_training(package):
+    offenders = {f: sorted(n & FORBIDDEN) for f, n in imported_modules(package).items() if n & FORBIDDEN}
+    assert offenders == {}
+
+
+def test_loading_and_serving_a_bundle_never_unpickles(trained, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("pickle used on the serving path")
+
+    monkeypatch.setattr(pickle, "load", refuse)
+    monkeypatch.setattr(pickle, "loads", refuse)
+    monkeypatch.setattr(np, "load", refuse)
+    forecaster = OnnxForecaster(load_bundle(trained[1].bundle_path))
+    forecaster.self_test()
+    assert forecaster.forecast(np.full((1, 60), 100.0), horizon=3).mean.shape == (1, 3)
+
+
+def test_the_predictor_process_never_imports_torch_or_training():
+    code = "\n".join(
+        [
+            "import sys",
+            "sys.argv = ['predictor']",
+            "import predictor.__main__, predictor.model, predictor.server, bundle.source",
+            "bad = sorted(m for m in ('torch', 'lightning', 'training', 'joblib') if m in sys.modules)",
+            "print(bad)",
+            "sys.exit(1 if bad else 0)",
+        ]
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.slow
+def test_optional_bearer_token_guards_inference_only(trained, windows, tmp_path):
+    server = Predictor(tmp_path, "aapl", str(trained[1].bundle_path),
+                       env={"FORECASTER_PREDICTOR_API_TOKEN": "s3cret-token"})  # fmt: skip
+    try:
+        server.wait_ready()
+        assert server.infer(windows[:1]).status_code == 401
+        body = {
+            "inputs": [{"name": "closes", "shape": [1, 60], "datatype": "FP64", "data": windows[0].tolist()}]
+        }
+        wrong = server.post("/v2/models/aapl/infer", json=body, headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401 and "bearer token" in wrong.json()["error"]
+        right = server.post(
+            "/v2/models/aapl/infer", json=body, headers={"Authorization": "Bearer s3cret-token"}
+        )
+        assert right.status_code == 200
+        assert (
+            server.post("/v1/models/aapl:predict", json={"instances": [windows[0].tolist()]}).status_code
+            == 401
+        )
+        # Probes and metrics stay open for the kubelet and Prometheus.
+        assert server.get("/v2/health/ready").status_code == 200 and server.get("/metrics").status_code == 200
+    finally:
+        server.stop()
+    assert "s3cret-token" not in server.output()  # never logged
