@@ -54,6 +54,8 @@ def test_bounded_soak_has_no_errors_bounded_latency_and_flat_memory(served, wind
     assert "Non-2xx" not in out and "Socket errors" not in out, out
     value, unit = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)$", out, re.M).groups()
     p99_ms = float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    print(f"soak: {requests} requests, {rps:.0f} req/s, p99 {p99_ms:.2f} ms, RSS {before:.0f}->{after:.0f}")
     assert p99_ms < P99_BUDGET_MS, out
     assert after < before * 1.10, f"RSS grew from {before:.0f} to {after:.0f} MiB"
     assert served.get("/v2/health/ready").status_code == 200
