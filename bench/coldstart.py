@@ -9,13 +9,12 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import socket
 import tempfile
 import time
 from importlib import metadata
 from pathlib import Path
 
-from bench.common import PY, save, start, stop, train_bundle, wait_http
+from bench.common import PY, free_port, save, start, stop, train_bundle, wait_http
 
 SERVE_ROOTS = (
     "kserve",
@@ -55,12 +54,6 @@ def size_mib(names: set[str]) -> float:
             if path.is_file():
                 total += path.stat().st_size
     return total / 2**20
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def main() -> None:

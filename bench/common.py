@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import socket
 import subprocess
 import sys
 import time
@@ -65,6 +66,12 @@ def train_bundle(out: Path, epochs: int = 5):
         pipeline.export = original
     torch.save(captured["module"].net.state_dict(), out / "weights.pt")
     return result, captured["module"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def tree(pid: int) -> list[psutil.Process]:

@@ -13,21 +13,14 @@ import argparse
 import json
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-from bench.common import PY, cpu_seconds, rss_bytes, save, start, stop, train_bundle, wait_http
+from bench.common import PY, cpu_seconds, free_port, rss_bytes, save, start, stop, train_bundle, wait_http
 
 UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def servers(bundle: Path, weights: Path, window: list[float]) -> dict[str, dict]:

@@ -46,6 +46,8 @@ class Monitor:
         if self.previous_version not in (None, version):  # a new champion: drop the old series
             for gauge in (metrics.MAE, metrics.NAIVE_MAE, metrics.RATIO, metrics.SESSIONS):
                 gauge.remove(s.model_name, self.previous_version)
+            for coverage in result.coverage:
+                metrics.COVERAGE.remove(s.model_name, self.previous_version, f"{round(coverage * 100)}")
         self.previous_version = version
         metrics.MAE.labels(**labels).set(result.mae)
         metrics.NAIVE_MAE.labels(**labels).set(result.naive_mae)

@@ -10,6 +10,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Protocol
 
+import numpy as np
 import pandas as pd
 
 from training.settings import TrainSettings
@@ -88,9 +89,7 @@ def validate(
     bad_dates = frame.index[frame["date"].isna()]
     if len(bad_dates):
         raise DataError(f"unparseable date at row {bad_dates[0] + 1} ({len(bad_dates)} rows)")
-    nan_close = frame.index[
-        frame["close"].isna() | ~frame["close"].apply(lambda v: pd.notna(v) and abs(v) != float("inf"))
-    ]
+    nan_close = frame.index[~np.isfinite(frame["close"].to_numpy(dtype=np.float64))]
     if len(nan_close):
         raise DataError(f"NaN or missing close at {row(nan_close[0])} ({len(nan_close)} rows)")
     nonpos = frame.index[frame["close"] <= 0]
