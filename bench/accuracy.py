@@ -59,7 +59,10 @@ def run(csv: Path, ticker: str, out: Path, **overrides) -> tuple[pd.DataFrame, f
     return result.test_forecasts, time.perf_counter() - start, result.metrics
 
 
-def row(name: str, f: pd.DataFrame, forecast: np.ndarray, seconds: float | None = None) -> dict:
+def row(
+    name: str, f: pd.DataFrame, forecast: np.ndarray, seconds: float | None = None, intervals: bool = False
+) -> dict:
+    """Metrics of `forecast`; coverage only when `f` holds that forecast's own intervals."""
     actual, naive = f["actual"].to_numpy(), f["naive"].to_numpy()
     err, naive_err = forecast - actual, naive - actual
     mae, naive_mae = np.mean(np.abs(err)), np.mean(np.abs(naive_err))
@@ -74,7 +77,7 @@ def row(name: str, f: pd.DataFrame, forecast: np.ndarray, seconds: float | None 
         "dm_p": p,
         "train_seconds": seconds,
     }
-    for pct in (80, 95):
+    for pct in (80, 95) if intervals else ():
         if f"lower_{pct}" in f:
             out[f"coverage_{pct}"] = float(
                 np.mean((actual >= f[f"lower_{pct}"]) & (actual <= f[f"upper_{pct}"]))
@@ -99,7 +102,7 @@ def evaluate(csv: Path, ticker: str, work: Path, quick: bool, seed_faithful: boo
                 "seed-faithful LSTM (level, MinMax, 50 epochs)", seed_f, seed_f["forecast"].to_numpy(), seed_s
             )
         )
-    rows.append(row("LSTM default (log-return target)", base, base["forecast"].to_numpy(), seconds))
+    rows.append(row("LSTM default (log-return target)", base, base["forecast"].to_numpy(), seconds, True))
     rows.append(row("LSTM default, int8 ONNX", base, base["forecast_int8"].to_numpy()))
     members, total = [base["forecast"].to_numpy()], seconds
     for seed in (1, 2, 3, 4):
@@ -132,7 +135,7 @@ def rolling_origin(csv: Path, ticker: str, work: Path, every: int, quick: bool) 
         "ticker": ticker,
         "refit_every": every,
         "folds": len(pieces),
-        "model": row("LSTM default, refit every k", joined, joined["forecast"].to_numpy(), seconds),
+        "model": row("LSTM default, refit every k", joined, joined["forecast"].to_numpy(), seconds, True),
         "naive": row("naive (tomorrow = today)", joined, joined["naive"].to_numpy()),
     }
 
