@@ -33,6 +33,10 @@ CRD_FILES = {
     ("monitoring.coreos.com/v1", "PrometheusRule"): "monitoring.coreos.com_prometheusrules.yaml",
 }
 MODES = ("Standard", "Knative")
+# Kinds of the realized-accuracy monitor's objects (a Deployment and Service per model) and of the
+# retraining webhook receiver's.
+MONITOR_KINDS = ("Deployment", "Service", "ServiceMonitor", "NetworkPolicy", "ServiceAccount")
+RETRAINER_KINDS = ("Deployment", "Service", "NetworkPolicy", "ServiceAccount", "Role", "RoleBinding")
 
 
 def load_script(name: str):

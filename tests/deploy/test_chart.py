@@ -1,12 +1,25 @@
 """The Helm chart: renders (default and multi-ticker + canary, both KServe modes), lints clean in
-strict mode, and its values.schema.json rejects misspelled keys."""
+strict mode, and its values.schema.json rejects misspelled keys. The realized-accuracy monitor (one
+per model) and the retraining webhook receiver: arguments, token reference, RBAC, switches."""
 
 from __future__ import annotations
+
+import json
 
 import helm_python
 import pytest
 
-from tests.deploy.conftest import CHART, KUBE_VERSIONS, MODES, key, multi_values, render, render_docs
+from tests.deploy.conftest import (
+    CHART,
+    KUBE_VERSIONS,
+    MODES,
+    MONITOR_KINDS,
+    RETRAINER_KINDS,
+    key,
+    multi_values,
+    render,
+    render_docs,
+)
 
 
 def by_kind(docs, kind):
@@ -103,7 +116,9 @@ def test_default_render(mode):
     assert cron["spec"]["jobTemplate"]["spec"]["template"] == job["spec"]["template"]
     for sa in by_kind(docs, "ServiceAccount").values():
         assert sa["automountServiceAccountToken"] is False
-    assert not by_kind(docs, "Role") and not by_kind(docs, "RoleBinding"), "no component needs the API"
+    # Only the retrainer calls the Kubernetes API (test_retrainer_role_is_exactly_what_it_calls).
+    assert set(by_kind(docs, "Role")) == set(by_kind(docs, "RoleBinding")) == {"petr4-forecaster-retrainer"}
+    assert not by_kind(docs, "Secret"), "the chart never carries a secret value"
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -213,6 +228,15 @@ def test_lint_strict(kube, values):
         ({"predictor": {"resources": {"limit": {"cpu": "1"}}}}, "limit"),
         ({"kserve": {"deploymentMode": "Serverless"}}, "deploymentMode"),
         ({"models": [{"name": "PETR4"}]}, "ticker"),
+        ({"monitor": {"enable": False}}, "enable"),
+        ({"monitor": {"intervalSecond": 60}}, "intervalSecond"),
+        ({"monitor": {"internetEgress": {"port": [443]}}}, "port"),
+        ({"monitor": {"sessions": 0}}, "sessions"),
+        ({"retrainer": {"enabeld": False}}, "enabeld"),
+        ({"retrainer": {"tokenSecret": {"nmae": "x"}}}, "nmae"),
+        ({"retrainer": {"tokenSecret": {"name": "x", "value": "s3cret"}}}, "value"),
+        ({"retrainer": {"alertmanager": {"podLabel": {"app": "x"}}}}, "podLabel"),
+        ({"retrainer": {"apiServerEgress": {"cidrs": "10.0.0.1/32"}}}, "cidrs"),
     ],
 )
 def test_schema_rejects(values, where):
@@ -223,3 +247,288 @@ def test_schema_rejects(values, where):
             chart.validate_schema(values)
     with pytest.raises(helm_python.HelmError):  # and an install/render refuses them too
         render(values)
+
+
+# --- realized-accuracy monitor and retraining webhook receiver -----------------------------------
+MULTI_MODELS = {
+    "petr4-sa-forecaster": "PETR4.SA",
+    "vale-forecaster": "VALE3.SA",
+    "itub4-sa-forecaster": "ITUB4.SA",
+}
+
+
+def component(docs, name: str) -> set[tuple[str, str]]:
+    """(kind, name) of the objects whose component label is `name`."""
+    return {
+        key(d) for d in docs if d["metadata"].get("labels", {}).get("app.kubernetes.io/component") == name
+    }
+
+
+def args_of(container: dict) -> dict[str, str]:
+    args = container["args"]
+    return dict(zip(args[::2], args[1::2], strict=True))
+
+
+def monitor_containers(docs) -> dict[str, dict]:
+    """model label -> the monitor container of that model's Deployment."""
+    out = {}
+    for d in by_kind(docs, "Deployment").values():
+        if d["metadata"]["labels"]["app.kubernetes.io/component"] == "monitor":
+            (container,) = d["spec"]["template"]["spec"]["containers"]
+            out[d["metadata"]["labels"]["petr4-forecaster/model"]] = container
+    return out
+
+
+def retrainer_env(docs) -> dict[str, dict]:
+    deployment = by_kind(docs, "Deployment")["petr4-forecaster-retrainer"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    return {e["name"]: e for e in container["env"]}
+
+
+def assert_hardened(pod: dict, container: dict) -> None:
+    assert (
+        pod["securityContext"]["runAsNonRoot"]
+        and pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    )
+    security = container["securityContext"]
+    assert security["runAsNonRoot"] and security["readOnlyRootFilesystem"] and security["privileged"] is False
+    assert security["allowPrivilegeEscalation"] is False and security["capabilities"]["drop"] == ["ALL"]
+    assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
+    assert any(v["name"] == "tmp" and "emptyDir" in v for v in pod["volumes"])
+    assert container["resources"]["requests"] and container["resources"]["limits"]
+    assert pod["automountServiceAccountToken"] is False and pod["enableServiceLinks"] is False
+
+
+def test_monitor_render():
+    docs = render_docs()
+    (container,) = monitor_containers(docs).values()
+    deployment = by_kind(docs, "Deployment")["petr4-forecaster-monitor-petr4-sa"]
+    pod = deployment["spec"]["template"]["spec"]
+    assert container["image"] == "petr4-forecaster-train:0.1.0", "pandas and yfinance: the training image"
+    assert container["command"] == ["python", "-m", "monitor"]
+    isvc = by_kind(docs, "InferenceService")["petr4-sa-forecaster"]
+    assert args_of(container) == {
+        "--model-source": "models:/petr4-sa-forecaster@champion",
+        "--tracking-uri": "$(FORECASTER_TRACKING_URI)",
+        "--model-name": predictor_args(isvc["spec"]["predictor"])["--model_name"],
+        "--source": "yfinance",
+        "--ticker": "PETR4.SA",
+        "--sessions": "20",
+        "--interval-s": "3600",
+        "--port": "9090",
+    }
+    env = {e["name"]: e for e in container["env"]}
+    assert env["FORECASTER_TRACKING_URI"]["valueFrom"]["configMapKeyRef"]["key"] == "tracking-uri"
+    assert env["HOME"]["value"] == "/tmp"
+    assert container["ports"] == [{"name": "metrics", "containerPort": 9090, "protocol": "TCP"}]
+    assert container["livenessProbe"]["httpGet"] == {"path": "/metrics", "port": "metrics"}
+    assert_hardened(pod, container)
+    assert deployment["spec"]["replicas"] == 1
+    sa = by_kind(docs, "ServiceAccount")[pod["serviceAccountName"]]
+    assert sa["automountServiceAccountToken"] is False
+    service = by_kind(docs, "Service")["petr4-forecaster-monitor-petr4-sa"]
+    assert service["spec"]["ports"] == [
+        {"name": "metrics", "port": 9090, "targetPort": "metrics", "protocol": "TCP"}
+    ]
+    assert service["spec"]["selector"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+    monitors = by_kind(docs, "ServiceMonitor")
+    scrape = monitors["petr4-forecaster-monitor"]
+    predictor_release = monitors["petr4-forecaster-predictor"]["metadata"]["labels"]["release"]
+    assert scrape["metadata"]["labels"]["release"] == predictor_release == "kube-prometheus-stack"
+    assert scrape["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert [e["port"] for e in scrape["spec"]["endpoints"]] == ["metrics"]
+    policies = by_kind(docs, "NetworkPolicy")
+    policy = policies["petr4-forecaster-monitor"]["spec"]
+    assert (
+        policy["podSelector"]["matchLabels"].items()
+        <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    )
+    # Prometheus reaches the monitor's 9090 from wherever it may reach the predictors' metrics.
+    predictor_from = policies["petr4-forecaster-predictor"]["spec"]["ingress"][0]["from"]
+    assert policy["ingress"] == [{"from": predictor_from, "ports": [{"protocol": "TCP", "port": 9090}]}]
+    egress_ports = {(p["protocol"], p["port"]) for rule in policy["egress"] for p in rule["ports"]}
+    assert egress_ports == {("TCP", 5000), ("UDP", 53), ("TCP", 53), ("TCP", 443)}
+
+
+def test_retrainer_render():
+    docs = render_docs()
+    deployment = by_kind(docs, "Deployment")["petr4-forecaster-retrainer"]
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["image"] == "petr4-forecaster-serve:0.1.0", "torch-free: the serving image"
+    assert container["command"] == ["python", "-m", "retrainer"] and "args" not in container
+    assert deployment["spec"]["replicas"] == 1 and deployment["spec"]["strategy"] == {"type": "Recreate"}
+    env = retrainer_env(docs)
+    assert set(env) == {
+        "FORECASTER_RETRAINER_TOKEN",
+        "FORECASTER_RETRAINER_NAMESPACE",
+        "FORECASTER_RETRAINER_CRONJOBS",
+        "FORECASTER_RETRAINER_PORT",
+        "HOME",
+    }
+    assert env["FORECASTER_RETRAINER_NAMESPACE"]["valueFrom"] == {
+        "fieldRef": {"fieldPath": "metadata.namespace"}
+    }
+    assert env["FORECASTER_RETRAINER_PORT"]["value"] == "8080"
+    assert json.loads(env["FORECASTER_RETRAINER_CRONJOBS"]["value"]) == {
+        "petr4-sa-forecaster": "petr4-forecaster-retrain-petr4-sa"
+    }
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    assert_hardened(pod, container)
+    # The token it calls the API with: projected explicitly where the receiver reads it.
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "kube-api-access")
+    assert mount == {
+        "name": "kube-api-access",
+        "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount",
+        "readOnly": True,
+    }
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "kube-api-access"]
+    sources = volume["projected"]["sources"]
+    assert sources[0]["serviceAccountToken"]["path"] == "token"
+    assert sources[1]["configMap"]["items"] == [{"key": "ca.crt", "path": "ca.crt"}]
+    assert pod["serviceAccountName"] == "petr4-forecaster-retrainer"
+    service = by_kind(docs, "Service")["petr4-forecaster-retrainer"]
+    assert service["spec"]["ports"] == [
+        {"name": "http", "port": 8080, "targetPort": "http", "protocol": "TCP"}
+    ]
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+    policy = by_kind(docs, "NetworkPolicy")["petr4-forecaster-retrainer"]["spec"]
+    assert policy["policyTypes"] == ["Ingress", "Egress"]
+    assert policy["ingress"] == [
+        {
+            "from": [
+                {
+                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+                    "podSelector": {"matchLabels": {"app.kubernetes.io/name": "alertmanager"}},
+                }
+            ],
+            "ports": [{"protocol": "TCP", "port": 8080}],
+        }
+    ]
+    egress_ports = {(p["protocol"], p["port"]) for rule in policy["egress"] for p in rule["ports"]}
+    assert egress_ports == {("UDP", 53), ("TCP", 53), ("TCP", 443), ("TCP", 6443)}
+    custom = render_docs(
+        {
+            "retrainer": {
+                # Helm merges maps with the defaults: null drops a default label.
+                "alertmanager": {
+                    "namespaceLabels": {"kubernetes.io/metadata.name": None, "team": "obs"},
+                    "podLabels": {"app.kubernetes.io/name": None, "alertmanager": "main"},
+                },
+                "apiServerEgress": {"cidr": "10.0.0.1/32", "ports": [6443]},
+            }
+        }
+    )
+    spec = by_kind(custom, "NetworkPolicy")["petr4-forecaster-retrainer"]["spec"]
+    assert spec["ingress"][0]["from"] == [
+        {
+            "namespaceSelector": {"matchLabels": {"team": "obs"}},
+            "podSelector": {"matchLabels": {"alertmanager": "main"}},
+        }
+    ]
+    assert spec["egress"][-1] == {
+        "to": [{"ipBlock": {"cidr": "10.0.0.1/32"}}],
+        "ports": [{"protocol": "TCP", "port": 6443}],
+    }
+
+
+def rules_of(role: dict) -> set[tuple]:
+    """(apiGroup, resource, verb, resourceNames) for every grant of the Role."""
+    return {
+        (group, resource, verb, tuple(sorted(rule.get("resourceNames", []))))
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+
+
+@pytest.mark.parametrize("values", [{}, "multi"], ids=["default", "multi"])
+def test_retrainer_role_is_exactly_what_it_calls(values):
+    """GET cronjobs/<name> (this release's retraining CronJobs only), list and create jobs: nothing else."""
+    docs = render_docs(multi_values("Standard") if values == "multi" else values)
+    cronjobs = tuple(sorted(by_kind(docs, "CronJob")))
+    assert cronjobs and all(c.startswith("petr4-forecaster-retrain-") for c in cronjobs)
+    role = by_kind(docs, "Role")["petr4-forecaster-retrainer"]
+    assert rules_of(role) == {
+        ("batch", "cronjobs", "get", cronjobs),
+        ("batch", "jobs", "list", ()),
+        ("batch", "jobs", "create", ()),
+    }
+    binding = by_kind(docs, "RoleBinding")["petr4-forecaster-retrainer"]
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": "petr4-forecaster-retrainer",
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "petr4-forecaster-retrainer", "namespace": "petr4-forecaster"}
+    ]
+    # The CronJobs it may start keep refusing to overlap with a running Job.
+    assert all(c["spec"]["concurrencyPolicy"] == "Forbid" for c in by_kind(docs, "CronJob").values())
+
+
+def test_retrainer_token_is_a_secret_reference():
+    token = retrainer_env(render_docs())["FORECASTER_RETRAINER_TOKEN"]
+    assert token == {
+        "name": "FORECASTER_RETRAINER_TOKEN",
+        "valueFrom": {"secretKeyRef": {"name": "petr4-forecaster-retrainer-token", "key": "token"}},
+    }
+    docs = render_docs({"retrainer": {"tokenSecret": {"name": "am-webhook", "key": "bearer"}}})
+    token = retrainer_env(docs)["FORECASTER_RETRAINER_TOKEN"]
+    assert (
+        token["valueFrom"] == {"secretKeyRef": {"name": "am-webhook", "key": "bearer"}}
+        and "value" not in token
+    )
+    assert not by_kind(docs, "Secret")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_multi_ticker_monitors_and_cronjob_map(mode):
+    docs = render_docs(multi_values(mode))
+    containers = monitor_containers(docs)
+    assert set(containers) == set(MULTI_MODELS) == set(by_kind(docs, "InferenceService"))
+    for model, ticker in MULTI_MODELS.items():
+        args = args_of(containers[model])
+        assert args["--model-name"] == model and args["--ticker"] == ticker
+        assert args["--model-source"] == f"models:/{model}@champion"
+        assert containers[model]["image"].startswith("registry.invalid/ml/petr4-forecaster-train@sha256:")
+    services = {
+        n
+        for n, s in by_kind(docs, "Service").items()
+        if s["metadata"]["labels"]["app.kubernetes.io/component"] == "monitor"
+    }
+    assert services == {f"petr4-forecaster-monitor-{s}" for s in ("petr4-sa", "vale", "itub4-sa")}
+    assert (
+        by_kind(docs, "ServiceMonitor")["petr4-forecaster-monitor"]["metadata"]["labels"]["release"]
+        == "prometheus"
+    )
+    cronjobs = {
+        c["metadata"]["labels"]["petr4-forecaster/model"]: name
+        for name, c in by_kind(docs, "CronJob").items()
+    }
+    assert json.loads(retrainer_env(docs)["FORECASTER_RETRAINER_CRONJOBS"]["value"]) == cronjobs
+    assert set(cronjobs) == set(MULTI_MODELS)
+
+
+def test_monitor_and_retrainer_switch_off():
+    everything = render_docs()
+    monitor, retrainer = component(everything, "monitor"), component(everything, "retrainer")
+    assert {k for k, _ in monitor} == set(MONITOR_KINDS) and {k for k, _ in retrainer} == set(RETRAINER_KINDS)
+    without_monitor = {key(d) for d in render_docs({"monitor": {"enabled": False}})}
+    assert not without_monitor & monitor and without_monitor == {key(d) for d in everything} - monitor
+    without_retrainer = {key(d) for d in render_docs({"retrainer": {"enabled": False}})}
+    assert not without_retrainer & retrainer and without_retrainer == {key(d) for d in everything} - retrainer
+    # No CronJobs, nothing to start: the retrainer goes with training.
+    assert not component(render_docs({"training": {"enabled": False}}), "retrainer")
+    # The monitor's ServiceMonitor follows the chart's ServiceMonitor switch.
+    docs = render_docs({"monitoring": {"serviceMonitor": {"enabled": False}}})
+    assert not by_kind(docs, "ServiceMonitor") and ("Deployment", "petr4-forecaster-monitor-petr4-sa") in {
+        key(d) for d in docs
+    }
+    # And the chart's NetworkPolicy switch.
+    docs = render_docs({"networkPolicy": {"enabled": False}})
+    assert not by_kind(docs, "NetworkPolicy")

@@ -123,8 +123,19 @@ def test_selectors_select_pods(overlay):
             match = doc["spec"]["selector"]["matchLabels"]
             assert match.items() <= doc["spec"]["template"]["metadata"]["labels"].items()
     isvcs = {d["metadata"]["name"] for d in docs if d["kind"] == "InferenceService"}
-    (monitor,) = [d for d in docs if d["kind"] == "ServiceMonitor"]
-    assert set(monitor["spec"]["selector"]["matchExpressions"][0]["values"]) == isvcs
+    monitors = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ServiceMonitor"}
+    assert set(monitors) == {"petr4-forecaster-predictor", "petr4-forecaster-monitor"}
+    predictor = monitors["petr4-forecaster-predictor"]
+    assert set(predictor["spec"]["selector"]["matchExpressions"][0]["values"]) == isvcs
+    # The realized-accuracy ServiceMonitor selects the monitors' Services, by a port they name.
+    services = [d for d in docs if d["kind"] == "Service"]
+    scrape = monitors["petr4-forecaster-monitor"]["spec"]
+    selected = [
+        s for s in services if scrape["selector"]["matchLabels"].items() <= s["metadata"]["labels"].items()
+    ]
+    assert len(selected) == len(isvcs)
+    for service in selected:
+        assert {e["port"] for e in scrape["endpoints"]} <= {p["name"] for p in service["spec"]["ports"]}
 
 
 def test_overlays_differ_only_where_meant():

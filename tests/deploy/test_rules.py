@@ -20,6 +20,12 @@ PREDICTOR_ALERTS = {
     "ForecasterModelNotReady",
     "ForecasterReloadFailures",
 }
+ACCURACY_ALERTS = {
+    "ForecasterRealizedMAEHigh",
+    "ForecasterDataStale",
+    "ForecasterMonitorFailing",
+    "ForecasterMonitorAbsent",
+}
 PROMQL_WORDS = {
     "by",
     "without",
@@ -88,14 +94,26 @@ def test_promtool_unit_tests(rules_dir):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_every_predictor_alert_is_tested_firing_and_not():
+def test_every_alert_is_tested_firing_and_not():
     cases = yaml.safe_load((HERE / "rules_test.yaml").read_text())["tests"]
     fired, quiet = set(), set()
     for case in cases:
         for check in case.get("alert_rule_test", []):
             (fired if check["exp_alerts"] else quiet).add(check["alertname"])
-    assert {r["alert"] for g in groups(render_docs()) for r in g["rules"] if "alert" in r} >= PREDICTOR_ALERTS
-    assert fired >= PREDICTOR_ALERTS and quiet >= PREDICTOR_ALERTS
+    alerts = {r["alert"] for g in groups(render_docs()) for r in g["rules"] if "alert" in r}
+    assert alerts == PREDICTOR_ALERTS | ACCURACY_ALERTS
+    assert fired >= alerts and quiet >= alerts
+
+
+def test_mae_alert_carries_what_the_retrainer_matches():
+    """The webhook receiver retrains on alertname + `model` (its CRONJOBS keys), and the documented
+    Alertmanager route also matches action="retrain"."""
+    (rule,) = [
+        r for g in groups(render_docs()) for r in g["rules"] if r.get("alert") == "ForecasterRealizedMAEHigh"
+    ]
+    assert rule["labels"]["action"] == "retrain"
+    assert "model" in rule["expr"].split("by (", 1)[1].split(")", 1)[0]
+    assert "> 1.10" in rule["expr"]
 
 
 def anchor(heading: str) -> str:
@@ -170,3 +188,58 @@ def test_dashboard_configmap():
         assert topic in titles
     ids = [p["id"] for p in dashboard["panels"]]
     assert len(ids) == len(set(ids))
+
+
+MONITOR_METRICS = {
+    "forecaster_realized_mae",
+    "forecaster_realized_naive_mae",
+    "forecaster_realized_mae_ratio",
+    "forecaster_realized_interval_coverage",
+    "forecaster_realized_sessions",
+    "forecaster_data_latest_close_timestamp_seconds",
+    "forecaster_monitor_last_success_timestamp_seconds",
+    "forecaster_monitor_runs_total",
+}
+
+
+def test_dashboard_realized_accuracy_panels():
+    """The monitor's panels: MAE vs naive, the ratio with the alert's 1.10, coverage with the nominal
+    0.8 / 0.95, freshness, runs by result, last success; only the monitor's metrics, filtered by
+    the dashboard's namespace and model (= InferenceService) variables."""
+    dashboard = json.loads((CHART / "files" / "dashboard.json").read_text())
+    panels = {p["title"].lower(): p for p in dashboard["panels"]}
+
+    def panel(words: str) -> dict:
+        (found,) = [p for title, p in panels.items() if words in title]
+        return found
+
+    def exprs(p: dict) -> str:
+        return " ; ".join(t["expr"] for t in p["targets"])
+
+    def lines(p: dict) -> set[float]:
+        steps = p["fieldConfig"]["defaults"]["thresholds"]["steps"]
+        return {s["value"] for s in steps if s["value"] is not None}
+
+    mae = panel("realized mae vs naive")
+    assert "forecaster_realized_mae{" in exprs(mae) and "forecaster_realized_naive_mae{" in exprs(mae)
+    ratio = panel("mae / naive")
+    assert "forecaster_realized_mae_ratio{" in exprs(ratio) and lines(ratio) == {1.1}
+    coverage = panel("coverage")
+    assert "by (model, coverage)" in exprs(coverage) and lines(coverage) == {0.8, 0.95}
+    freshness = panel("freshness")
+    assert exprs(freshness).startswith(
+        "time() - max by (model) (forecaster_data_latest_close_timestamp_seconds{"
+    )
+    runs = panel("monitor runs")
+    assert "by (model, result)" in exprs(runs) and "forecaster_monitor_runs_total{" in exprs(runs)
+    assert "forecaster_monitor_last_success_timestamp_seconds{" in exprs(panel("last success"))
+    monitor_panels = [
+        p for p in dashboard["panels"] if p.get("targets") and any(m in exprs(p) for m in MONITOR_METRICS)
+    ]
+    assert len(monitor_panels) == 6
+    for p in monitor_panels:
+        for target in p["targets"]:
+            assert set(used_metrics(target["expr"])) <= MONITOR_METRICS | {"forecaster_monitor_runs"}, p[
+                "title"
+            ]
+            assert 'namespace=~"$namespace", model=~"$inferenceservice"' in target["expr"], p["title"]

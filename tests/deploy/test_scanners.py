@@ -1,13 +1,17 @@
 """Security scanners over the Dockerfiles, the chart, the committed manifests and every render/build:
 trivy config, checkov and hadolint report nothing (of any severity) that is not suppressed in the
-repository with a written reason (.checkov.yaml, .trivyignore.yaml; hadolint needs none today)."""
+repository with a written reason (.checkov.yaml, .trivyignore.yaml, and .trivyignore.rego for the
+findings accepted for one named object only; hadolint needs none today)."""
 
 from __future__ import annotations
 
+import copy
 import json
 import subprocess
 
-from tests.deploy.conftest import CHART, MANIFESTS, REPO, tool
+import yaml
+
+from tests.deploy.conftest import CHART, MANIFESTS, REPO, key, render_docs, tool
 
 
 def run(args: list[str], timeout: int = 300, **kwargs) -> subprocess.CompletedProcess:
@@ -15,6 +19,7 @@ def run(args: list[str], timeout: int = 300, **kwargs) -> subprocess.CompletedPr
 
 
 def trivy_findings(target, cache) -> list[str]:
+    """Failed checks that neither .trivyignore.yaml (by ID) nor .trivyignore.rego (by object) accepts."""
     result = run(
         [
             tool("trivy"),
@@ -25,6 +30,8 @@ def trivy_findings(target, cache) -> list[str]:
             "--quiet",
             "--ignorefile",
             str(REPO / ".trivyignore.yaml"),
+            "--ignore-policy",
+            str(REPO / ".trivyignore.rego"),
             "--format",
             "json",
             str(target),
@@ -48,6 +55,21 @@ def test_trivy_config(scan_dir, tmp_path):
     for target in (scan_dir, CHART, MANIFESTS / "base"):
         findings += trivy_findings(target, tmp_path / "trivy-cache")
     assert not findings, "\n".join(findings)
+
+
+def test_trivy_object_suppressions_are_scoped(tmp_path):
+    """.trivyignore.rego accepts the token mount and the Job-creating Role of the retrainer only: the
+    same objects under another component's name are still reported."""
+    docs = {key(d): d for d in render_docs()}
+    deployment = copy.deepcopy(docs["Deployment", "petr4-forecaster-retrainer"])
+    role = copy.deepcopy(docs["Role", "petr4-forecaster-retrainer"])
+    for doc in (deployment, role):
+        doc["metadata"]["name"] = "petr4-forecaster-monitor"
+    target = tmp_path / "scan"
+    target.mkdir()
+    (target / "renamed.yaml").write_text(yaml.safe_dump_all([deployment, role], sort_keys=False))
+    ids = {finding.split()[1] for finding in trivy_findings(target, tmp_path / "trivy-cache")}
+    assert {"KSV-0036", "KSV-0048"} <= ids
 
 
 def test_checkov(scan_dir, checkov):

@@ -1,6 +1,6 @@
 {{/*
-Shared helpers. A new component (a Deployment of its own: the realized-MAE monitor, an
-Alertmanager webhook receiver, ...) needs only:
+Shared helpers. A component of its own (a Deployment: the realized-accuracy monitor in
+templates/monitor/, the Alertmanager webhook receiver in templates/retrainer/, ...) needs only:
   templates/<component>/{deployment,service,networkpolicy}.yaml using
     petr4.labels / petr4.selectorLabels (dict "ctx" $ "component" "<component>")
     petr4.serviceAccount (its ServiceAccount, plus a Role only when it is given rules)
@@ -77,6 +77,23 @@ helm.sh/chart: {{ printf "%s-%s" .ctx.Chart.Name .ctx.Chart.Version | replace "+
 {{/* Short name of a model's objects (Job, CronJob) derived from the model name. */}}
 {{- define "petr4.modelShort" -}}
 {{- include "petr4.modelName" . | trimSuffix "-forecaster" }}
+{{- end }}
+
+{{/* Name of a model's retraining CronJob (52 characters at most: the CronJob controller appends
+11 to its Jobs' names). The retrainer's Role and its model -> CronJob map use the same helper.
+(dict "ctx" $ "model" $model) */}}
+{{- define "petr4.cronJobName" -}}
+{{- printf "%s-retrain-%s" (include "petr4.fullname" .ctx) (include "petr4.modelShort" .model) | trunc 52 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Deployment and Service of a model's realized-accuracy monitor. (dict "ctx" $ "model" $model) */}}
+{{- define "petr4.monitorName" -}}
+{{- printf "%s-%s" (include "petr4.componentName" (dict "ctx" .ctx "component" "monitor")) (include "petr4.modelShort" .model) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The Secret holding the retrainer's bearer token (created by the operator, never by the chart). */}}
+{{- define "petr4.retrainerSecretName" -}}
+{{- default (include "petr4.componentName" (dict "ctx" . "component" "retrainer-token")) .Values.retrainer.tokenSecret.name }}
 {{- end }}
 
 {{/* The tracking URI every client uses (in-cluster service, or the external one). */}}
