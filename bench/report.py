@@ -121,7 +121,13 @@ def main() -> None:
         ]
     srv = load("serving")
     if srv:
-        parts += [f"## Serving (wrk on 127.0.0.1, batch 1, {srv['duration_s']} s per run)", ""]
+        parts += [
+            f"## Serving (wrk on 127.0.0.1, batch 1, {srv['duration_s']} s per run)",
+            "",
+            f"All servers run at once and are measured in {srv.get('rounds', 1)} interleaved rounds; each row is the",
+            "median round (every round's req/s in the last column), so drift on the shared machine hits all alike.",
+            "",
+        ]
         rows = [
             [
                 r["server"],
@@ -132,10 +138,21 @@ def main() -> None:
                 r["cpu_us_per_request"],
                 r["rss_mib"],
                 r["non_2xx"],
+                ", ".join(map(str, r.get("rps_all_rounds", []))),
             ]
             for r in srv["rows"]
         ]
-        header = ["server", "conc.", "req/s", "p50 ms", "p99 ms", "CPU µs / req", "RSS MiB", "non-2xx"]
+        header = [
+            "server",
+            "conc.",
+            "req/s",
+            "p50 ms",
+            "p99 ms",
+            "CPU µs / req",
+            "RSS MiB",
+            "non-2xx",
+            "req/s by round",
+        ]
         parts += [table(header, rows), "", "Ratios from the same run:", ""]
         parts += [f"- `{k}`: {v}" for k, v in srv["ratios"].items()] + [""]
     cold = load("coldstart")

@@ -15,7 +15,6 @@ import re
 import shutil
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 from bench.common import PY, cpu_seconds, free_port, rss_bytes, save, start, stop, train_bundle, wait_http
@@ -123,6 +122,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=8, help="seconds per wrk run")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--only", nargs="*", help="substring filter on server names")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median is reported")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is missing: apt-get install wrk")
@@ -132,35 +132,54 @@ def main() -> None:
     from tests.conftest import sample_test_windows
 
     window = sample_test_windows(result)[0].tolist()
-    rows = []
-    for name, spec in servers(bundle, weights, window).items():
-        if args.only and not any(o in name for o in args.only):
-            continue
-        proc = start(spec["args"], spec.get("env"), work / f"{spec['port']}.log")
-        try:
+    specs = {
+        n: s
+        for n, s in servers(bundle, weights, window).items()
+        if not args.only or any(o in n for o in args.only)
+    }
+    procs = {}
+    try:
+        for name, spec in specs.items():  # all up at once, so every round hits every server alike
+            procs[name] = start(spec["args"], spec.get("env"), work / f"{spec['port']}.log")
+        for spec in specs.values():
             url = f"http://127.0.0.1:{spec['port']}"
             if spec["ready"]:
                 wait_http(url + spec["ready"])
             wait_http(url + spec["path"], method="POST", body=spec["body"].encode())
             run_wrk(spec["port"], spec["path"], spec["body"], 8, 2, work)  # warm-up
+        samples: dict[tuple[str, int], list[dict]] = {}
+        for _ in range(args.rounds):  # interleaved rounds; the median round is reported
             for c in args.concurrency:
-                cpu0 = cpu_seconds(proc.pid)
-                stats = parse_wrk(run_wrk(spec["port"], spec["path"], spec["body"], c, args.duration, work))
-                stats["cpu_us_per_request"] = (cpu_seconds(proc.pid) - cpu0) / max(stats["requests"], 1) * 1e6
-                stats.update(server=name, concurrency=c, rss_mib=rss_bytes(proc.pid) / 2**20)
-                rows.append(stats)
-                print(
-                    f"{name:38s} c={c:<3d} {stats['rps']:8.0f} req/s  p50 {stats['p50_ms']:6.2f} ms  "
-                    f"p99 {stats['p99_ms']:6.2f} ms  cpu {stats['cpu_us_per_request']:6.0f} us/req  "
-                    f"rss {stats['rss_mib']:5.0f} MiB  non-2xx {stats['non_2xx']}",
-                    flush=True,
-                )
-        finally:
+                for name, spec in specs.items():
+                    cpu0 = cpu_seconds(procs[name].pid)
+                    stats = parse_wrk(
+                        run_wrk(spec["port"], spec["path"], spec["body"], c, args.duration, work)
+                    )
+                    stats["cpu_us_per_request"] = (
+                        (cpu_seconds(procs[name].pid) - cpu0) / max(stats["requests"], 1) * 1e6
+                    )
+                    stats.update(server=name, concurrency=c, rss_mib=rss_bytes(procs[name].pid) / 2**20)
+                    samples.setdefault((name, c), []).append(stats)
+    finally:
+        for proc in procs.values():
             stop(proc)
-            time.sleep(0.5)
+    rows = []
+    for (name, c), runs in samples.items():
+        median = sorted(runs, key=lambda r: r["rps"])[len(runs) // 2]
+        median["rps_all_rounds"] = [round(r["rps"]) for r in runs]
+        rows.append(median)
+        print(
+            f"{name:38s} c={c:<3d} {median['rps']:8.0f} req/s (rounds {median['rps_all_rounds']})  "
+            f"p50 {median['p50_ms']:6.2f} ms  p99 {median['p99_ms']:6.2f} ms  "
+            f"cpu {median['cpu_us_per_request']:6.0f} us/req  rss {median['rss_mib']:5.0f} MiB  "
+            f"non-2xx {median['non_2xx']}"
+        )
     ratios = ratios_of(rows)
     print(json.dumps(ratios, indent=2))
-    print("wrote", save("serving", {"duration_s": args.duration, "rows": rows, "ratios": ratios}))
+    print(
+        "wrote",
+        save("serving", {"duration_s": args.duration, "rounds": args.rounds, "rows": rows, "ratios": ratios}),
+    )
 
 
 def ratios_of(rows: list[dict]) -> dict:
