@@ -14,7 +14,7 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-from bench.common import PY, free_port, save, start, stop, train_bundle, wait_http
+from bench.common import free_port, predictor_args, save, start, stop, train_bundle, wait_http
 
 SERVE_ROOTS = (
     "kserve",
@@ -74,21 +74,7 @@ def main() -> None:
     for _ in range(args.runs):
         port = free_port()
         t0 = time.monotonic()
-        proc = start(
-            [
-                PY,
-                "-m",
-                "predictor",
-                "--model_name",
-                "m",
-                "--model_source",
-                str(result.bundle_path),
-                "--http_port",
-                str(port),
-                "--grpc_port",
-                str(free_port()),
-            ]
-        )
+        proc = start(predictor_args(result.bundle_path, port))
         try:
             url = f"http://127.0.0.1:{port}"
             live = wait_http(url + "/v2/health/live", 120)

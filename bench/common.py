@@ -18,6 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
 SHARED = Path(os.environ.get("FORECASTER_SHARED", REPO.parent / "shared"))
 PETR4_CSV = SHARED / "data" / "petr4_daily.csv"
+PY = sys.executable
 
 
 def machine() -> dict:
@@ -72,6 +73,13 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def predictor_args(bundle: Path, port: int, *extra: str) -> list[str]:
+    """`python -m predictor` serving `bundle` as model `m` on `port` (gRPC on a free port)."""
+    model = ["--model_name", "m", "--model_source", str(bundle)]
+    ports = ["--http_port", str(port), "--grpc_port", str(free_port())]
+    return [PY, "-m", "predictor", *model, *ports, *extra]
 
 
 def tree(pid: int) -> list[psutil.Process]:
@@ -139,6 +147,3 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait(20)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
-
-
-PY = sys.executable

@@ -17,7 +17,18 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from bench.common import PY, cpu_seconds, free_port, rss_bytes, save, start, stop, train_bundle, wait_http
+from bench.common import (
+    PY,
+    cpu_seconds,
+    free_port,
+    predictor_args,
+    rss_bytes,
+    save,
+    start,
+    stop,
+    train_bundle,
+    wait_http,
+)
 
 UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
 
@@ -28,22 +39,7 @@ def servers(bundle: Path, weights: Path, window: list[float]) -> dict[str, dict]
 
     def predictor(*extra: str) -> dict:
         port = free_port()
-        args = [
-            PY,
-            "-m",
-            "predictor",
-            "--model_name",
-            "m",
-            "--model_source",
-            str(bundle),
-            "--http_port",
-            str(port),
-            "--grpc_port",
-            str(free_port()),
-            "--enable_grpc",
-            "false",
-            *extra,
-        ]
+        args = predictor_args(bundle, port, "--enable_grpc", "false", *extra)
         return {
             "args": args,
             "port": port,
