@@ -28,6 +28,15 @@ from predictor.settings import PredictorSettings
 log = logging.getLogger(__name__)
 
 
+class ModelNotReadyError(ModelNotReady):
+    """kserve's ModelNotReady plus the `.reason` its gRPC interceptor reads (without it a not-ready
+    model reaches gRPC clients as UNKNOWN "no attribute 'reason'" instead of UNAVAILABLE)."""
+
+    def __init__(self, model_name: str) -> None:
+        super().__init__(model_name, "No bundle has been loaded and self-tested yet.")
+        self.reason = self.error_msg
+
+
 @dataclass(frozen=True)
 class Served:
     """What answers requests right now; replaced as a whole, so a request sees one model."""
@@ -150,7 +159,7 @@ class ForecastModel(Model):
     def _require(self) -> Served:
         served = self.served
         if served is None:
-            raise ModelNotReady(self.name)
+            raise ModelNotReadyError(self.name)
         return served
 
     @property

@@ -11,6 +11,7 @@ import shutil
 import threading
 import time
 
+import grpc
 import pytest
 from mlflow import MlflowClient
 
@@ -61,6 +62,23 @@ class Load:
         self.thread.join(10)
 
 
+def grpc_infer_status(predictor: Predictor, windows) -> grpc.StatusCode:
+    from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+    from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
+
+    tensor = pb.ModelInferRequest.InferInputTensor(
+        name="closes", datatype="FP64", shape=[1, 60],
+        contents=pb.InferTensorContents(fp64_contents=windows[0].tolist()),
+    )  # fmt: skip
+    with grpc.insecure_channel(f"127.0.0.1:{predictor.grpc}") as channel:
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+        try:
+            stub.ModelInfer(pb.ModelInferRequest(model_name="aapl", inputs=[tensor]), timeout=10)
+        except grpc.RpcError as err:
+            return err.code()
+    return grpc.StatusCode.OK
+
+
 def versions(predictor: Predictor) -> list[str]:
     return predictor.get("/v2/models/aapl").json()["versions"]
 
@@ -72,6 +90,7 @@ def test_hot_reload_lifecycle(stack, windows):
     assert predictor.get("/v2/health/ready").status_code == 503
     assert predictor.get("/v2/models/aapl/ready").status_code == 503
     assert predictor.infer(windows[:1]).status_code == 503
+    assert grpc_infer_status(predictor, windows) == grpc.StatusCode.UNAVAILABLE
     # 2. MLflow comes up; training registers version 1 as champion; the predictor loads it.
     mlflow_server = MlflowServer(tmp / "mlflow", port).wait_up()
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 
 import pytest
@@ -121,9 +122,20 @@ def test_short_timeseries_is_400(served):
 
 
 def raw_request(port: int, head: bytes, body: bytes = b"") -> bytes:
+    """Send raw bytes; read the whole response (headers and body may arrive in separate segments)."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
         conn.sendall(head + body)
-        return conn.recv(65536)
+        reply = b""
+        while b"\r\n\r\n" not in reply:
+            reply += conn.recv(65536)
+        headers, _, rest = reply.partition(b"\r\n\r\n")
+        length = int(re.search(rb"content-length: (\d+)", headers, re.I).group(1))
+        while len(rest) < length:
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            rest += chunk
+        return headers + b"\r\n\r\n" + rest
 
 
 def test_oversized_body_is_refused_from_its_header_before_it_is_read(served):
