@@ -46,16 +46,21 @@ def write_bundle(directory: Path, metadata: BundleMetadata, files: dict[str, byt
     return load_bundle(directory)
 
 
-def load_bundle(directory: Path) -> LoadedBundle:
-    """Parse and verify a bundle. Raises BundleError naming what is wrong."""
-    directory = Path(directory)
-    meta_path = directory / METADATA_FILE
+def read_metadata(directory: Path) -> BundleMetadata:
+    """Parse `metadata.json` only (no file hashing). Raises BundleError naming what is wrong."""
+    meta_path = Path(directory) / METADATA_FILE
     if not meta_path.is_file():
         raise BundleError(f"no {METADATA_FILE} in {directory}")
     try:
-        metadata = BundleMetadata.model_validate(json.loads(meta_path.read_text()))
+        return BundleMetadata.model_validate(json.loads(meta_path.read_text()))
     except (json.JSONDecodeError, UnicodeDecodeError, ValidationError) as exc:
         raise BundleError(f"invalid {meta_path}: {exc}") from exc
+
+
+def load_bundle(directory: Path) -> LoadedBundle:
+    """Parse and verify a bundle. Raises BundleError naming what is wrong."""
+    directory = Path(directory)
+    metadata = read_metadata(directory)
     for variant, entry in metadata.variants.items():
         path = directory / entry.file
         if not path.is_file():

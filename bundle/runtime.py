@@ -90,9 +90,7 @@ class OnnxForecaster:
         widen = np.sqrt(np.arange(1, horizon + 1, dtype=np.float64))
         lower, upper = {}, {}
         for interval in self.bundle.metadata.intervals:
-            q = interval.log_halfwidth * widen
-            lower[interval.coverage] = mean * np.exp(-q)
-            upper[interval.coverage] = mean * np.exp(q)
+            lower[interval.coverage], upper[interval.coverage] = interval.bounds(mean, widen)
         return Forecast(mean=mean, lower=lower, upper=upper)
 
     def self_test(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
 
 BUNDLE_FORMAT_VERSION = 1
@@ -61,6 +62,12 @@ class ConformalInterval(_Strict):
     coverage: float = Field(gt=0, lt=1, description="nominal coverage, e.g. 0.8")
     log_halfwidth: float = Field(ge=0)
     test_coverage: float | None = Field(default=None, description="empirical coverage on test")
+
+    def bounds(self, forecast: np.ndarray, widen: np.ndarray | float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+        """`(forecast * exp(-q * widen), forecast * exp(q * widen))` in price units."""
+        q = self.log_halfwidth * np.asarray(widen, dtype=np.float64)
+        point = np.asarray(forecast, dtype=np.float64)
+        return point * np.exp(-q), point * np.exp(q)
 
 
 class VariantFile(_Strict):

@@ -7,7 +7,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from bundle import LoadedBundle, load_bundle
+from bundle.io import LoadedBundle, load_bundle, read_metadata
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class BundleSource:
     def resolve(self) -> ModelRef:
         if not is_mlflow(self.source):
             path = Path(self.source)
-            meta = load_bundle(path).metadata  # verifies before anything is swapped in
+            meta = read_metadata(path)  # the version label; fetch() verifies every file
             return ModelRef(version=f"{meta.model_name}:{meta.trained_at:%Y%m%dT%H%M%S}", location=str(path))
         name, _, ref = self.source.removeprefix("models:/").partition("@")
         client = self._client()

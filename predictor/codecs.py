@@ -6,7 +6,6 @@ here turns bad input into a 400 that names the problem.
 
 from __future__ import annotations
 
-import math
 import uuid
 from collections.abc import Sequence
 
@@ -114,10 +113,6 @@ def decode_v1(body: dict, window: int, max_batch: int) -> np.ndarray:
         if len(row) != window:
             raise Rejected("window", f"instance {i} has {len(row)} closes; this model needs {window}")
     return check_closes(np.asarray(_flatten(rows), dtype=np.float64), len(rows), window, max_batch)
-
-
-def _as_list(values: np.ndarray) -> list[float]:
-    return [float(v) if math.isfinite(v) else None for v in values]
 
 
 def encode_v2(result: Forecast, model_name: str, request_id: str | None) -> InferResponse:

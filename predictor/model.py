@@ -156,7 +156,8 @@ class ForecastModel(Model):
         log.info("serving %s version %s (%s)", self.name, ref.version, self.settings.variant)
 
     # -- protocol ----------------------------------------------------------------------------
-    def _require(self) -> Served:
+    def require(self) -> Served:
+        """The model serving now (one snapshot per request), or ModelNotReady."""
         served = self.served
         if served is None:
             raise ModelNotReadyError(self.name)
@@ -177,7 +178,7 @@ class ForecastModel(Model):
         return [{"name": n, "datatype": "FP64", "shape": [-1]} for n in names]
 
     def preprocess(self, payload: InferRequest | dict, headers: dict | None = None) -> Decoded:
-        served = self._require()
+        served = self.require()
         window, limit = served.forecaster.window, self.settings.max_batch
         if isinstance(payload, InferRequest):
             return Decoded(served, codecs.decode_v2(payload, window, limit), True, payload.id)

@@ -23,13 +23,13 @@ from kserve.protocol.rest.timeseries.types import (
 )
 
 from predictor.codecs import Rejected, check_closes
-from predictor.model import ForecastModel
+from predictor.model import ForecastModel, Served
 
 
-def available_quantiles(model: ForecastModel) -> dict[float, tuple[float, str]]:
+def available_quantiles(served: Served) -> dict[float, tuple[float, str]]:
     """quantile -> (coverage, "lower"|"upper"); 0.5 -> the point forecast."""
     out: dict[float, tuple[float, str]] = {0.5: (0.0, "mean")}
-    for interval in model._require().forecaster.bundle.metadata.intervals:
+    for interval in served.forecaster.bundle.metadata.intervals:
         c = interval.coverage
         out[round((1 - c) / 2, 6)] = (c, "lower")
         out[round((1 + c) / 2, 6)] = (c, "upper")
@@ -48,14 +48,14 @@ def _next_timestamp(start: str | None, frequency, steps: int) -> str:
 def forecast(
     model: ForecastModel, request: ForecastRequest, max_horizon: int, max_batch: int
 ) -> ForecastResponse:
-    served = model._require()
+    served = model.require()
     window = served.forecaster.window
     horizon = request.options.horizon
     if not 1 <= horizon <= max_horizon:
         raise Rejected("horizon", f"horizon {horizon} is outside 1..{max_horizon}")
     if not request.inputs:
         raise Rejected("shape", "inputs is empty: send at least one series")
-    available = available_quantiles(model)
+    available = available_quantiles(served)
     wanted = request.options.quantiles if request.options.quantiles is not None else sorted(available)
     missing = [q for q in wanted if round(q, 6) not in available]
     if missing:

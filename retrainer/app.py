@@ -32,15 +32,17 @@ def create_app(settings: RetrainerSettings, kube: KubeClient | None = None) -> S
         except (ValueError, KeyError, TypeError, AttributeError):
             return JSONResponse({"error": "not an Alertmanager webhook payload"}, status_code=400)
         wanted: dict[str, str] = {}
+        acted_on = 0
         for alert in firing:
             labels = alert.get("labels", {})
             if labels.get("alertname") in settings.alerts and labels.get("model") in settings.cronjobs:
                 wanted[settings.cronjobs[labels["model"]]] = labels["alertname"]
+                acted_on += 1
         results = {}
         async with lock:
             for cronjob_name in wanted:
                 results[cronjob_name] = await asyncio.to_thread(start_one, kube, cronjob_name)
-        return JSONResponse({"retraining": results, "ignored_alerts": len(payload["alerts"]) - len(wanted)})
+        return JSONResponse({"retraining": results, "ignored_alerts": len(payload["alerts"]) - acted_on})
 
     async def health(_: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})

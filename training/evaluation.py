@@ -43,9 +43,10 @@ def conformal_intervals(
     for c in coverages:
         level = min(1.0, np.ceil((n + 1) * c) / n)
         q = float(np.quantile(scores, level, method="higher"))
-        covered = None
+        interval = ConformalInterval(coverage=c, log_halfwidth=q)
         if test_actual is not None and test_forecast is not None:
-            lo, hi = test_forecast * np.exp(-q), test_forecast * np.exp(q)
+            lo, hi = interval.bounds(test_forecast)
             covered = float(np.mean((test_actual >= lo) & (test_actual <= hi)))
-        intervals.append(ConformalInterval(coverage=c, log_halfwidth=q, test_coverage=covered))
+            interval = interval.model_copy(update={"test_coverage": covered})
+        intervals.append(interval)
     return tuple(intervals)

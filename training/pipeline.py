@@ -145,8 +145,7 @@ def build_bundle(
     )
     for i in intervals:
         pct = round(i.coverage * 100)
-        frame[f"lower_{pct}"] = fp32_test * np.exp(-i.log_halfwidth)
-        frame[f"upper_{pct}"] = fp32_test * np.exp(i.log_halfwidth)
+        frame[f"lower_{pct}"], frame[f"upper_{pct}"] = i.bounds(fp32_test)
     return bundle, metrics, frame
 
 

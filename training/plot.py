@@ -25,11 +25,9 @@ def plot_forecast(
 ) -> Path:
     fig, ax = plt.subplots(figsize=(11, 4.5), dpi=110)
     for interval, alpha in zip(sorted(intervals, key=lambda i: -i.coverage), (0.15, 0.3), strict=False):
-        q = interval.log_halfwidth
         ax.fill_between(
             dates,
-            forecast * np.exp(-q),
-            forecast * np.exp(q),
+            *interval.bounds(forecast),
             alpha=alpha,
             color="tab:blue",
             linewidth=0,
