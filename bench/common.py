@@ -77,7 +77,7 @@ def free_port() -> int:
 
 def predictor_args(bundle: Path, port: int, *extra: str) -> list[str]:
     """`python -m predictor` serving `bundle` as model `m` on `port` (gRPC on a free port)."""
-    model = ["--model_name", "m", "--model_source", str(bundle)]
+    model = ["--model_name", "m", "--model-source", str(bundle)]
     ports = ["--http_port", str(port), "--grpc_port", str(free_port())]
     return [PY, "-m", "predictor", *model, *ports, *extra]
 

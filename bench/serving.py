@@ -62,7 +62,7 @@ def servers(bundle: Path, weights: Path, window: list[float]) -> dict[str, dict]
 
     return {
         "predictor (quiet default)": predictor(),
-        "predictor (kserve default logging)": predictor("--quiet", "false"),
+        "predictor (kserve default logging)": predictor("--no-quiet"),
         "predictor (2 workers)": predictor("--workers", "2"),
         "seed-style FastAPI + torch eager": uvicorn("bench.servers.seed:app"),
         "floor: Starlette + onnxruntime": uvicorn("bench.servers.floor:app", "--no-access-log"),

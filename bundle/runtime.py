@@ -9,6 +9,7 @@ import numpy as np
 import onnxruntime as ort
 
 from bundle.io import BundleError, LoadedBundle
+from bundle.outputs import Output, outputs
 from bundle.schema import Variant
 from bundle.transform import model_inputs, to_price
 
@@ -33,6 +34,7 @@ class OnnxForecaster:
         self.variant: Variant = variant
         self.threads = threads
         self.spec = bundle.metadata.features
+        self.outputs: tuple[Output, ...] = outputs(i.coverage for i in bundle.metadata.intervals)
         self._session = self._open()
 
     def _open(self) -> ort.InferenceSession:

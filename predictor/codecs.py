@@ -14,11 +14,8 @@ from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferInput, InferOutput, InferRequest, InferResponse
 
 from bundle import Forecast
+from bundle.outputs import INPUT_DATATYPES, INPUT_NAME, Output, columns
 from predictor.metrics import REJECTED
-
-INPUT_NAME = "closes"
-OUTPUT_MEAN = "forecast"
-ACCEPTED_DATATYPES = ("FP32", "FP64")
 
 
 class Rejected(InvalidInput):
@@ -28,11 +25,6 @@ class Rejected(InvalidInput):
         REJECTED.labels(reason).inc()
         super().__init__(message)  # kserve keeps the message in .reason
         self.label = reason
-
-
-def interval_names(coverage: float) -> tuple[str, str]:
-    pct = round(coverage * 100)
-    return f"lower_{pct}", f"upper_{pct}"
 
 
 def _flatten(data: Sequence, depth: int = 0) -> list:
@@ -80,10 +72,10 @@ def decode_v2(request: InferRequest, window: int, max_batch: int) -> np.ndarray:
         detail = f"unknown input {unknown[0]!r}" if unknown else f"inputs {names}"
         raise Rejected("input_name", f"{detail}: this model takes exactly one input named {INPUT_NAME!r}")
     inp: InferInput = request.inputs[0]
-    if inp.datatype not in ACCEPTED_DATATYPES:
+    if inp.datatype not in INPUT_DATATYPES:
         raise Rejected(
             "datatype",
-            f"unsupported datatype {inp.datatype!r}; accepted: " + ", ".join(ACCEPTED_DATATYPES),
+            f"unsupported datatype {inp.datatype!r}; accepted: " + ", ".join(INPUT_DATATYPES),
         )
     shape = list(inp.shape)
     if len(shape) != 2:
@@ -115,28 +107,21 @@ def decode_v1(body: dict, window: int, max_batch: int) -> np.ndarray:
     return check_closes(np.asarray(_flatten(rows), dtype=np.float64), len(rows), window, max_batch)
 
 
-def encode_v2(result: Forecast, model_name: str, request_id: str | None) -> InferResponse:
-    """`forecast[batch]` plus `lower_XX` / `upper_XX[batch]` per conformal coverage, FP64."""
-    mean = result.mean[:, 0]
-    outputs = [InferOutput(OUTPUT_MEAN, [len(mean)], "FP64", mean)]
-    for coverage in sorted(result.lower):
-        lo, hi = interval_names(coverage)
-        outputs.append(InferOutput(lo, [len(mean)], "FP64", result.lower[coverage][:, 0]))
-        outputs.append(InferOutput(hi, [len(mean)], "FP64", result.upper[coverage][:, 0]))
+def encode_v2(
+    result: Forecast, declared: tuple[Output, ...], model_name: str, request_id: str | None
+) -> InferResponse:
+    """One `[batch]` tensor per declared output (bundle.outputs), in declared order."""
+    outputs = [
+        InferOutput(out.name, [len(values)], out.datatype, values)
+        for out, values in zip(declared, columns(result, declared).values(), strict=True)
+    ]
     return InferResponse(
         response_id=request_id or uuid.uuid4().hex, model_name=model_name, infer_outputs=outputs
     )
 
 
-def encode_v1(result: Forecast) -> dict:
-    rows = []
-    for i, mean in enumerate(result.mean[:, 0]):
-        row = {OUTPUT_MEAN: float(mean)}
-        for coverage in sorted(result.lower):
-            lo, hi = interval_names(coverage)
-            row[lo], row[hi] = (
-                float(result.lower[coverage][i, 0]),
-                float(result.upper[coverage][i, 0]),
-            )
-        rows.append(row)
-    return {"predictions": rows}
+def encode_v1(result: Forecast, declared: tuple[Output, ...]) -> dict:
+    """One object per row with a key per declared output."""
+    table = columns(result, declared)
+    rows = len(result.mean)
+    return {"predictions": [{name: float(values[i]) for name, values in table.items()} for i in range(rows)]}

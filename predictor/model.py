@@ -9,12 +9,13 @@ from dataclasses import dataclass
 
 import numpy as np
 from kserve import Model
-from kserve.errors import ModelNotReady
 from kserve.protocol.infer_type import InferRequest, InferResponse
 
 from bundle import OnnxForecaster
+from bundle.outputs import input_metadata, outputs
 from bundle.source import BundleSource, ModelRef, is_mlflow
 from predictor import codecs
+from predictor.kserve_seam import NotReadyError
 from predictor.metrics import (
     INFERENCE_LATENCY,
     MODEL_INFO,
@@ -26,15 +27,6 @@ from predictor.metrics import (
 from predictor.settings import PredictorSettings
 
 log = logging.getLogger(__name__)
-
-
-class ModelNotReadyError(ModelNotReady):
-    """kserve's ModelNotReady plus the `.reason` its gRPC interceptor reads (without it a not-ready
-    model reaches gRPC clients as UNKNOWN "no attribute 'reason'" instead of UNAVAILABLE)."""
-
-    def __init__(self, model_name: str) -> None:
-        super().__init__(model_name, "No bundle has been loaded and self-tested yet.")
-        self.reason = self.error_msg
 
 
 @dataclass(frozen=True)
@@ -160,7 +152,7 @@ class ForecastModel(Model):
         """The model serving now (one snapshot per request), or ModelNotReady."""
         served = self.served
         if served is None:
-            raise ModelNotReadyError(self.name)
+            raise NotReadyError(self.name)
         return served
 
     @property
@@ -168,14 +160,12 @@ class ForecastModel(Model):
         return self.served.forecaster.window if self.served else None
 
     def get_input_types(self) -> list[dict]:
-        return [{"name": codecs.INPUT_NAME, "datatype": "FP64", "shape": [-1, self.window or -1]}]
+        return [input_metadata(self.window)]
 
     def get_output_types(self) -> list[dict]:
-        names = [codecs.OUTPUT_MEAN]
-        if self.served:
-            for interval in self.served.forecaster.bundle.metadata.intervals:
-                names.extend(codecs.interval_names(interval.coverage))
-        return [{"name": n, "datatype": "FP64", "shape": [-1]} for n in names]
+        """The bundle's declared outputs; only the point forecast before one is loaded."""
+        declared = self.served.forecaster.outputs if self.served else outputs(())
+        return [out.metadata() for out in declared]
 
     def preprocess(self, payload: InferRequest | dict, headers: dict | None = None) -> Decoded:
         served = self.require()
@@ -189,6 +179,7 @@ class ForecastModel(Model):
         with INFERENCE_LATENCY.labels(self.name).time():
             result = served.forecaster.forecast(payload.closes, horizon=1)
         PREDICTIONS.labels(self.name, served.version).inc(len(payload.closes))
+        declared = served.forecaster.outputs
         if payload.v2:
-            return codecs.encode_v2(result, self.name, payload.request_id)
-        return codecs.encode_v1(result)
+            return codecs.encode_v2(result, declared, self.name, payload.request_id)
+        return codecs.encode_v1(result, declared)

@@ -1,6 +1,7 @@
 """Every predictor setting, typed, in one place: env prefix FORECASTER_PREDICTOR_, CLI mirrors it.
 
-kserve's own flags (--http_port, --workers, ...) come from kserve's parser; these are ours.
+kserve's own flags (--model_name, --http_port, --workers, ...) come from kserve's parser and keep
+its snake_case; ours follow the project's convention (kebab-case, --flag/--no-flag).
 """
 
 from __future__ import annotations
@@ -9,6 +10,10 @@ from typing import Literal
 
 from pydantic import Field, PositiveInt, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The one CLI convention of every package (training, predictor, monitor, retrainer): kebab-case
+# flags, `--flag/--no-flag` booleans, help from each field's description.
+CLI_CONVENTION = {"cli_kebab_case": True, "cli_implicit_flags": True}
 
 
 class PredictorSettings(BaseSettings):

@@ -1,7 +1,7 @@
 """KServe's time-series forecast schema (`POST /v1/timeseries/forecast`) for bundle models.
 
-Quantiles come from the conformal intervals: an interval of coverage c gives the (1 - c) / 2 and
-(1 + c) / 2 quantiles; 0.5 is the point forecast. Horizons > 1 are recursive, and the interval
+Quantiles are the bundle's declared outputs (bundle.outputs): an interval of coverage c gives the
+(1 - c) / 2 and (1 + c) / 2 quantiles; 0.5 is the point forecast. Horizons > 1 are recursive, and the interval
 widens as sqrt(h) (see bundle.runtime.OnnxForecaster.forecast).
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 import uuid
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
 from kserve.protocol.rest.timeseries.types import (
@@ -22,18 +23,16 @@ from kserve.protocol.rest.timeseries.types import (
     TimeSeriesType,
 )
 
+from bundle.outputs import Output
 from predictor.codecs import Rejected, check_closes
-from predictor.model import ForecastModel, Served
+
+if TYPE_CHECKING:
+    from predictor.model import ForecastModel, Served
 
 
-def available_quantiles(served: Served) -> dict[float, tuple[float, str]]:
-    """quantile -> (coverage, "lower"|"upper"); 0.5 -> the point forecast."""
-    out: dict[float, tuple[float, str]] = {0.5: (0.0, "mean")}
-    for interval in served.forecaster.bundle.metadata.intervals:
-        c = interval.coverage
-        out[round((1 - c) / 2, 6)] = (c, "lower")
-        out[round((1 + c) / 2, 6)] = (c, "upper")
-    return out
+def available_quantiles(served: Served) -> dict[float, Output]:
+    """quantile (rounded to 6 places) -> the declared output that serves it."""
+    return {round(out.quantile, 6): out for out in served.forecaster.outputs}
 
 
 def _next_timestamp(start: str | None, frequency, steps: int) -> str:
@@ -75,9 +74,7 @@ def forecast(
     for i, item in enumerate(request.inputs):
         quantiles = {}
         for q in wanted:
-            coverage, side = available[round(q, 6)]
-            series = result.mean if side == "mean" else getattr(result, side)[coverage]
-            quantiles[str(q)] = series[i].tolist()
+            quantiles[str(q)] = available[round(q, 6)].values(result)[i].tolist()
         content = TimeSeriesForecast(
             type=TimeSeriesType.UNIVARIATE, name=item.name, mean_forecast=result.mean[i].tolist(),
             frequency=item.frequency, quantiles=quantiles,

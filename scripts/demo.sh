@@ -31,8 +31,8 @@ $PY -m training --source sample --tracking-uri "http://127.0.0.1:$MLFLOW_PORT" \
   --output-dir "$STATE/out" 2> >(grep -vE "Tip:|GPU available|TPU available|pre-processing|Quantization param" >&2)
 
 echo "== 3/4 KServe predictor serving models:/aapl-forecaster@champion on 127.0.0.1:$HTTP_PORT"
-$PY -m predictor --model_name aapl-forecaster --model_source "models:/aapl-forecaster@champion" \
-  --tracking_uri "http://127.0.0.1:$MLFLOW_PORT" --http_port "$HTTP_PORT" --grpc_port "$GRPC_PORT" \
+$PY -m predictor --model_name aapl-forecaster --model-source "models:/aapl-forecaster@champion" \
+  --tracking-uri "http://127.0.0.1:$MLFLOW_PORT" --http_port "$HTTP_PORT" --grpc_port "$GRPC_PORT" \
   >"$STATE/predictor.log" 2>&1 &
 pids+=($!)
 wait_http "http://127.0.0.1:$HTTP_PORT/v2/health/ready" "predictor readiness" 120

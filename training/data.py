@@ -13,6 +13,7 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
+from training.errors import DataError
 from training.settings import TrainSettings
 
 log = logging.getLogger(__name__)
@@ -36,10 +37,6 @@ _ALIASES = {
     "vol": "volume",
     "qtd": "volume",
 }
-
-
-class DataError(ValueError):
-    """The series cannot be trained on; the message names the offending row or count."""
 
 
 @dataclass(frozen=True)

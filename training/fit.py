@@ -12,7 +12,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, TQDMProgressBar
 from torch.utils.data import DataLoader, TensorDataset
 
-from training.model import LSTMForecaster
+from training.model import RecurrentForecaster
 from training.settings import TrainSettings
 from training.splits import Splits
 
@@ -44,11 +44,13 @@ def _loader(x: np.ndarray, y: np.ndarray, batch: int, shuffle: bool, seed: int) 
     return DataLoader(data, batch_size=batch, shuffle=shuffle, generator=generator)
 
 
-def fit(splits: Splits, settings: TrainSettings, logger=None) -> tuple[LSTMForecaster, dict]:
+def fit(splits: Splits, settings: TrainSettings, logger=None) -> tuple[RecurrentForecaster, dict]:
     """Train on `splits.train`, early-stop on `splits.validation`; returns model and a summary."""
     torch.set_num_threads(settings.threads)
     L.seed_everything(settings.seed, workers=True, verbose=False)
-    module = LSTMForecaster(settings.hidden, settings.layers, settings.dropout, settings.learning_rate)
+    module = RecurrentForecaster(
+        settings.architecture, settings.hidden, settings.layers, settings.dropout, settings.learning_rate
+    )
     best = KeepBestWeights()
     trainer = L.Trainer(
         max_epochs=settings.max_epochs,
@@ -83,7 +85,7 @@ def fit(splits: Splits, settings: TrainSettings, logger=None) -> tuple[LSTMForec
     }
 
 
-def predict_scaled(module: LSTMForecaster, features: np.ndarray) -> np.ndarray:
+def predict_scaled(module: RecurrentForecaster, features: np.ndarray) -> np.ndarray:
     """Torch eager inference in model space (used for parity and test forecasts)."""
     with torch.no_grad():
         return module(torch.from_numpy(features)).squeeze(-1).numpy()

@@ -1,18 +1,25 @@
-"""The seed's stacked LSTM as a LightningModule."""
+"""The seed's stacked recurrent network as a LightningModule; the cell is chosen by name."""
 
 from __future__ import annotations
+
+from typing import Literal
 
 import lightning as L
 import torch
 from torch import nn
 
+Architecture = Literal["lstm", "gru"]
+CELLS: dict[str, type[nn.RNNBase]] = {"lstm": nn.LSTM, "gru": nn.GRU}
 
-class StackedLSTM(nn.Module):
-    """`[batch, steps, 1]` -> `[batch, 1]`: stacked LSTM, Linear head on the last step."""
 
-    def __init__(self, hidden: int = 50, layers: int = 2, dropout: float = 0.2) -> None:
+class StackedRNN(nn.Module):
+    """`[batch, steps, 1]` -> `[batch, 1]`: stacked LSTM or GRU, Linear head on the last step."""
+
+    def __init__(
+        self, architecture: Architecture = "lstm", hidden: int = 50, layers: int = 2, dropout: float = 0.2
+    ) -> None:
         super().__init__()
-        self.lstm = nn.LSTM(
+        self.rnn = CELLS[architecture](
             input_size=1,
             hidden_size=hidden,
             num_layers=layers,
@@ -22,17 +29,24 @@ class StackedLSTM(nn.Module):
         self.head = nn.Linear(hidden, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out, _ = self.lstm(x)
+        out, _ = self.rnn(x)
         return self.head(out[:, -1, :])
 
 
-class LSTMForecaster(L.LightningModule):
+class RecurrentForecaster(L.LightningModule):
     """MSE on the scaled target; Adam; logs train/val loss per epoch (to MLflow via the logger)."""
 
-    def __init__(self, hidden: int = 50, layers: int = 2, dropout: float = 0.2, lr: float = 1e-3):
+    def __init__(
+        self,
+        architecture: Architecture = "lstm",
+        hidden: int = 50,
+        layers: int = 2,
+        dropout: float = 0.2,
+        lr: float = 1e-3,
+    ):
         super().__init__()
         self.save_hyperparameters()
-        self.net = StackedLSTM(hidden, layers, dropout)
+        self.net = StackedRNN(architecture, hidden, layers, dropout)
         self.loss = nn.MSELoss()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

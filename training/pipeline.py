@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from bundle import (
+    BundleError,
     BundleMetadata,
     LoadedBundle,
     OnnxForecaster,
@@ -21,14 +22,16 @@ from bundle import (
     write_bundle,
 )
 from bundle.io import sha256_bytes
+from bundle.outputs import columns, level_label, outputs
 from bundle.schema import SplitRange
 from bundle.transform import model_inputs, to_price
 from training import registry
 from training.data import Series, load_series
+from training.errors import BundleRoundTripError
 from training.evaluation import compare_with_naive, conformal_intervals, point_metrics
 from training.export import Exported, export, run_onnx
 from training.fit import fit
-from training.gate import GateDecision, decide
+from training.gate import ChampionScore, GateDecision, decide
 from training.plot import plot_forecast
 from training.settings import TrainSettings
 from training.splits import MIN_TRAIN_WINDOWS, Part, Splits, make_splits
@@ -36,6 +39,7 @@ from training.splits import MIN_TRAIN_WINDOWS, Part, Splits, make_splits
 log = logging.getLogger(__name__)
 PACKAGES = ("torch", "lightning", "onnx", "onnxruntime", "numpy", "mlflow")
 HYPERPARAMETERS = (
+    "architecture",
     "target",
     "window",
     "hidden",
@@ -91,10 +95,19 @@ def build_bundle(
     """Evaluate the exported models walk-forward on test and write the bundle."""
     test, val = splits.test, splits.validation
     fp32_test = _forecast(exported.fp32, test, splits)
-    int8_test = _forecast(exported.int8, test, splits)
     naive_test = test.closes[:, -1]
     metrics = compare_with_naive(test.next_close, fp32_test, naive_test)
-    metrics.update({f"int8_{k}": v for k, v in point_metrics(test.next_close, int8_test).items()})
+    files = {"model.onnx": exported.fp32}
+    variants = {"fp32": VariantFile(file="model.onnx", sha256=sha256_bytes(exported.fp32),
+                                    nodes=exported.fp32_nodes)}  # fmt: skip
+    extra_columns = {}
+    if exported.int8 is not None:
+        int8_test = _forecast(exported.int8, test, splits)
+        metrics.update({f"int8_{k}": v for k, v in point_metrics(test.next_close, int8_test).items()})
+        files["model.int8.onnx"] = exported.int8
+        variants["int8"] = VariantFile(file="model.int8.onnx", sha256=sha256_bytes(exported.int8),
+                                       nodes=exported.int8_nodes)  # fmt: skip
+        extra_columns["forecast_int8"] = int8_test
     metrics["parity_max_abs_diff"] = exported.parity_max_abs_diff
     intervals = conformal_intervals(
         val.next_close,
@@ -104,7 +117,7 @@ def build_bundle(
         fp32_test,
     )
     for i in intervals:
-        metrics[f"coverage_{round(i.coverage * 100)}_test"] = float(i.test_coverage)
+        metrics[f"coverage_{level_label(i.coverage)}_test"] = float(i.test_coverage)
     meta = BundleMetadata(
         model_name=name,
         ticker=series.ticker,
@@ -116,57 +129,53 @@ def build_bundle(
         features=splits.spec,
         intervals=intervals,
         metrics=metrics,
-        variants={
-            "fp32": VariantFile(
-                file="model.onnx", sha256=sha256_bytes(exported.fp32), nodes=exported.fp32_nodes
-            ),
-            "int8": VariantFile(
-                file="model.int8.onnx",
-                sha256=sha256_bytes(exported.int8),
-                nodes=exported.int8_nodes,
-            ),
-        },
+        variants=variants,
         packages=_versions(),
         hyperparameters=hyper,
     )
-    bundle = write_bundle(directory, meta, {"model.onnx": exported.fp32, "model.int8.onnx": exported.int8})
-    # Round trip: the bundle, read back through the serving runtime, must give the same forecasts.
-    served = OnnxForecaster(bundle, "fp32").predict(test.closes)
-    if not np.allclose(served, fp32_test, rtol=1e-9, atol=1e-9):
-        raise RuntimeError("bundle round trip changed the forecasts")
-    frame = pd.DataFrame(
-        {
-            "date": test.dates.strftime("%Y-%m-%d"),
-            "actual": test.next_close,
-            "forecast": fp32_test,
-            "forecast_int8": int8_test,
-            "naive": naive_test,
-        }
-    )
-    for i in intervals:
-        pct = round(i.coverage * 100)
-        frame[f"lower_{pct}"], frame[f"upper_{pct}"] = i.bounds(fp32_test)
+    bundle = write_bundle(directory, meta, files)
+    # Round trip: the bundle, read back through the serving runtime, must give the same forecasts;
+    # the table holds exactly what the predictor would serve for each test window.
+    forecaster = OnnxForecaster(bundle, "fp32")
+    served = forecaster.forecast(test.closes)
+    if not np.allclose(served.mean[:, 0], fp32_test, rtol=1e-9, atol=1e-9):
+        raise BundleRoundTripError("bundle round trip changed the forecasts")
+    frame = pd.DataFrame({"date": test.dates.strftime("%Y-%m-%d"), "actual": test.next_close,
+                          **columns(served, forecaster.outputs), **extra_columns,
+                          "naive": naive_test})  # fmt: skip
     return bundle, metrics, frame
 
 
-def _gate(
-    settings: TrainSettings, client, name: str, splits: Splits, metrics: dict, work: Path
-) -> GateDecision:
-    current = registry.champion(client, name, settings.alias, work) if client else None
-    champion_mae = None
-    if current is not None:
-        version, bundle = current
-        try:
-            forecaster = OnnxForecaster(bundle, "fp32")
-            if forecaster.window != splits.spec.window:
-                raise ValueError(f"champion window {forecaster.window} != {splits.spec.window}")
-            champion_mae = point_metrics(splits.test.next_close, forecaster.predict(splits.test.closes))[
-                "mae"
-            ]
-            log.info("champion version %s: MAE %.4f on this test window", version, champion_mae)
-        except Exception as exc:
-            log.warning("champion version %s cannot be evaluated on this window: %s", version, exc)
-    return decide(metrics["mae"], metrics["naive_mae"], settings.naive_margin, champion_mae)
+def _score_champion(
+    settings: TrainSettings, client, name: str, splits: Splits, work: Path
+) -> ChampionScore | None:
+    """The champion's MAE on this run's test sessions, with its own bundle; None if there is none.
+
+    A champion with a shorter window is scored on the trailing part of each test window, so
+    changing `--window` does not make the champion incomparable.
+    """
+    try:
+        current = registry.champion(client, name, settings.alias, work)
+    except registry.ChampionUnavailableError as exc:
+        return ChampionScore(exc.version, error=str(exc))
+    if current is None:
+        return None
+    version, bundle = current
+    try:
+        forecaster = OnnxForecaster(bundle, "fp32")
+        window, ours = forecaster.window, splits.spec.window
+        if window > ours:
+            raise BundleError(f"its window of {window} closes is longer than this run's {ours}")
+        predicted = forecaster.predict(splits.test.closes[:, -window:])
+    except BundleError as exc:
+        log.warning("champion version %s cannot be evaluated: %s", version, exc)
+        return ChampionScore(version, error=str(exc))
+    except Exception as exc:  # onnxruntime's untyped errors on a model it loaded
+        log.exception("champion version %s failed on this window", version)
+        return ChampionScore(version, error=f"{type(exc).__name__}: {exc}")
+    mae = point_metrics(splits.test.next_close, predicted)["mae"]
+    log.info("champion version %s: MAE %.4f on this test window", version, mae)
+    return ChampionScore(version, mae=mae)
 
 
 def run(settings: TrainSettings) -> TrainResult:
@@ -201,12 +210,13 @@ def run(settings: TrainSettings) -> TrainResult:
     ):
         work = Path(tmp)
         module, fit_info = fit(splits, settings, logger)
-        exported = export(module, splits.test.features(splits.spec)[0])
+        exported = export(module, splits.test.features(splits.spec)[0], int8=settings.int8)
         staged = work / "bundle"
         bundle, metrics, forecasts = build_bundle(staged, settings, series, splits, exported, name, hyper)
         metrics.update({k: float(v) for k, v in fit_info.items()})
-        decision = _gate(settings, client, name, splits, metrics, work / "champion")
-        reports = _write_reports(work, series, splits, bundle, metrics, forecasts)
+        champion = _score_champion(settings, client, name, splits, work / "champion") if client else None
+        decision = decide(metrics["mae"], metrics["naive_mae"], settings.naive_margin, champion)
+        reports = _write_reports(work, series, bundle, metrics, forecasts)
         registered = None
         if client is not None:
             registered = _register(client, settings, name, staged, reports, metrics, decision, bundle)
@@ -224,21 +234,13 @@ def run(settings: TrainSettings) -> TrainResult:
 
 
 def _write_reports(
-    work: Path,
-    series: Series,
-    splits: Splits,
-    bundle: LoadedBundle,
-    metrics: dict,
-    forecasts: pd.DataFrame,
+    work: Path, series: Series, bundle: LoadedBundle, metrics: dict, forecasts: pd.DataFrame
 ) -> list[Path]:
-    """The forecast-vs-actual plot and the test forecasts as CSV."""
+    """The forecast-vs-actual plot and the test forecasts as CSV (one column per served output)."""
     plot = plot_forecast(
         work / "forecast.png",
-        splits.test.dates,
-        splits.test.next_close,
-        forecasts["forecast"].to_numpy(),
-        forecasts["naive"].to_numpy(),
-        bundle.metadata.intervals,
+        forecasts,
+        outputs(i.coverage for i in bundle.metadata.intervals),
         f"{series.ticker}: D+1 forecast on test (MAE/naive {metrics['mae_ratio']:.3f})",
     )
     table = work / "test_forecasts.csv"

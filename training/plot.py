@@ -1,4 +1,4 @@
-"""PNG of forecast vs actual over the test period, with the conformal bands."""
+"""PNG of forecast vs actual over the test period, with the served interval bands."""
 
 from __future__ import annotations
 
@@ -8,41 +8,24 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 
-from bundle.schema import ConformalInterval
+from bundle.outputs import MEAN, Output
 
 
-def plot_forecast(
-    path: Path,
-    dates: pd.DatetimeIndex,
-    actual: np.ndarray,
-    forecast: np.ndarray,
-    naive: np.ndarray,
-    intervals: tuple[ConformalInterval, ...],
-    title: str,
-) -> Path:
+def plot_forecast(path: Path, forecasts: pd.DataFrame, declared: tuple[Output, ...], title: str) -> Path:
+    """`forecasts` is the test table (date, actual, naive and a column per declared output)."""
+    dates = pd.to_datetime(forecasts["date"])
     fig, ax = plt.subplots(figsize=(11, 4.5), dpi=110)
-    for interval, alpha in zip(sorted(intervals, key=lambda i: -i.coverage), (0.15, 0.3), strict=False):
-        ax.fill_between(
-            dates,
-            *interval.bounds(forecast),
-            alpha=alpha,
-            color="tab:blue",
-            linewidth=0,
-            label=f"{interval.coverage:.0%} interval",
-        )
-    ax.plot(dates, actual, color="black", linewidth=1.0, label="actual close")
-    ax.plot(dates, forecast, color="tab:blue", linewidth=1.0, label="LSTM D+1 forecast")
-    ax.plot(
-        dates,
-        naive,
-        color="tab:orange",
-        linewidth=0.8,
-        linestyle="--",
-        label="naive (tomorrow = today)",
-    )
+    bands = sorted((o for o in declared if o.kind == "lower"), key=lambda o: -(o.coverage or 0))
+    for lower, alpha in zip(bands, (0.15, 0.3, 0.45), strict=False):
+        upper = next(o for o in declared if o.kind == "upper" and o.coverage == lower.coverage)
+        ax.fill_between(dates, forecasts[lower.name], forecasts[upper.name], alpha=alpha,
+                        color="tab:blue", linewidth=0, label=f"{lower.coverage:.0%} interval")  # fmt: skip
+    ax.plot(dates, forecasts["actual"], color="black", linewidth=1.0, label="actual close")
+    ax.plot(dates, forecasts[MEAN], color="tab:blue", linewidth=1.0, label="LSTM D+1 forecast")
+    ax.plot(dates, forecasts["naive"], color="tab:orange", linewidth=0.8, linestyle="--",
+            label="naive (tomorrow = today)")  # fmt: skip
     ax.set_title(title)
     ax.set_ylabel("close")
     ax.legend(loc="upper left", fontsize=8)

@@ -36,11 +36,19 @@ def connect(settings: TrainSettings) -> tuple[MlflowClient, str]:
     return client, client.create_experiment(settings.experiment, artifact_location=location)
 
 
-def champion(client: MlflowClient, name: str, alias: str, workdir: Path) -> tuple[str, LoadedBundle] | None:
-    """Download and verify the current champion's bundle; None if there is none.
+class ChampionUnavailableError(RuntimeError):
+    """The alias points at a version whose bundle cannot be downloaded or verified."""
 
-    A champion that cannot be downloaded or verified is reported and treated as absent: it is
-    not a model anyone can serve, so it must not block a valid successor.
+    def __init__(self, version: str, reason: str) -> None:
+        super().__init__(reason)
+        self.version = version
+
+
+def champion(client: MlflowClient, name: str, alias: str, workdir: Path) -> tuple[str, LoadedBundle] | None:
+    """Download and verify the current champion's bundle; None if the alias is not set.
+
+    A champion that exists but cannot be fetched raises ChampionUnavailableError: the gate
+    must know the difference between "no champion" and "a champion it could not look at".
     """
     try:
         version = client.get_model_version_by_alias(name, alias)
@@ -53,7 +61,7 @@ def champion(client: MlflowClient, name: str, alias: str, workdir: Path) -> tupl
         return str(version.version), load_bundle(Path(path))
     except (MlflowException, BundleError, OSError) as exc:
         log.warning("champion %s@%s (version %s) cannot be evaluated: %s", name, alias, version.version, exc)
-        return None
+        raise ChampionUnavailableError(str(version.version), f"cannot fetch its bundle: {exc}") from exc
 
 
 def register(client: MlflowClient, name: str, run_id: str, tags: dict[str, str]) -> str:

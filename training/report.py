@@ -27,14 +27,13 @@ def summary(result) -> str:
     test = md.splits["test"]
     naive = m["naive_mae"]
     decision = result.decision
-    models = table(
-        [
-            _row("LSTM (onnx fp32)", m["mae"], m["rmse"], m["mape"], naive),
-            _row("LSTM (onnx int8)", m["int8_mae"], m["int8_rmse"], m["int8_mape"], naive),
-            _row("naive (tomorrow = today)", naive, m["naive_rmse"], m["naive_mape"], naive),
-        ],
-        ("forecast", "MAE", "RMSE", "MAPE %", "MAE / naive"),
-    )
+    arch = str(md.hyperparameters.get("architecture", "lstm")).upper()
+    rows = [_row(f"{arch} (onnx fp32)", m["mae"], m["rmse"], m["mape"], naive)]
+    if "int8_mae" in m:
+        rows.append(_row(f"{arch} (onnx int8)", m["int8_mae"], m["int8_rmse"], m["int8_mape"], naive))
+    rows.append(_row("naive (tomorrow = today)", naive, m["naive_rmse"], m["naive_mape"], naive))
+    models = table(rows, ("forecast", "MAE", "RMSE", "MAPE %", "MAE / naive"))
+    int8 = f"int8 MAE delta {m['int8_mae'] - m['mae']:+.4f}" if "int8_mae" in m else "no int8 variant"
     intervals = table(
         [
             (f"{i.coverage:.0%}", f"±{i.log_halfwidth * 100:.2f}%", f"{i.test_coverage:.1%}")
@@ -52,9 +51,8 @@ def summary(result) -> str:
             models,
             "",
             intervals,
-            f"\nONNX parity max |torch - onnx| = {result.parity:.2e} (scaled units); "
-            f"int8 MAE delta {m['int8_mae'] - m['mae']:+.4f}",
-            f"gate: {'PROMOTED' if decision.promote else 'not promoted'}: " + "; ".join(decision.reasons),
+            f"\nONNX parity max |torch - onnx| = {result.parity:.2e} (scaled units); {int8}",
+            f"gate: {decision.outcome}: " + "; ".join(decision.reasons),
             f"registered: {result.registered or 'no (--no-registry)'}",
             f"bundle: {result.bundle_path}",
         ]

@@ -32,19 +32,22 @@ class TrainSettings(BaseSettings):
     fetch_retries: PositiveInt = Field(4, description="fetch attempts before giving up")
     fetch_backoff_s: float = Field(2.0, ge=0, description="first retry delay, doubled each time")
 
-    # model (the seed's recipe)
+    # model (the seed's recipe: a stacked LSTM)
+    architecture: Literal["lstm", "gru"] = Field(
+        "lstm", description="recurrent cell: lstm (the seed's) or gru"
+    )
     target: Literal["log_return", "level"] = Field(
         "log_return", description="log_return (default) or level (the seed's formulation)"
     )
     window: PositiveInt = Field(60, description="closes per input window")
-    hidden: PositiveInt = 50
-    layers: PositiveInt = 2
-    dropout: float = Field(0.2, ge=0, lt=1)
-    learning_rate: float = Field(1e-3, gt=0)
-    batch_size: PositiveInt = 64
-    max_epochs: PositiveInt = 50
+    hidden: PositiveInt = Field(50, description="units per recurrent layer")
+    layers: PositiveInt = Field(2, description="stacked recurrent layers")
+    dropout: float = Field(0.2, ge=0, lt=1, description="dropout between recurrent layers")
+    learning_rate: float = Field(1e-3, gt=0, description="Adam learning rate")
+    batch_size: PositiveInt = Field(64, description="training windows per batch")
+    max_epochs: PositiveInt = Field(50, description="epochs at most (early stopping may end sooner)")
     patience: PositiveInt = Field(10, description="early-stopping patience in epochs")
-    seed: int = 42
+    seed: int = Field(42, description="random seed (training is deterministic for a given seed)")
     threads: PositiveInt = Field(2, description="torch CPU threads")
 
     # evaluation
@@ -55,11 +58,14 @@ class TrainSettings(BaseSettings):
     # registry and gate
     tracking_uri: str = Field("sqlite:///mlflow/mlflow.db", description="MLflow tracking URI")
     artifact_root: Path = Field(Path("mlflow/artifacts"), description="artifact store (sqlite)")
-    experiment: str = "petr4-forecaster"
+    experiment: str = Field("petr4-forecaster", description="MLflow experiment name")
     model_name: str | None = Field(None, description="registered model (default: from ticker)")
     alias: str = Field("champion", description="alias moved by the promotion gate")
     naive_margin: float = Field(0.05, ge=0, description="refuse promotion if MAE > naive MAE * (1 + margin)")
     registry: bool = Field(True, description="log and register in MLflow (else bundle only)")
+    int8: bool = Field(
+        True, description="also export a dynamic int8 variant (refused if it quantizes < 90% of weights)"
+    )
     output_dir: Path = Field(Path("artifacts"), description="bundle, plot and forecasts land here")
 
     @model_validator(mode="after")

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 from bundle import load_bundle
 from bundle.transform import model_inputs, to_price
-from training.model import StackedLSTM
+from training.model import StackedRNN
 
 STATE: dict = {}
 
@@ -21,7 +21,7 @@ STATE: dict = {}
 @asynccontextmanager
 async def lifespan(app: FastAPI):
     torch.set_num_threads(1)
-    net = StackedLSTM()
+    net = StackedRNN()
     net.load_state_dict(torch.load(os.environ["BENCH_WEIGHTS"], weights_only=True))
     STATE["model"], STATE["spec"] = net.eval(), load_bundle(os.environ["BENCH_BUNDLE"]).metadata.features
     yield

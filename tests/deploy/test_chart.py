@@ -43,14 +43,14 @@ def test_default_render(mode):
     assert container["name"] == "kserve-container"
     assert predictor_args(predictor) == {
         "--model_name": "petr4-sa-forecaster",
-        "--model_source": "models:/petr4-sa-forecaster@champion",
-        "--tracking_uri": "$(FORECASTER_TRACKING_URI)",
+        "--model-source": "models:/petr4-sa-forecaster@champion",
+        "--tracking-uri": "$(FORECASTER_TRACKING_URI)",
         "--http_port": "8080",
         "--grpc_port": "8081",
         "--workers": "1",
         "--threads": "1",
         "--variant": "fp32",
-        "--reload_interval_s": "60",
+        "--reload-interval-s": "60",
     }
     env = {e["name"]: e for e in container["env"]}
     assert env["PROMETHEUS_MULTIPROC_DIR"]["value"] == "/tmp/metrics"
@@ -146,18 +146,18 @@ def test_multi_ticker_canary_render(mode):
     }
     petr4 = isvcs["petr4-sa-forecaster"]["spec"]
     if mode == "Standard":  # spec.canary: a second predictor on the challenger alias
-        assert predictor_args(petr4["predictor"])["--model_source"] == "models:/petr4-sa-forecaster@champion"
+        assert predictor_args(petr4["predictor"])["--model-source"] == "models:/petr4-sa-forecaster@champion"
         (canary,) = petr4["canary"]
         assert canary["trafficPercent"] == 20
         assert (
-            predictor_args(canary["predictor"])["--model_source"] == "models:/petr4-sa-forecaster@challenger"
+            predictor_args(canary["predictor"])["--model-source"] == "models:/petr4-sa-forecaster@challenger"
         )
         assert "canaryTrafficPercent" not in petr4["predictor"]
     else:  # Knative: this revision serves the challenger with 20%, the last rolled-out one the rest
         assert "canary" not in petr4
         assert petr4["predictor"]["canaryTrafficPercent"] == 20
         assert (
-            predictor_args(petr4["predictor"])["--model_source"] == "models:/petr4-sa-forecaster@challenger"
+            predictor_args(petr4["predictor"])["--model-source"] == "models:/petr4-sa-forecaster@challenger"
         )
     for name in ("vale-forecaster", "itub4-sa-forecaster"):
         assert (

@@ -68,7 +68,7 @@ class Predictor(Process):
     def __init__(self, tmp: Path, name: str, source: str, *extra: str, env: dict | None = None) -> None:
         self.name, self.http, self.grpc = name, free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.http}"
-        args = [sys.executable, "-m", "predictor", "--model_name", name, "--model_source", source,
+        args = [sys.executable, "-m", "predictor", "--model_name", name, "--model-source", source,
                 "--http_port", str(self.http), "--grpc_port", str(self.grpc), *extra]  # fmt: skip
         super().__init__(args, tmp / f"predictor-{self.http}.log", env)
 

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.slow
 
 def test_missing_bundle_keeps_the_server_live_not_ready_until_it_appears(trained, windows, tmp_path):
     target = tmp_path / "models"
-    server = Predictor(tmp_path, "aapl", str(target), "--load_retry_max_s", "1")
+    server = Predictor(tmp_path, "aapl", str(target), "--load-retry-max-s", "1")
     try:
         server.wait_live()
         time.sleep(2)
@@ -45,7 +45,7 @@ def test_corrupt_bundle_is_never_served(trained, windows, tmp_path, damage):
     target = tmp_path / "models"
     shutil.copytree(trained[1].bundle_path, target)
     (target / damage).write_bytes(b"\x00garbage")
-    server = Predictor(tmp_path, "aapl", str(target), "--load_retry_max_s", "1")
+    server = Predictor(tmp_path, "aapl", str(target), "--load-retry-max-s", "1")
     try:
         server.wait_live()
         time.sleep(3)
@@ -57,7 +57,7 @@ def test_corrupt_bundle_is_never_served(trained, windows, tmp_path, damage):
 
 
 def test_sigterm_lets_in_flight_requests_finish(trained, windows, tmp_path):
-    server = Predictor(tmp_path, "aapl", str(trained[1].bundle_path), "--max_batch", "1024")
+    server = Predictor(tmp_path, "aapl", str(trained[1].bundle_path), "--max-batch", "1024")
     server.wait_ready()
     body = timeseries_body("aapl", windows[0].tolist(), horizon=20)
     body["inputs"] = body["inputs"] * 1024  # a long request: 20 recursive steps over 1,024 series

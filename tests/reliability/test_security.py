@@ -65,7 +65,7 @@ def test_the_predictor_process_never_imports_torch_or_training():
         [
             "import sys",
             "sys.argv = ['predictor']",
-            "import predictor.__main__, predictor.model, predictor.server, bundle.source",
+            "import predictor.__main__, predictor.model, predictor.kserve_seam, bundle.source",
             "bad = sorted(m for m in ('torch', 'lightning', 'training', 'joblib') if m in sys.modules)",
             "print(bad)",
             "sys.exit(1 if bad else 0)",

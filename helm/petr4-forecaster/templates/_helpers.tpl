@@ -252,9 +252,9 @@ subjects:
 {{- $p := .ctx.Values.predictor -}}
 - --model_name
 - {{ $name }}
-- --model_source
+- --model-source
 - models:/{{ $name }}@{{ .alias }}
-- --tracking_uri
+- --tracking-uri
 - $(FORECASTER_TRACKING_URI)
 - --http_port
 - "8080"
@@ -266,7 +266,7 @@ subjects:
 - {{ $p.threads | quote }}
 - --variant
 - {{ $p.variant }}
-- --reload_interval_s
+- --reload-interval-s
 - {{ $p.reloadIntervalSeconds | quote }}
 {{- range $p.extraArgs }}
 - {{ . | quote }}

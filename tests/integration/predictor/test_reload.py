@@ -28,8 +28,8 @@ def stack(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("reload")
     port = free_port()
     predictor = Predictor(
-        tmp, "aapl", f"models:/{NAME}@champion", "--tracking_uri", f"http://127.0.0.1:{port}",
-        "--reload_interval_s", "1", "--load_retry_max_s", "1", "--cache_dir", str(tmp / "cache"),
+        tmp, "aapl", f"models:/{NAME}@champion", "--tracking-uri", f"http://127.0.0.1:{port}",
+        "--reload-interval-s", "1", "--load-retry-max-s", "1", "--cache-dir", str(tmp / "cache"),
     )  # fmt: skip
     mlflow_server = None
     try:

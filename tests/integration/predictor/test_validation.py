@@ -18,46 +18,21 @@ def tensor(data, shape=None, name="closes", datatype="FP64"):
     return {"inputs": [{"name": name, "shape": shape, "datatype": datatype, "data": data}]}
 
 
+# Every rule is tested in-process (tests/unit/predictor); these few prove the HTTP mapping: a 400
+# carrying the message, counted under its reason label.
 CASES = {
     "unknown input name": (lambda w: tensor(w, name="prices"), "unknown input 'prices'", "input_name"),
-    "two inputs": (
-        lambda w: {"inputs": tensor(w)["inputs"] * 2},
-        "exactly one input named 'closes'",
-        "input_name",
-    ),
-    "wrong rank": (lambda w: tensor(w, shape=[60]), "must have rank 2 [batch, 60], got shape [60]", "rank"),
-    "rank 3": (lambda w: tensor(w, shape=[1, 60, 1]), "must have rank 2", "rank"),
     "wrong window": (lambda w: tensor(w[:30]), "window length is 30; this model needs 60", "window"),
-    "unsupported datatype": (
-        lambda w: tensor(w, datatype="INT8"),
-        "unsupported datatype 'INT8'; accepted: FP32, FP64",
-        "datatype",
-    ),
-    "string values": (lambda w: tensor([*w[:59], "1"]), "data must be numbers, got '1'", "datatype"),
-    "boolean values": (lambda w: tensor([*w[:59], True]), "data must be numbers, got True", "datatype"),
-    "null values": (lambda w: tensor([*w[:59], None]), "data must be numbers, got None", "datatype"),
     "non-positive": (
         lambda w: tensor([*w[:59], 0.0]),
         "closes[0][59] is 0.0: prices must be > 0",
         "non_positive",
     ),
-    "negative": (
-        lambda w: tensor([-5.0, *w[1:]]),
-        "closes[0][0] is -5.0: prices must be > 0",
-        "non_positive",
-    ),
-    "data shorter than shape": (
-        lambda w: tensor(w, shape=[2, 60]),
-        "data has 60 values but shape [2, 60] needs 120",
-        "shape",
-    ),
-    "empty batch": (lambda w: tensor([], shape=[0, 60]), "batch is empty", "shape"),
     "batch over limit": (
         lambda w: tensor(w * 257, shape=[257, 60]),
         "batch of 257 is over the limit of 256",
         "batch",
     ),
-    "nested too deep": (lambda w: tensor([[[w]]], shape=[1, 60]), "nested deeper than its rank 2", "data"),
 }
 
 
@@ -80,18 +55,10 @@ def test_nan_and_inf_are_refused_not_answered(served, windows, literal):
     assert response.status_code == 400 and "prices must be finite" in response.json()["error"]
 
 
-@pytest.mark.parametrize(
-    "body,message",
-    [
-        ({"instances": [[1.0] * 59]}, "instance 0 has 59 closes; this model needs 60"),
-        ({"instances": [1.0] * 60}, '"instances" must be a list of rows'),
-        ({"inputs": [[1.0] * 60]}, 'v1 body must be a JSON object {"instances"'),
-        ({"instances": [[1.0] * 59 + [-1.0]]}, "prices must be > 0"),
-    ],
-)
-def test_bad_v1_input_is_a_400(served, body, message):
-    response = served.post("/v1/models/aapl:predict", json=body)
-    assert response.status_code == 400 and message in response.json()["error"]
+def test_bad_v1_input_is_a_400(served):
+    response = served.post("/v1/models/aapl:predict", json={"instances": [[1.0] * 59]})
+    assert response.status_code == 400
+    assert "instance 0 has 59 closes; this model needs 60" in response.json()["error"]
 
 
 def test_malformed_json_is_a_4xx_naming_it(served):
@@ -105,15 +72,10 @@ def test_malformed_json_is_a_4xx_naming_it(served):
     assert response.status_code == 400
 
 
-@pytest.mark.parametrize(
-    "options,message",
-    [({"horizon": 0}, "horizon 0 is outside 1..20"), ({"horizon": 21}, "horizon 21 is outside"),
-     ({"horizon": 1, "quantiles": [0.3]}, "quantiles [0.3] are not available")],
-)  # fmt: skip
-def test_bad_timeseries_options_are_400(served, windows, options, message):
-    body = timeseries_body("aapl", windows[0].tolist(), **options)
+def test_bad_timeseries_options_are_400(served, windows):
+    body = timeseries_body("aapl", windows[0].tolist(), horizon=21)
     response = served.post("/v1/timeseries/forecast", json=body)
-    assert response.status_code == 400 and message in response.json()["error"]
+    assert response.status_code == 400 and "horizon 21 is outside 1..20" in response.json()["error"]
 
 
 def test_short_timeseries_is_400(served):

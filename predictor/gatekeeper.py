@@ -1,7 +1,6 @@
-"""kserve's REST server plus what it lacks: a guard, a body limit, honest readiness and metrics.
+"""Pure ASGI guard in front of kserve's app: /metrics, refusals, token, body limit, request metrics.
 
-kserve has no hook for this; subclassing RESTServer and re-pointing kserve's module names at the
-subclass is what survives `--workers N` (each spawned worker runs create_application itself).
+It knows nothing of kserve: it sees paths, headers and bytes, so it costs no parsing on a refusal.
 """
 
 from __future__ import annotations
@@ -11,18 +10,8 @@ import re
 import time
 
 import orjson
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from kserve import model_server
-from kserve.protocol.dataplane import DataPlane
-from kserve.protocol.model_repository_extension import ModelRepositoryExtension
-from kserve.protocol.rest.multiprocess import server as multiprocess_server
-from kserve.protocol.rest.server import RESTServer
-from kserve.protocol.rest.timeseries.types import ForecastRequest, ForecastResponse
 
-from predictor import timeseries
-from predictor.metrics import REJECTED, REQUEST_LATENCY, REQUESTS, exposition, init_route_series
-from predictor.model import ForecastModel
+from predictor.metrics import REJECTED, REQUEST_LATENCY, REQUESTS, exposition
 
 REPOSITORY = re.compile(r"^/v2/repository/models/[^/]+/(load|unload)$")
 VERSIONED = re.compile(r"^/v2/models/[^/]+/versions/[^/]+/(infer|ready)?$")
@@ -145,78 +134,3 @@ class Gatekeeper:
             return {"type": "http.request", "body": body, "more_body": False}
 
         return replay
-
-
-class ForecastDataPlane(DataPlane):
-    """Server readiness that means it (kserve answers ready while models load) and metadata that
-    names the served version."""
-
-    async def ready(self) -> bool:
-        models = list(self.model_registry.get_models().values())
-        return bool(models) and all([await m.healthy() for m in models])
-
-    async def model_metadata(self, model_name: str) -> dict:
-        meta = await super().model_metadata(model_name)
-        model = self.get_model_from_registry(model_name)
-        served = getattr(model, "served", None)
-        meta.update(platform="onnxruntime_onnx", versions=[served.version] if served else [])
-        return meta
-
-
-class RepositoryLockedError(NotImplementedError):
-    """501 / UNIMPLEMENTED; `.reason` is what kserve's gRPC interceptor reports."""
-
-    def __init__(self, action: str) -> None:
-        self.reason = LOCKED.format(action)
-        super().__init__(self.reason)
-
-
-class LockedRepository(ModelRepositoryExtension):
-    """gRPC and REST load/unload refused: kserve's unload cannot be undone by load."""
-
-    async def load(self, model_name: str) -> None:
-        raise RepositoryLockedError("load")
-
-    async def unload(self, model_name: str) -> None:
-        raise RepositoryLockedError("unload")
-
-
-async def invalid_body(_request, exc: RequestValidationError) -> JSONResponse:
-    """FastAPI's own 422 echoes the input, and an input holding NaN or Infinity cannot be encoded:
-    the handler itself fails with a 500. Name the problem; never echo the input."""
-    errors = [{"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg", ""), "type": e.get("type", "")}
-              for e in exc.errors()]  # fmt: skip
-    first = errors[0] if errors else {"loc": [], "msg": "invalid"}
-    message = f"invalid request body: {first['msg']} at {'/'.join(first['loc']) or 'body'}"
-    return JSONResponse({"error": message, "detail": errors}, status_code=422)
-
-
-class ForecastRESTServer(RESTServer):
-    def create_application(self):
-        """Runs in every worker: settings come with the (pickled) model, not module globals."""
-        super().create_application()
-        app = model_server.app
-        dataplane = self.dataplane
-        models = [m for m in dataplane.model_registry.get_models().values() if isinstance(m, ForecastModel)]
-        settings = models[0].settings
-        token = settings.api_token.get_secret_value() if settings.api_token else None
-        app.add_middleware(Gatekeeper, max_body_bytes=settings.max_body_bytes, api_token=token)
-        init_route_series()
-        app.add_exception_handler(RequestValidationError, invalid_body)
-
-        async def forecast(request: ForecastRequest) -> ForecastResponse:
-            model = dataplane.get_model_from_registry(request.model)
-            if not isinstance(model, ForecastModel):
-                raise NotImplementedError(f"model {request.model} has no time-series forecast")
-            return timeseries.forecast(model, request, settings.max_horizon, settings.max_batch)
-
-        app.add_api_route("/v1/timeseries/forecast", forecast, methods=["POST"],
-                          response_model=ForecastResponse, response_model_exclude_none=True)  # fmt: skip
-        for model in models:
-            model.start_loading()  # this worker's own session and loader
-
-
-def install() -> None:
-    """Point kserve's single- and multi-process paths at our server class."""
-    model_server.RESTServer = ForecastRESTServer
-    multiprocess_server.RESTServer = ForecastRESTServer

@@ -1,0 +1,187 @@
+"""Every touch of kserve's internals, in one place, for the kserve version it was written against.
+
+kserve has no hooks for what the predictor adds, so this module subclasses its REST server, data
+plane and repository extension, re-points its module-level server classes (what survives
+`--workers N`: each spawned worker runs `create_application` itself) and assembles its
+`ModelServer`. A kserve upgrade is reviewed here and nowhere else; `check_version` refuses to start
+on another version instead of failing in ways no single file explains.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import tempfile
+from importlib import metadata
+from pathlib import Path
+
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from kserve import ModelServer, model_server
+from kserve.errors import ModelNotReady
+from kserve.logging import KSERVE_LOG_CONFIG
+from kserve.protocol.dataplane import DataPlane
+from kserve.protocol.model_repository_extension import ModelRepositoryExtension
+from kserve.protocol.rest.multiprocess import server as multiprocess_server
+from kserve.protocol.rest.server import RESTServer
+from kserve.protocol.rest.timeseries.types import ForecastRequest, ForecastResponse
+from pydantic_settings import CliSettingsSource
+
+from predictor import timeseries
+from predictor.gatekeeper import LOCKED, Gatekeeper
+from predictor.metrics import init_route_series
+from predictor.settings import CLI_CONVENTION, PredictorSettings
+
+KSERVE_VERSION = "0.21.0"
+
+
+class KServeVersionError(RuntimeError):
+    """The installed kserve is not the one this module was written and tested against."""
+
+
+def check_version(installed: str | None = None) -> None:
+    installed = installed or metadata.version("kserve")
+    if installed != KSERVE_VERSION:
+        raise KServeVersionError(
+            f"kserve {installed} is installed; predictor/kserve_seam.py was written for kserve "
+            f"{KSERVE_VERSION}: review this module against the new version, then update KSERVE_VERSION"
+        )
+
+
+class NotReadyError(ModelNotReady):
+    """kserve's ModelNotReady plus the `.reason` its gRPC interceptor reads (without it a not-ready
+    model reaches gRPC clients as UNKNOWN "no attribute 'reason'" instead of UNAVAILABLE)."""
+
+    def __init__(self, model_name: str) -> None:
+        super().__init__(model_name, "No bundle has been loaded and self-tested yet.")
+        self.reason = self.error_msg
+
+
+class ForecastDataPlane(DataPlane):
+    """Server readiness that means it (kserve answers ready while models load) and metadata that
+    names the served version."""
+
+    async def ready(self) -> bool:
+        models = list(self.model_registry.get_models().values())
+        return bool(models) and all([await m.healthy() for m in models])
+
+    async def model_metadata(self, model_name: str) -> dict:
+        meta = await super().model_metadata(model_name)
+        model = self.get_model_from_registry(model_name)
+        served = getattr(model, "served", None)
+        meta.update(platform="onnxruntime_onnx", versions=[served.version] if served else [])
+        return meta
+
+
+class RepositoryLockedError(NotImplementedError):
+    """501 / UNIMPLEMENTED; `.reason` is what kserve's gRPC interceptor reports."""
+
+    def __init__(self, action: str) -> None:
+        self.reason = LOCKED.format(action)
+        super().__init__(self.reason)
+
+
+class LockedRepository(ModelRepositoryExtension):
+    """gRPC and REST load/unload refused: kserve's unload cannot be undone by load."""
+
+    async def load(self, model_name: str) -> None:
+        raise RepositoryLockedError("load")
+
+    async def unload(self, model_name: str) -> None:
+        raise RepositoryLockedError("unload")
+
+
+async def invalid_body(_request, exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's own 422 echoes the input, and an input holding NaN or Infinity cannot be encoded:
+    the handler itself fails with a 500. Name the problem; never echo the input."""
+    errors = [{"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg", ""), "type": e.get("type", "")}
+              for e in exc.errors()]  # fmt: skip
+    first = errors[0] if errors else {"loc": [], "msg": "invalid"}
+    message = f"invalid request body: {first['msg']} at {'/'.join(first['loc']) or 'body'}"
+    return JSONResponse({"error": message, "detail": errors}, status_code=422)
+
+
+def forecast_models(models: list) -> list:
+    """This process's forecast models (kserve's registry may hold others)."""
+    from predictor.model import ForecastModel  # the model imports this module: resolve at run time
+
+    return [m for m in models if isinstance(m, ForecastModel)]
+
+
+def served_settings(models: list) -> PredictorSettings:
+    """The one settings object of this process's forecast models (they share one command line)."""
+    ours = forecast_models(models)
+    if not ours:
+        raise RuntimeError("no forecast model is registered with the kserve model server")
+    return ours[0].settings
+
+
+class ForecastRESTServer(RESTServer):
+    def create_application(self):
+        """Runs in every worker: settings come with the (pickled) model, not module globals."""
+        super().create_application()
+        app = model_server.app
+        dataplane = self.dataplane
+        models = list(dataplane.model_registry.get_models().values())
+        settings = served_settings(models)
+        token = settings.api_token.get_secret_value() if settings.api_token else None
+        app.add_middleware(Gatekeeper, max_body_bytes=settings.max_body_bytes, api_token=token)
+        init_route_series()
+        app.add_exception_handler(RequestValidationError, invalid_body)
+
+        async def forecast(request: ForecastRequest) -> ForecastResponse:
+            model = dataplane.get_model_from_registry(request.model)
+            if not forecast_models([model]):
+                raise NotImplementedError(f"model {request.model} has no time-series forecast")
+            return timeseries.forecast(model, request, settings.max_horizon, settings.max_batch)
+
+        app.add_api_route("/v1/timeseries/forecast", forecast, methods=["POST"],
+                          response_model=ForecastResponse, response_model_exclude_none=True)  # fmt: skip
+        for model in forecast_models(models):
+            model.start_loading()  # this worker's own session and loader
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """kserve's parser as parent (its --model_name, --http_port, --workers, ...) plus ours."""
+    return argparse.ArgumentParser(parents=[model_server.parser], prog="python -m predictor")
+
+
+def parse(argv: list[str]) -> tuple[argparse.Namespace, PredictorSettings]:
+    """kserve's arguments and our settings (flags, then FORECASTER_PREDICTOR_* variables)."""
+    parser = build_parser()
+    cli = CliSettingsSource(PredictorSettings, root_parser=parser, **CLI_CONVENTION)
+    settings = PredictorSettings(_cli_settings_source=cli(args=argv))
+    args, _ = parser.parse_known_args(argv)
+    return args, settings
+
+
+def quiet_log_config(directory: str) -> str:
+    """kserve's logging config with per-request lines (access, trace) at WARNING."""
+    config = copy.deepcopy(KSERVE_LOG_CONFIG)
+    config["loggers"]["uvicorn.access"]["level"] = "WARNING"
+    config["loggers"]["kserve.trace"]["level"] = "WARNING"
+    config["loggers"]["predictor"] = {"handlers": ["kserve"], "level": "INFO", "propagate": False}
+    path = Path(directory) / "forecaster-logging.json"
+    path.write_text(json.dumps(config))
+    return str(path)
+
+
+def serve(argv: list[str]) -> None:
+    """Check the kserve version, parse, assemble kserve's ModelServer around one model, run."""
+    check_version()
+    args, settings = parse(argv)
+    if settings.quiet:  # ModelServer reads these module-level args when it configures logging
+        model_server.args.log_config_file = quiet_log_config(tempfile.mkdtemp(prefix="forecaster-"))
+        model_server.args.enable_latency_logging = False
+    from predictor.model import ForecastModel
+
+    model_server.RESTServer = ForecastRESTServer
+    multiprocess_server.RESTServer = ForecastRESTServer
+    model = ForecastModel(args.model_name, settings)
+    server = ModelServer(enable_latency_logging=model_server.args.enable_latency_logging)
+    server.dataplane = ForecastDataPlane(model_registry=server.registered_models)
+    server.model_repository_extension = LockedRepository(server.registered_models)
+    server.register_model(model)  # not ready yet: live at once, ready after the self-test
+    model.start_loading()  # this process (gRPC, and REST with one worker)
+    server.start([])

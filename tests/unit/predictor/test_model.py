@@ -1,0 +1,107 @@
+"""The kserve Model in-process on a tiny bundle: load, serve, refuse, keep the old model on failure."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from kserve.protocol.infer_type import InferInput, InferRequest
+
+from bundle.schema import METADATA_FILE
+from predictor.codecs import Rejected
+from predictor.kserve_seam import NotReadyError
+from tests.tiny_bundle import INTERVALS, WINDOW, expected_forecast, windows, write_tiny_bundle
+from tests.unit.predictor.conftest import make_model
+
+
+def v2(rows: np.ndarray, request_id: str = "r1") -> InferRequest:
+    inp = InferInput("closes", list(rows.shape), "FP64", rows.tolist())
+    return InferRequest("tiny", infer_inputs=[inp], request_id=request_id)
+
+
+def answer(model, payload):
+    return model.predict(model.preprocess(payload))
+
+
+def test_v2_answer_is_the_bundles_forecast_with_its_intervals(model):
+    rows = windows(3)
+    response = answer(model, v2(rows))
+    out = {o.name: np.asarray(o.data) for o in response.outputs}
+    expected = expected_forecast(rows)
+    assert out["forecast"] == pytest.approx(expected, rel=1e-6)
+    for interval in INTERVALS:
+        label = f"{interval.coverage * 100:g}"
+        assert out[f"lower_{label}"] == pytest.approx(expected * np.exp(-interval.log_halfwidth), rel=1e-6)
+        assert out[f"upper_{label}"] == pytest.approx(expected * np.exp(interval.log_halfwidth), rel=1e-6)
+    assert response.id == "r1" and response.model_name == "tiny"
+
+
+def test_v1_answer_matches_v2(model):
+    rows = windows(2)
+    predictions = answer(model, {"instances": rows.tolist()})["predictions"]
+    assert [p["forecast"] for p in predictions] == pytest.approx(expected_forecast(rows), rel=1e-6)
+    assert set(predictions[0]) == {"forecast", "lower_80", "upper_80", "lower_95", "upper_95"}
+
+
+def test_metadata_declares_the_window_and_every_output(model):
+    assert model.get_input_types() == [{"name": "closes", "datatype": "FP64", "shape": [-1, WINDOW]}]
+    names = [o["name"] for o in model.get_output_types()]
+    assert names == ["forecast", "lower_80", "upper_80", "lower_95", "upper_95"]
+
+
+def test_before_loading_it_is_not_ready_and_refuses_with_kserves_error(tiny_dir):
+    m = make_model(tiny_dir)
+    assert not m.ready
+    with pytest.raises(NotReadyError) as caught:
+        m.preprocess(v2(windows(1)))
+    assert caught.value.reason  # kserve's gRPC interceptor reads .reason
+    assert [o["name"] for o in m.get_output_types()] == ["forecast"]
+    assert m.get_input_types()[0]["shape"] == [-1, -1]
+
+
+def test_a_bad_request_never_reaches_the_model(model):
+    with pytest.raises(Rejected, match="window length is 3"):
+        model.preprocess(v2(windows(1)[:, :3]))
+
+
+def test_the_batch_limit_is_the_settings(tiny_dir):
+    m = make_model(tiny_dir, max_batch=2)
+    assert m.try_reload()
+    with pytest.raises(Rejected, match="batch of 3 is over the limit of 2"):
+        m.preprocess(v2(windows(3)))
+
+
+def test_int8_variant_serves_close_to_fp32(tiny_dir):
+    m = make_model(tiny_dir, variant="int8")
+    assert m.try_reload() and m.served.forecaster.variant == "int8"
+    rows = windows(2)
+    out = answer(m, v2(rows)).outputs[0].data
+    assert np.asarray(out) == pytest.approx(expected_forecast(rows), rel=5e-3)
+
+
+def test_a_corrupt_new_version_keeps_the_old_model_and_is_not_retried(tmp_path):
+    write_tiny_bundle(tmp_path)
+    m = make_model(tmp_path)
+    assert m.try_reload()
+    old = m.served
+    meta = json.loads((tmp_path / METADATA_FILE).read_text())
+    meta["trained_at"] = "2025-01-01T00:00:00Z"  # a new version label
+    (tmp_path / METADATA_FILE).write_text(json.dumps(meta))
+    (tmp_path / "model.onnx").write_bytes(b"tampered")
+    assert not m.try_reload()
+    assert m.served is old and m.ready
+    assert not m.try_reload()  # remembered as failed: not fetched again
+    assert "tiny:20250101T000000" in m._failed
+
+
+def test_a_model_that_fails_its_self_test_is_never_served(tmp_path):
+    write_tiny_bundle(tmp_path, bias=500.0)  # forecasts e^10 times the last close
+    m = make_model(tmp_path)
+    assert not m.try_reload()
+    assert m.served is None and not m.ready
+
+
+def test_a_missing_bundle_is_not_ready_not_a_crash(tmp_path):
+    m = make_model(tmp_path / "nothing-here")
+    assert not m.try_reload() and not m.ready
