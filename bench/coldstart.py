@@ -64,9 +64,9 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-cold-"))
     result, _ = train_bundle(work, epochs=2)
-    from tests.conftest import sample_test_windows
+    from training.data import sample_test_windows
 
-    window = sample_test_windows(result)[0].tolist()
+    window = sample_test_windows(result.metadata)[0].tolist()
     body = json.dumps(
         {"inputs": [{"name": "closes", "shape": [1, 60], "datatype": "FP64", "data": window}]}
     ).encode()

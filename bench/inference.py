@@ -41,9 +41,9 @@ def main() -> None:
     result, module = train_bundle(work, epochs=2)
     bundle = load_bundle(result.bundle_path)
     spec = bundle.metadata.features
-    from tests.conftest import sample_test_windows
+    from training.data import sample_test_windows
 
-    windows = sample_test_windows(result)
+    windows = sample_test_windows(result.metadata)
     engines = {
         "torch eager": lambda x: module.net(torch.from_numpy(x)),
         "onnxruntime fp32": OnnxForecaster(bundle, "fp32", threads=1).run_scaled,

@@ -125,9 +125,9 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-serving-"))
     result, _ = train_bundle(work / "train", epochs=3)
     bundle, weights = result.bundle_path, work / "train" / "weights.pt"
-    from tests.conftest import sample_test_windows
+    from training.data import sample_test_windows
 
-    window = sample_test_windows(result)[0].tolist()
+    window = sample_test_windows(result.metadata)[0].tolist()
     specs = {
         n: s
         for n, s in servers(bundle, weights, window).items()

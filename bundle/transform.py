@@ -46,3 +46,8 @@ def sliding_windows(closes: np.ndarray, window: int) -> tuple[np.ndarray, np.nda
     series = np.asarray(closes, dtype=np.float64)
     pairs = np.lib.stride_tricks.sliding_window_view(series, window + 1)
     return pairs[:, :window], pairs[:, window]
+
+
+def recent_windows(closes: np.ndarray, window: int, sessions: int) -> np.ndarray:
+    """The `sessions` most recent windows that have a next close (a run's test windows): `[n, window]`."""
+    return sliding_windows(closes, window)[0][-sessions:]

@@ -4,21 +4,27 @@ from __future__ import annotations
 
 import logging
 import sys
-import threading
 import time
 from datetime import UTC, datetime
 
+from mlflow.exceptions import MlflowException
 from prometheus_client import start_http_server
 from pydantic_settings import CliApp
 
-from bundle import OnnxForecaster
+from bundle import BundleError, OnnxForecaster
+from bundle.outputs import level_label
 from bundle.source import BundleSource
 from monitor import metrics
 from monitor.realized import Realized, realized
 from monitor.settings import MonitorSettings
 from training.data import fetch_yfinance, read_csv, validate
+from training.errors import DataError
 
 log = logging.getLogger("monitor")
+# What a run can meet in normal weather: a data source down or returning garbage (DataError, OSError,
+# ValueError), a registry or bundle problem (MlflowException, BundleError): one log line, counted,
+# the last gauges kept. Anything else is a bug and is logged with its traceback.
+EXPECTED_FAILURES = (DataError, BundleError, MlflowException, OSError, ValueError)
 
 
 class Monitor:
@@ -47,14 +53,14 @@ class Monitor:
             for gauge in (metrics.MAE, metrics.NAIVE_MAE, metrics.RATIO, metrics.SESSIONS):
                 gauge.remove(s.model_name, self.previous_version)
             for coverage in result.coverage:
-                metrics.COVERAGE.remove(s.model_name, self.previous_version, f"{round(coverage * 100)}")
+                metrics.COVERAGE.remove(s.model_name, self.previous_version, level_label(coverage))
         self.previous_version = version
         metrics.MAE.labels(**labels).set(result.mae)
         metrics.NAIVE_MAE.labels(**labels).set(result.naive_mae)
         metrics.RATIO.labels(**labels).set(result.ratio)
         metrics.SESSIONS.labels(**labels).set(result.sessions)
         for coverage, value in result.coverage.items():
-            metrics.COVERAGE.labels(**labels, coverage=f"{round(coverage * 100)}").set(value)
+            metrics.COVERAGE.labels(**labels, coverage=level_label(coverage)).set(value)
         latest = datetime(result.latest.year, result.latest.month, result.latest.day, tzinfo=UTC)
         metrics.LATEST_CLOSE.labels(s.model_name).set(latest.timestamp())
         metrics.LAST_SUCCESS.labels(s.model_name).set(time.time())
@@ -67,10 +73,12 @@ class Monitor:
         try:
             self.evaluate()
             return True
-        except Exception as exc:  # data source down or garbage, registry down: keep the last gauges
-            metrics.RUNS.labels(self.settings.model_name, "failure").inc()
+        except EXPECTED_FAILURES as exc:  # data source down or garbage, registry down: keep the gauges
             log.error("evaluation failed: %s", exc)
-            return False
+        except Exception:  # a bug, not the weather: the traceback says where
+            log.exception("evaluation failed unexpectedly")
+        metrics.RUNS.labels(self.settings.model_name, "failure").inc()
+        return False
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,11 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     if settings.once:
         return 0 if monitor.run_once() else 1
     start_http_server(settings.port)
-    stop = threading.Event()
     while True:
         monitor.run_once()
-        if stop.wait(settings.interval_s):
-            return 0
+        time.sleep(settings.interval_s)
 
 
 if __name__ == "__main__":

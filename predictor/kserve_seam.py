@@ -28,10 +28,11 @@ from kserve.protocol.rest.server import RESTServer
 from kserve.protocol.rest.timeseries.types import ForecastRequest, ForecastResponse
 from pydantic_settings import CliSettingsSource
 
+from bundle.conventions import CLI_CONVENTION
 from predictor import timeseries
 from predictor.gatekeeper import LOCKED, Gatekeeper
 from predictor.metrics import init_route_series
-from predictor.settings import CLI_CONVENTION, PredictorSettings
+from predictor.settings import PredictorSettings
 
 KSERVE_VERSION = "0.21.0"
 

@@ -11,7 +11,7 @@ import numpy as np
 from kserve import Model
 from kserve.protocol.infer_type import InferRequest, InferResponse
 
-from bundle import OnnxForecaster
+from bundle import BundleError, OnnxForecaster
 from bundle.outputs import input_metadata, outputs
 from bundle.source import BundleSource, ModelRef, is_mlflow
 from predictor import codecs
@@ -114,7 +114,7 @@ class ForecastModel(Model):
         except Exception as exc:  # registry down, alias gone: keep serving
             if self.served is None:
                 RELOADS.labels(self.name, "failure").inc()
-            log.warning("cannot resolve %s: %s", self.settings.model_source, exc)
+            self._log_failure(exc, "cannot resolve %s", self.settings.model_source)
             return False
         if self.served is not None and ref.version == self.served.version:
             return True
@@ -126,10 +126,21 @@ class ForecastModel(Model):
             RELOADS.labels(self.name, "failure").inc()
             if self.served is not None:  # a bad new version: remember it, keep the old
                 self._failed.add(ref.version)
-            log.error("cannot load version %s: %s; still serving %s", ref.version, exc,
-                      self.served.version if self.served else "nothing")  # fmt: skip
+            self._log_failure(exc, "cannot load version %s; still serving %s", ref.version,
+                              self.served.version if self.served else "nothing")  # fmt: skip
             return False
         return True
+
+    @staticmethod
+    def _log_failure(exc: Exception, message: str, *args: object) -> None:
+        """One line for normal weather (a registry down or an alias gone: MLflow's exceptions and
+        OSError; a bundle missing, corrupt or failing its self-test: BundleError); a traceback for
+        anything else, which is a bug. MLflow is recognized by module so that a directory source
+        never imports it."""
+        if isinstance(exc, BundleError | OSError) or type(exc).__module__.startswith("mlflow."):
+            log.warning(message + ": %s", *args, exc)
+        else:
+            log.exception(message, *args)
 
     def _swap_in(self, ref: ModelRef) -> None:
         bundle = self.source.fetch(ref)

@@ -9,15 +9,14 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import Field, PositiveInt, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings
 
-# The one CLI convention of every package (training, predictor, monitor, retrainer): kebab-case
-# flags, `--flag/--no-flag` booleans, help from each field's description.
-CLI_CONVENTION = {"cli_kebab_case": True, "cli_implicit_flags": True}
+from bundle.conventions import settings_config
 
 
 class PredictorSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="FORECASTER_PREDICTOR_", extra="ignore")
+    # kserve's parser is the root parser (kserve_seam.parse): its flags are not ours to refuse.
+    model_config = settings_config("predictor", "PREDICTOR", extra="ignore")
 
     model_source: str = Field(
         "/mnt/models",

@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from retrainer.kube import KubeClient, job_from_cronjob, running_jobs
-from retrainer.settings import RetrainerSettings
+from retrainer.settings import RETRAIN_LABEL, RetrainerSettings
 
 log = logging.getLogger("retrainer")
 
@@ -35,7 +35,8 @@ def create_app(settings: RetrainerSettings, kube: KubeClient | None = None) -> S
         acted_on = 0
         for alert in firing:
             labels = alert.get("labels", {})
-            if labels.get("alertname") in settings.alerts and labels.get("model") in settings.cronjobs:
+            key, value = RETRAIN_LABEL
+            if labels.get(key) == value and labels.get("model") in settings.cronjobs:
                 wanted[settings.cronjobs[labels["model"]]] = labels["alertname"]
                 acted_on += 1
         results = {}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,20 +52,12 @@ def trained(tmp_path_factory):
     return settings, pipeline.run(settings)
 
 
-def sample_test_windows(result) -> np.ndarray:
-    """The raw-close windows of the trained run's test part, rebuilt from the packaged sample."""
-    from training.data import read_sample
-
-    closes = read_sample()["close"].to_numpy()
-    window = result.metadata.features.window
-    n = result.metadata.splits["test"].sessions
-    return np.lib.stride_tricks.sliding_window_view(closes, window)[-n - 1 : -1]
-
-
 @pytest.fixture(scope="session")
 def windows(trained):
     """Raw-close windows of the session's test part: `[sessions, window]`."""
-    return sample_test_windows(trained[1])
+    from training.data import sample_test_windows
+
+    return sample_test_windows(trained[1].metadata)
 
 
 @pytest.fixture(scope="session")

@@ -23,6 +23,7 @@ from bundle import (
 )
 from bundle.io import sha256_bytes
 from bundle.schema import ONNX_INPUT, ONNX_OUTPUT, SplitRange
+from training.quantize import quantize_int8
 
 WINDOW = 8
 GAIN, BIAS = 0.5, 0.1
@@ -59,18 +60,6 @@ def onnx_model(steps: int, bias: float = BIAS) -> bytes:
     return model.SerializeToString()
 
 
-def quantized(fp32: bytes) -> bytes:
-    import tempfile
-
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    with tempfile.TemporaryDirectory() as tmp:
-        src, dst = Path(tmp, "fp32.onnx"), Path(tmp, "int8.onnx")
-        src.write_bytes(fp32)
-        quantize_dynamic(src, dst, weight_type=QuantType.QInt8)
-        return dst.read_bytes()
-
-
 def metadata(files: dict[str, bytes], window: int = WINDOW, intervals=INTERVALS) -> BundleMetadata:
     split = SplitRange(start=date(2020, 1, 1), end=date(2020, 6, 1), sessions=100)
     variants = {"fp32": VariantFile(file="model.onnx", sha256=sha256_bytes(files["model.onnx"]))}
@@ -98,7 +87,7 @@ def write_tiny_bundle(
     """`bias` far from 0 makes a model whose forecasts the runtime's self-test must refuse."""
     files = {"model.onnx": onnx_model(window - 1, bias)}
     if int8:
-        files["model.int8.onnx"] = quantized(files["model.onnx"])
+        files["model.int8.onnx"] = quantize_int8(files["model.onnx"])
     return write_bundle(directory, metadata(files, window, intervals), files)
 
 

@@ -8,11 +8,11 @@ import sys
 from pydantic import ValidationError
 from pydantic_settings import CliApp
 
-from training.data import DataError
+from training.errors import DataError, TrainingError
 from training.settings import TrainSettings
 
-EXIT_DATA = 2
-EXIT_FAILED = 1
+EXIT_DATA = 2  # bad data or settings: fix the input
+EXIT_FAILED = 1  # training could not produce a checked bundle (or a bug: Python's own traceback)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     except DataError as exc:
         print(f"error: data: {exc}; nothing was registered", file=sys.stderr)
         return EXIT_DATA
+    except TrainingError as exc:
+        print(f"error: {type(exc).__name__}: {exc}; nothing was registered", file=sys.stderr)
+        return EXIT_FAILED
     print(summary(result))
     return 0
 

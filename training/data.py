@@ -13,6 +13,8 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
+from bundle import BundleMetadata
+from bundle.transform import recent_windows
 from training.errors import DataError
 from training.settings import TrainSettings
 
@@ -129,6 +131,12 @@ def read_csv(path: Path) -> pd.DataFrame:
 def read_sample() -> pd.DataFrame:
     with resources.files(SAMPLE_PACKAGE).joinpath(SAMPLE_FILE).open() as handle:
         return normalize_columns(pd.read_csv(handle))
+
+
+def sample_test_windows(metadata: BundleMetadata) -> np.ndarray:
+    """The raw-close windows of a sample-trained bundle's test part, rebuilt from the sample."""
+    closes = read_sample()["close"].to_numpy()
+    return recent_windows(closes, metadata.features.window, metadata.splits["test"].sessions)
 
 
 class FetchSettings(Protocol):

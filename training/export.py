@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import io
-import tempfile
 import warnings
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import onnx
@@ -18,13 +16,10 @@ from bundle.schema import ONNX_INPUT, ONNX_OUTPUT
 from training.errors import ExportError
 from training.fit import predict_scaled
 from training.model import RecurrentForecaster
+from training.quantize import MIN_INT8_SHARE, int8_share, quantize_int8
 
 OPSET = 17
 PARITY_TOLERANCE = 1e-4  # max |torch - onnxruntime| in scaled units
-# Share of weight elements that must be stored as int8 for the "int8" variant to be real. An
-# LSTM quantizes to ~97% (DynamicQuantizeLSTM); a GRU to ~0.2% (onnxruntime has no quantized GRU
-# kernel, only the Linear head is touched): a variant that is fp32 in all but name is refused.
-MIN_INT8_SHARE = 0.9
 
 
 @dataclass(frozen=True)
@@ -39,15 +34,6 @@ class Exported:
 def node_counts(model_bytes: bytes) -> dict[str, int]:
     graph = onnx.load_from_string(model_bytes).graph
     return dict(Counter(node.op_type for node in graph.node))
-
-
-def int8_share(model_bytes: bytes) -> float:
-    """Fraction of the graph's weight elements (initializers) stored as 8-bit integers."""
-    sizes = Counter()
-    for init in onnx.load_from_string(model_bytes).graph.initializer:
-        sizes[init.data_type in (onnx.TensorProto.INT8, onnx.TensorProto.UINT8)] += int(np.prod(init.dims))
-    total = sizes[True] + sizes[False]
-    return sizes[True] / total if total else 0.0
 
 
 def run_onnx(model_bytes: bytes, features: np.ndarray) -> np.ndarray:
@@ -74,16 +60,6 @@ def to_onnx(module: RecurrentForecaster, steps: int) -> bytes:
     model = onnx.load_from_string(buffer.getvalue())
     onnx.checker.check_model(model)
     return model.SerializeToString()
-
-
-def quantize_int8(fp32: bytes) -> bytes:
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    with tempfile.TemporaryDirectory() as tmp:
-        src, dst = Path(tmp, "fp32.onnx"), Path(tmp, "int8.onnx")
-        src.write_bytes(fp32)
-        quantize_dynamic(src, dst, weight_type=QuantType.QInt8)
-        return dst.read_bytes()
 
 
 def export(module: RecurrentForecaster, check_features: np.ndarray, int8: bool = True) -> Exported:

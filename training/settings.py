@@ -8,17 +8,13 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, PositiveInt, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings
+
+from bundle.conventions import settings_config
 
 
 class TrainSettings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="FORECASTER_TRAIN_",
-        cli_prog_name="python -m training",
-        cli_kebab_case=True,
-        cli_implicit_flags=True,
-        extra="forbid",
-    )
+    model_config = settings_config("training", "TRAIN")
 
     # data
     source: Literal["yfinance", "csv", "sample"] = Field(
@@ -64,7 +60,7 @@ class TrainSettings(BaseSettings):
     naive_margin: float = Field(0.05, ge=0, description="refuse promotion if MAE > naive MAE * (1 + margin)")
     registry: bool = Field(True, description="log and register in MLflow (else bundle only)")
     int8: bool = Field(
-        True, description="also export a dynamic int8 variant (refused if it quantizes < 90% of weights)"
+        True, description="also export a dynamic int8 variant (refused if it leaves most weights fp32)"
     )
     output_dir: Path = Field(Path("artifacts"), description="bundle, plot and forecasts land here")
 

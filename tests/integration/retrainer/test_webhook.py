@@ -29,7 +29,7 @@ PAYLOAD = {
         {
             "status": "firing",
             "labels": {"alertname": "ForecasterRealizedMAEHigh", "model": "petr4", "severity": "warning",
-                       "namespace": NAMESPACE, "version": "7"},
+                       "action": "retrain", "namespace": NAMESPACE, "version": "7"},
             "annotations": {"summary": "realized MAE 1.4x naive", "runbook_url": "docs/runbook.md#x"},
             "startsAt": "2026-11-27T21:45:00.000Z",
             "endsAt": "0001-01-01T00:00:00Z",
@@ -121,6 +121,7 @@ def test_resolved_or_unrelated_alerts_do_nothing(stack):
     resolved["status"] = resolved["alerts"][0]["status"] = "resolved"
     other = copy.deepcopy(PAYLOAD)
     other["alerts"][0]["labels"]["alertname"] = "ForecasterLatencyP99High"
+    del other["alerts"][0]["labels"]["action"]  # only `action: retrain` retrains, whatever the name
     unknown_model = copy.deepcopy(PAYLOAD)
     unknown_model["alerts"][0]["labels"]["model"] = "vale3"
     for payload in (resolved, other, unknown_model):

@@ -11,10 +11,12 @@ import onnx
 import pytest
 from mlflow import MlflowClient
 
-from bundle import OnnxForecaster, load_bundle
+from bundle import BundleError, OnnxForecaster, load_bundle
 from tests.conftest import REPO, fast_settings
 from training import pipeline
-from training.export import PARITY_TOLERANCE, QUANTIZED_LSTM
+from training.__main__ import main as training_main
+from training.export import PARITY_TOLERANCE
+from training.quantize import MIN_INT8_SHARE, int8_share
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +44,8 @@ def test_onnx_matches_torch_and_int8_is_really_quantized(trained):
     int8 = onnx.load(bundle.model_path("int8"))
     assert [n.op_type for n in fp32.graph.node].count("LSTM") == 2
     ops = [n.op_type for n in int8.graph.node]
-    assert ops.count(QUANTIZED_LSTM) == 2 and "LSTM" not in ops
+    assert ops.count("DynamicQuantizeLSTM") == 2 and "LSTM" not in ops
+    assert int8_share(bundle.model_path("int8").read_bytes()) >= MIN_INT8_SHARE
     assert fp32.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"  # dynamic batch
     assert "int8_mae" in result.metrics
 
@@ -125,14 +128,52 @@ def run_cli(*args: str, cwd) -> subprocess.CompletedProcess:
         ("date,close\n2024-01-02,10\n2024-01-03,11\n", "too few rows: 2 sessions"),
     ],
 )
-def test_bad_csv_exits_2_with_a_clear_error_and_registers_nothing(tmp_path, content, message):
+def test_bad_csv_exits_2_with_a_clear_error_and_registers_nothing(tmp_path, capsys, content, message):
+    """In-process (the CLI's own main); the subprocess test below proves the real exit code once."""
     csv = tmp_path / "bad.csv"
     csv.write_text(content)
     db = tmp_path / "mlflow.db"
-    done = run_cli("--source", "csv", "--csv", str(csv), "--tracking-uri", f"sqlite:///{db}", cwd=tmp_path)
-    assert done.returncode == 2, done.stderr[-2000:]
-    assert message in done.stderr and "nothing was registered" in done.stderr
+    code = training_main(["--source", "csv", "--csv", str(csv), "--tracking-uri", f"sqlite:///{db}"])
+    err = capsys.readouterr().err
+    assert code == 2, err[-2000:]
+    assert message in err and "nothing was registered" in err
     assert not db.exists()  # the registry was never even opened
+
+
+def test_the_cli_process_exits_2_on_bad_data(tmp_path):
+    csv = tmp_path / "bad.csv"
+    csv.write_text("date,close\n2024-01-02,10\n2024-01-02,11\n")
+    db = tmp_path / "mlflow.db"
+    done = run_cli("--source", "csv", "--csv", str(csv), "--tracking-uri", f"sqlite:///{db}", cwd=tmp_path)
+    assert done.returncode == 2 and "duplicate date at row 2" in done.stderr, done.stderr[-2000:]
+    assert not db.exists()
+
+
+def test_a_gru_trains_and_serves_without_an_int8_variant(tmp_path):
+    settings = fast_settings(tmp_path, architecture="gru", int8=False, registry=False, max_epochs=1, hidden=8)
+    result = pipeline.run(settings)
+    bundle = load_bundle(result.bundle_path)
+    assert set(bundle.metadata.variants) == {"fp32"}
+    assert bundle.metadata.hyperparameters["architecture"] == "gru"
+    assert [n.op_type for n in onnx.load(bundle.model_path("fp32")).graph.node].count("GRU") == 2
+    assert "int8_mae" not in result.metrics and "forecast_int8" not in result.test_forecasts
+    OnnxForecaster(bundle, "fp32").self_test()
+    with pytest.raises(BundleError, match="has no 'int8' variant"):
+        OnnxForecaster(bundle, "int8")
+
+
+def test_a_champion_that_cannot_be_fetched_is_not_replaced(tmp_path):
+    settings = fast_settings(tmp_path, max_epochs=1, hidden=8)
+    assert pipeline.run(settings).decision.promote
+    client = client_for(settings)
+    (model_file,) = [p for p in settings.artifact_root.rglob("model.onnx")]
+    model_file.write_bytes(b"corrupt")  # version 1's stored bundle no longer matches its sha256
+    second = pipeline.run(settings)
+    assert second.decision.outcome == "champion_unevaluable" and not second.decision.promote
+    tags = client.get_model_version(settings.registered_name, "2").tags
+    assert tags["gate.decision"] == "champion_unevaluable"
+    assert "champion version 1 cannot be evaluated" in tags["gate.reasons"]
+    assert str(client.get_model_version_by_alias(settings.registered_name, "champion").version) == "1"
 
 
 def test_cli_help_lists_every_setting(tmp_path):

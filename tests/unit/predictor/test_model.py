@@ -105,3 +105,39 @@ def test_a_model_that_fails_its_self_test_is_never_served(tmp_path):
 def test_a_missing_bundle_is_not_ready_not_a_crash(tmp_path):
     m = make_model(tmp_path / "nothing-here")
     assert not m.try_reload() and not m.ready
+
+
+def test_a_bad_bundle_is_one_log_line_and_a_bug_is_a_traceback(tmp_path, caplog, monkeypatch):
+    write_tiny_bundle(tmp_path, bias=500.0)
+    m = make_model(tmp_path)
+    with caplog.at_level("WARNING", logger="predictor.model"):
+        assert not m.try_reload()
+    (record,) = caplog.records
+    assert "self-test" in record.getMessage() and record.exc_info is None
+    caplog.clear()
+
+    def broken(ref):
+        raise TypeError("a bug")
+
+    monkeypatch.setattr(m.source, "fetch", broken)
+    with caplog.at_level("WARNING", logger="predictor.model"):
+        assert not m.try_reload()
+    (record,) = caplog.records
+    assert record.levelname == "ERROR" and record.exc_info and record.exc_info[0] is TypeError
+
+
+def test_a_new_level_reaches_every_protocol(tmp_path):
+    """Adding an interval level is data (training's --coverages), not code: v2, v1, metadata and the
+    time-series quantiles all follow the bundle's declared outputs."""
+    from bundle.schema import ConformalInterval
+
+    write_tiny_bundle(tmp_path, intervals=(*INTERVALS, ConformalInterval(coverage=0.5, log_halfwidth=0.01)))
+    m = make_model(tmp_path)
+    assert m.try_reload()
+    names = ["forecast", "lower_50", "upper_50", "lower_80", "upper_80", "lower_95", "upper_95"]
+    assert [o["name"] for o in m.get_output_types()] == names
+    assert [o.name for o in answer(m, v2(windows(1))).outputs] == names
+    assert list(answer(m, {"instances": windows(1).tolist()})["predictions"][0]) == names
+    from predictor.timeseries import available_quantiles
+
+    assert sorted(available_quantiles(m.served)) == [0.025, 0.1, 0.25, 0.5, 0.75, 0.9, 0.975]
