@@ -210,3 +210,16 @@ def test_metadata_is_plain_json_with_no_pickle(trained):
         "model.int8.onnx",
         "model.onnx",
     ]
+
+
+def test_a_failed_export_exits_1_with_one_line_naming_it(monkeypatch, capsys):
+    from training.errors import ExportError
+
+    def failing(settings):
+        raise ExportError("ONNX parity failed: max |torch - onnx| = 0.3 > 0.0001")
+
+    monkeypatch.setattr(pipeline, "run", failing)
+    assert training_main(["--source", "sample", "--no-registry"]) == 1
+    err = capsys.readouterr().err
+    assert "error: ExportError: ONNX parity failed" in err and "nothing was registered" in err
+    assert "Traceback" not in err
