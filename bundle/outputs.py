@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     from bundle.runtime import Forecast
 
 INPUT_NAME = "closes"
-INPUT_DATATYPES = ("FP32", "FP64")  # accepted on input; answers are always OUTPUT_DATATYPE
+INPUT_DATATYPE = "FP64"  # advertised in model metadata
+INPUT_DATATYPES = ("FP32", INPUT_DATATYPE)  # accepted
 OUTPUT_DATATYPE = "FP64"
 MEAN = "forecast"
 Kind = Literal["mean", "lower", "upper"]
@@ -66,7 +67,7 @@ def outputs(coverages: Iterable[float]) -> tuple[Output, ...]:
 
 def input_metadata(window: int | None) -> dict:
     """The v2 model-metadata entry of the one input (window unknown until a bundle is loaded)."""
-    return {"name": INPUT_NAME, "datatype": OUTPUT_DATATYPE, "shape": [-1, window or -1]}
+    return {"name": INPUT_NAME, "datatype": INPUT_DATATYPE, "shape": [-1, window or -1]}
 
 
 def columns(forecast: Forecast, declared: Iterable[Output], step: int = 0) -> dict[str, np.ndarray]:
