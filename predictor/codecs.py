@@ -82,9 +82,9 @@ def decode_v2(request: InferRequest, window: int, max_batch: int) -> np.ndarray:
         raise Rejected("rank", f"input {INPUT_NAME!r} must have rank 2 [batch, {window}], got shape {shape}")
     if shape[1] != window:
         raise Rejected("window", f"window length is {shape[1]}; this model needs {window} closes per row")
-    if isinstance(inp.data, list):
+    if isinstance(inp.data, list) and inp.data:  # JSON, or gRPC typed contents
         values = np.asarray(_flatten(inp.data), dtype=np.float64)
-    else:  # gRPC contents or raw bytes: typed by the protocol
+    else:  # raw bytes (REST binary extension, gRPC raw_input_contents), or nothing at all
         try:
             values = np.asarray(inp.as_numpy(), dtype=np.float64).reshape(-1)
         except Exception as exc:  # kserve raises assorted errors on malformed tensors

@@ -11,17 +11,25 @@ from __future__ import annotations
 
 import argparse
 import copy
+import hmac
 import json
+import logging
 import tempfile
+from concurrent import futures
 from importlib import metadata
 from pathlib import Path
 
+import grpc
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from kserve import ModelServer, model_server
-from kserve.errors import ModelNotReady
+from kserve.errors import InvalidInput, ModelNotReady
 from kserve.logging import KSERVE_LOG_CONFIG
 from kserve.protocol.dataplane import DataPlane
+from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc
+from kserve.protocol.grpc import server as grpc_server
+from kserve.protocol.grpc.interceptors import ExceptionToStatusInterceptor
+from kserve.protocol.grpc.servicer import InferenceServicer
 from kserve.protocol.model_repository_extension import ModelRepositoryExtension
 from kserve.protocol.rest.multiprocess import server as multiprocess_server
 from kserve.protocol.rest.server import RESTServer
@@ -31,10 +39,11 @@ from pydantic_settings import CliSettingsSource
 from bundle.conventions import CLI_CONVENTION
 from predictor import timeseries
 from predictor.gatekeeper import LOCKED, Gatekeeper
-from predictor.metrics import init_route_series
+from predictor.metrics import REJECTED, init_route_series
 from predictor.settings import PredictorSettings
 
 KSERVE_VERSION = "0.21.0"
+rejections = logging.getLogger("predictor.rejected")  # one line per refused request; WARNING when quiet
 
 
 class KServeVersionError(RuntimeError):
@@ -103,6 +112,73 @@ async def invalid_body(_request, exc: RequestValidationError) -> JSONResponse:
     return JSONResponse({"error": message, "detail": errors}, status_code=422)
 
 
+async def rejected_request(_request, exc: InvalidInput) -> JSONResponse:
+    """kserve logs a 31-line traceback per refused request (a cheap way to flood logs): one line."""
+    rejections.info("rejected: %s", exc)
+    return JSONResponse({"error": str(exc)}, status_code=400)
+
+
+class QuietStatusInterceptor(ExceptionToStatusInterceptor):
+    """gRPC: a refused request is INVALID_ARGUMENT with one log line, not kserve's traceback."""
+
+    async def handle_exception(self, ex, request_or_iterator, context, method_name):
+        if not isinstance(ex, InvalidInput):
+            return await super().handle_exception(ex, request_or_iterator, context, method_name)
+        rejections.info("rejected: %s (%s)", ex.reason, method_name)
+        return await context.abort(grpc.StatusCode.INVALID_ARGUMENT, ex.reason)
+
+
+class TokenInterceptor(grpc.aio.ServerInterceptor):
+    """gRPC ModelInfer requires the same bearer token as REST inference (metadata `authorization`);
+    health, readiness and metadata stay open, as on REST."""
+
+    GUARDED = ("/inference.GRPCInferenceService/ModelInfer",)
+
+    def __init__(self, token: str) -> None:
+        self.expected = f"Bearer {token}"
+
+    async def intercept_service(self, continuation, details):
+        if details.method in self.GUARDED:
+            given = dict(details.invocation_metadata or ()).get("authorization", "")
+            if not hmac.compare_digest(given.encode(), self.expected.encode()):
+                return _refuse(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
+        return await continuation(details)
+
+
+def _refuse(code: grpc.StatusCode, message: str) -> grpc.RpcMethodHandler:
+    async def abort(_request, context):
+        REJECTED.labels("unauthorized").inc()
+        await context.abort(code, message)
+
+    return grpc.unary_unary_rpc_method_handler(abort)
+
+
+class ForecastGRPCServer(grpc_server.GRPCServer):
+    """kserve's gRPC server (its `start`, as of KSERVE_VERSION) with our interceptors: the token,
+    one-line rejections, and no per-call INFO line when quiet."""
+
+    async def start(self, max_workers):
+        settings = served_settings(list(self._data_plane.model_registry.get_models().values()))
+        interceptors = [QuietStatusInterceptor()]
+        if settings.api_token:
+            interceptors.insert(0, TokenInterceptor(settings.api_token.get_secret_value()))
+        if not settings.quiet:
+            interceptors.insert(0, grpc_server.LoggingInterceptor())
+        self._server = grpc.aio.server(
+            futures.ThreadPoolExecutor(max_workers=max_workers),
+            interceptors=interceptors,
+            options=[
+                ("grpc.max_send_message_length", self._kwargs.get("grpc_max_send_message_length")),
+                ("grpc.max_receive_message_length", self._kwargs.get("grpc_max_receive_message_length")),
+            ],
+        )
+        servicer = InferenceServicer(self._data_plane, self._model_repository_extension)
+        grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(servicer, self._server)
+        self._server.add_insecure_port(f"[::]:{self._port}")
+        await self._server.start()
+        await self._server.wait_for_termination()
+
+
 def forecast_models(models: list) -> list:
     """This process's forecast models (kserve's registry may hold others)."""
     from predictor.model import ForecastModel  # the model imports this module: resolve at run time
@@ -130,6 +206,7 @@ class ForecastRESTServer(RESTServer):
         app.add_middleware(Gatekeeper, max_body_bytes=settings.max_body_bytes, api_token=token)
         init_route_series()
         app.add_exception_handler(RequestValidationError, invalid_body)
+        app.add_exception_handler(InvalidInput, rejected_request)
 
         async def forecast(request: ForecastRequest) -> ForecastResponse:
             model = dataplane.get_model_from_registry(request.model)
@@ -163,6 +240,7 @@ def quiet_log_config(directory: str) -> str:
     config["loggers"]["uvicorn.access"]["level"] = "WARNING"
     config["loggers"]["kserve.trace"]["level"] = "WARNING"
     config["loggers"]["predictor"] = {"handlers": ["kserve"], "level": "INFO", "propagate": False}
+    config["loggers"]["predictor.rejected"] = {"handlers": ["kserve"], "level": "WARNING", "propagate": False}
     path = Path(directory) / "forecaster-logging.json"
     path.write_text(json.dumps(config))
     return str(path)
@@ -179,6 +257,7 @@ def serve(argv: list[str]) -> None:
 
     model_server.RESTServer = ForecastRESTServer
     multiprocess_server.RESTServer = ForecastRESTServer
+    model_server.GRPCServer = ForecastGRPCServer
     model = ForecastModel(args.model_name, settings)
     server = ModelServer(enable_latency_logging=model_server.args.enable_latency_logging)
     server.dataplane = ForecastDataPlane(model_registry=server.registered_models)

@@ -99,6 +99,29 @@ def test_optional_bearer_token_guards_inference_only(trained, windows, tmp_path)
         )
         # Probes and metrics stay open for the kubelet and Prometheus.
         assert server.get("/v2/health/ready").status_code == 200 and server.get("/metrics").status_code == 200
+        grpc_infer_needs_the_same_token(server, windows)
     finally:
         server.stop()
     assert "s3cret-token" not in server.output()  # never logged
+
+
+def grpc_infer_needs_the_same_token(server, windows):
+    import grpc
+    from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+    from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
+
+    tensor = pb.ModelInferRequest.InferInputTensor(
+        name="closes", datatype="FP64", shape=[1, 60],
+        contents=pb.InferTensorContents(fp64_contents=windows[0].tolist()),
+    )  # fmt: skip
+    request = pb.ModelInferRequest(model_name="aapl", inputs=[tensor])
+    with grpc.insecure_channel(f"127.0.0.1:{server.grpc}") as channel:
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+        for metadata in ((), (("authorization", "Bearer nope"),)):
+            with pytest.raises(grpc.RpcError) as refused:
+                stub.ModelInfer(request, metadata=metadata, timeout=10)
+            assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+            assert "bearer token" in refused.value.details()
+        answer = stub.ModelInfer(request, metadata=(("authorization", "Bearer s3cret-token"),), timeout=10)
+        assert answer.outputs[0].name == "forecast"
+        assert stub.ModelReady(pb.ModelReadyRequest(name="aapl"), timeout=10).ready  # health stays open

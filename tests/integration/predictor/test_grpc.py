@@ -73,3 +73,24 @@ def test_repository_unload_is_refused_and_the_model_keeps_serving(stub, windows)
     assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED and "disabled" in err.value.details()
     assert stub.ModelReady(pb.ModelReadyRequest(name="aapl")).ready
     assert len(stub.ModelInfer(infer_request(windows[:1])).outputs) == 5
+
+
+def test_raw_input_contents_are_read_as_typed_bytes(stub, trained, windows):
+    """tritonclient's and kserve's clients send raw_input_contents by default."""
+    for dtype, datatype in ((np.float64, "FP64"), (np.float32, "FP32")):
+        rows = windows[:3].astype(dtype)
+        tensor = pb.ModelInferRequest.InferInputTensor(name="closes", datatype=datatype, shape=[3, 60])
+        request = pb.ModelInferRequest(
+            model_name="aapl", inputs=[tensor], raw_input_contents=[rows.tobytes()]
+        )
+        response = stub.ModelInfer(request)
+        forecast = np.frombuffer(response.raw_output_contents[0], dtype=np.float64)
+        np.testing.assert_allclose(forecast, trained[1].test_forecasts["forecast"][:3], rtol=1e-5)
+
+
+def test_raw_bytes_of_the_wrong_size_are_invalid_argument(stub, windows):
+    tensor = pb.ModelInferRequest.InferInputTensor(name="closes", datatype="FP64", shape=[1, 60])
+    request = pb.ModelInferRequest(model_name="aapl", inputs=[tensor], raw_input_contents=[b"\0" * 59 * 8])
+    with pytest.raises(grpc.RpcError) as err:
+        stub.ModelInfer(request)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "cannot read input" in err.value.details()

@@ -126,3 +126,10 @@ def test_no_bad_input_produced_a_500(served):
     """After every test above, the server's own counter shows no 5xx on any route."""
     text = served.get("/metrics").text
     assert 'code="500"' not in text, json.dumps([line for line in text.splitlines() if 'code="5' in line])
+
+
+def test_rejections_leave_no_traceback_and_no_line_when_quiet(served, windows):
+    """kserve logs a ~2 KB traceback per rejected request; here: nothing with --quiet (the default)."""
+    assert served.post("/v2/models/aapl/infer", json=tensor(windows[0][:30].tolist())).status_code == 400
+    log = served.output()
+    assert "Traceback" not in log and "rejected:" not in log

@@ -118,3 +118,15 @@ def test_v1_answer_has_a_row_per_window_with_every_declared_output():
     assert rows[1] == pytest.approx(
         {"forecast": 20.0, "lower_80": 18.0, "upper_80": 22.0, "lower_95": 16.0, "upper_95": 24.0}
     )
+
+
+def test_grpc_raw_input_contents_decode_like_typed_contents():
+    from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+
+    rows = np.array([GOOD, [5.0, 6.0, 7.0, 8.0]])
+    tensor = pb.ModelInferRequest.InferInputTensor(name="closes", datatype="FP64", shape=[2, W])
+    raw = pb.ModelInferRequest(model_name="m", inputs=[tensor], raw_input_contents=[rows.tobytes()])
+    assert decode_v2(InferRequest.from_grpc(raw), W, 2).tolist() == rows.tolist()
+    short = pb.ModelInferRequest(model_name="m", inputs=[tensor], raw_input_contents=[rows.tobytes()[:-8]])
+    with pytest.raises(Rejected, match="cannot read input 'closes' as FP64"):
+        decode_v2(InferRequest.from_grpc(short), W, 2)

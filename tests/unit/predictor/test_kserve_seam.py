@@ -55,3 +55,20 @@ def test_the_server_refuses_to_assemble_without_a_forecast_model(tiny_dir):
         kserve_seam.served_settings([object()])
     model = make_model(tiny_dir, max_batch=3)
     assert kserve_seam.served_settings([object(), model]).max_batch == 3
+
+
+def test_a_rejected_request_is_one_log_line_without_traceback(caplog):
+    import asyncio
+
+    from predictor.codecs import Rejected
+
+    with caplog.at_level("INFO", logger="predictor.rejected"):
+        response = asyncio.run(kserve_seam.rejected_request(None, Rejected("window", "window length is 3")))
+    assert response.status_code == 400 and json.loads(response.body) == {"error": "window length is 3"}
+    (record,) = caplog.records
+    assert record.getMessage() == "rejected: window length is 3" and record.exc_info is None
+
+
+def test_quiet_logging_silences_rejections(tmp_path):
+    config = json.loads(Path(kserve_seam.quiet_log_config(str(tmp_path))).read_text())
+    assert config["loggers"]["predictor.rejected"]["level"] == "WARNING"
