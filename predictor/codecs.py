@@ -7,15 +7,16 @@ here turns bad input into a 400 that names the problem.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 
 import numpy as np
 from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferInput, InferOutput, InferRequest, InferResponse
 
-from bundle import Forecast
+from bundle import Forecast, OnnxForecaster
 from bundle.outputs import INPUT_DATATYPES, INPUT_NAME, Output, columns
 from predictor.metrics import REJECTED
+
+FP32_MAX = float(np.finfo(np.float32).max)
 
 
 class Rejected(InvalidInput):
@@ -27,19 +28,33 @@ class Rejected(InvalidInput):
         self.label = reason
 
 
-def _flatten(data: Sequence, depth: int = 0) -> list:
-    """Row-major values of a flat or nested JSON list; only numbers (no bools, strings, nulls)."""
-    if depth > 2:
-        raise Rejected("data", f"input {INPUT_NAME!r} data is nested deeper than its rank 2")
-    out: list = []
-    for item in data:
-        if isinstance(item, list):
-            out.extend(_flatten(item, depth + 1))
-        elif isinstance(item, bool) or not isinstance(item, int | float):
-            raise Rejected("datatype", f"input {INPUT_NAME!r} data must be numbers, got {item!r}")
-        else:
-            out.append(item)
-    return out
+def _numbers(values: list) -> np.ndarray:
+    """JSON numbers -> float64: no bools, strings, nulls or lists, nothing beyond float64's range."""
+    for value in values:
+        if isinstance(value, list):
+            raise Rejected("data", f"input {INPUT_NAME!r} data is nested deeper than its rank 2")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise Rejected("datatype", f"input {INPUT_NAME!r} data must be numbers, got {value!r}")
+    try:
+        return np.asarray(values, dtype=np.float64)
+    except OverflowError as exc:  # a JSON integer literal such as 1e400 written out in digits
+        raise Rejected("data", f"input {INPUT_NAME!r} holds a number beyond the float64 range") from exc
+
+
+def _json_values(data: list, window: int) -> np.ndarray:
+    """Row-major values of flat data, or of nested `[rows][window]` data. Ragged rows are refused,
+    never re-split: 61 + 59 values are not two windows of 60."""
+    if not any(isinstance(item, list) for item in data):
+        return _numbers(data)
+    if not all(isinstance(item, list) for item in data):
+        raise Rejected("data", f"input {INPUT_NAME!r} data mixes rows and numbers")
+    rows = [_numbers(row) for row in data]
+    for i, row in enumerate(rows):
+        if len(row) != window:
+            raise Rejected(
+                "shape", f"row {i} of input {INPUT_NAME!r} has {len(row)} values; each needs {window}"
+            )
+    return np.concatenate(rows)
 
 
 def check_closes(values: np.ndarray, rows: int, window: int, max_batch: int) -> np.ndarray:
@@ -83,7 +98,9 @@ def decode_v2(request: InferRequest, window: int, max_batch: int) -> np.ndarray:
     if shape[1] != window:
         raise Rejected("window", f"window length is {shape[1]}; this model needs {window} closes per row")
     if isinstance(inp.data, list) and inp.data:  # JSON, or gRPC typed contents
-        values = np.asarray(_flatten(inp.data), dtype=np.float64)
+        values = _json_values(inp.data, window)
+        if inp.datatype == "FP32" and (np.abs(values[np.isfinite(values)]) > FP32_MAX).any():
+            raise Rejected("data", f"input {INPUT_NAME!r} is FP32 but holds values beyond the FP32 range")
     else:  # raw bytes (REST binary extension, gRPC raw_input_contents), or nothing at all
         try:
             values = np.asarray(inp.as_numpy(), dtype=np.float64).reshape(-1)
@@ -104,7 +121,30 @@ def decode_v1(body: dict, window: int, max_batch: int) -> np.ndarray:
     for i, row in enumerate(rows):
         if len(row) != window:
             raise Rejected("window", f"instance {i} has {len(row)} closes; this model needs {window}")
-    return check_closes(np.asarray(_flatten(rows), dtype=np.float64), len(rows), window, max_batch)
+    return check_closes(_json_values(rows, window), len(rows), window, max_batch)
+
+
+def requested_outputs(request: InferRequest, declared: tuple[Output, ...]) -> tuple[Output, ...]:
+    """The v2 request's `outputs` (in declared order), or every declared output when it names none."""
+    names = [o.name for o in request.request_outputs or ()]
+    if not names:
+        return declared
+    known = {o.name for o in declared}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise Rejected("output", f"unknown output {unknown[0]!r}; this model gives {sorted(known)}")
+    return tuple(o for o in declared if o.name in names)
+
+
+def finite_forecast(forecaster: OnnxForecaster, closes: np.ndarray, horizon: int) -> Forecast:
+    """The forecast, refused when closes near the float64 limit overflow an output to inf (JSON
+    would carry it as null): numpy's overflow warning is expected here, the refusal is the answer."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        result = forecaster.forecast(closes, horizon)
+    for out in forecaster.outputs:
+        if not np.isfinite(out.values(result)).all():
+            raise Rejected("overflow", f"{out.name} is not finite for these closes: prices are too extreme")
+    return result
 
 
 def encode_v2(

@@ -14,7 +14,8 @@ import orjson
 from predictor.metrics import REJECTED, REQUEST_LATENCY, REQUESTS, exposition
 
 REPOSITORY = re.compile(r"^/v2/repository/models/[^/]+/(load|unload)$")
-VERSIONED = re.compile(r"^/v2/models/[^/]+/versions/[^/]+/(infer|ready)?$")
+VERSIONED = re.compile(r"^/v2/models/[^/]+/versions/[^/]+(/(infer|ready)?)?$")
+EXPLAIN = re.compile(r"^/v1/models/[^/]+:explain$")
 ROUTES = (
     (re.compile(r"^/v2/models/[^/]+(/versions/[^/]+)?/infer$"), "v2_infer"),
     (re.compile(r"^/v1/models/[^/]+:predict$"), "v1_predict"),
@@ -24,6 +25,7 @@ LOCKED = "model repository {} is disabled: the predictor follows its model sourc
 NO_VERSIONS = (
     "versions are not addressable: the predictor serves what its source points at (GET /v2/models/{name})"
 )
+NO_EXPLAIN = "this model has no explainer: POST /v1/models/{name}:predict or /v2/models/{name}/infer"
 
 
 def _route(path: str) -> str | None:
@@ -58,6 +60,8 @@ class Gatekeeper:
             return 403, "repository", LOCKED.format(path.rsplit("/", 1)[1])
         if VERSIONED.match(path) or b"model_version" in scope.get("query_string", b""):  # kserve: 501
             return 404, "version", NO_VERSIONS
+        if EXPLAIN.match(path):  # kserve would read and parse any body, unguarded, then answer 501
+            return 404, "explain", NO_EXPLAIN
         if (
             route
             and self.expected

@@ -14,15 +14,19 @@ import copy
 import hmac
 import json
 import logging
+import struct
 import tempfile
 from concurrent import futures
 from importlib import metadata
 from pathlib import Path
 
 import grpc
+from cloudevents.sdk.converters.util import has_binary_headers
+from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from kserve import ModelServer, model_server
+from kserve.constants.constants import INFERENCE_CONTENT_LENGTH_HEADER, PredictorProtocol
 from kserve.errors import InvalidInput, ModelNotReady
 from kserve.logging import KSERVE_LOG_CONFIG
 from kserve.protocol.dataplane import DataPlane
@@ -30,10 +34,13 @@ from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc
 from kserve.protocol.grpc import server as grpc_server
 from kserve.protocol.grpc.interceptors import ExceptionToStatusInterceptor
 from kserve.protocol.grpc.servicer import InferenceServicer
+from kserve.protocol.infer_type import InferRequest
 from kserve.protocol.model_repository_extension import ModelRepositoryExtension
 from kserve.protocol.rest.multiprocess import server as multiprocess_server
 from kserve.protocol.rest.server import RESTServer
 from kserve.protocol.rest.timeseries.types import ForecastRequest, ForecastResponse
+from kserve.protocol.rest.v2_datamodels import InferenceRequest
+from pydantic import ValidationError
 from pydantic_settings import CliSettingsSource
 
 from bundle.conventions import CLI_CONVENTION
@@ -69,8 +76,8 @@ class NotReadyError(ModelNotReady):
 
 
 class ForecastDataPlane(DataPlane):
-    """Server readiness that means it (kserve answers ready while models load) and metadata that
-    names the served version."""
+    """Server readiness that means it (kserve answers ready while models load), metadata that names
+    the served version, and request decoding that never turns a client's mistake into a 500."""
 
     async def ready(self) -> bool:
         models = list(self.model_registry.get_models().values())
@@ -82,6 +89,44 @@ class ForecastDataPlane(DataPlane):
         served = getattr(model, "served", None)
         meta.update(platform="onnxruntime_onnx", versions=[served.version] if served else [])
         return meta
+
+    def decode(self, body, headers, protocol_version=PredictorProtocol.REST_V1.value, model_name=None):
+        """A body is JSON whatever Content-Type it declares (curl -d sends a form type, tritonclient
+        none) unless the binary tensor extension or a binary CloudEvent says otherwise."""
+        if isinstance(body, bytes) and headers and not _binary(headers):
+            headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+        return super().decode(body, headers, protocol_version, model_name)
+
+    def decode_inference_request(self, body, headers, model_name):
+        if not isinstance(body, bytes):
+            return super().decode_inference_request(body, headers, model_name)
+        declared = headers.get(INFERENCE_CONTENT_LENGTH_HEADER)
+        if declared is None:  # a v2 JSON body that came without a JSON Content-Type
+            try:
+                request = InferenceRequest.model_validate_json(body)
+            except ValidationError as exc:
+                raise InvalidInput(body_error(exc.errors())) from exc
+            return InferRequest.from_inference_request(request, model_name)
+        if not declared.isdigit() or int(declared) > len(body):
+            raise InvalidInput(f"{INFERENCE_CONTENT_LENGTH_HEADER} must be a byte count within the "
+                               f"{len(body)}-byte body, got {declared!r}")  # fmt: skip
+        try:
+            return InferRequest.from_bytes(body, int(declared), model_name)
+        except InvalidInput:
+            raise
+        except (
+            ValueError,
+            TypeError,
+            KeyError,
+            IndexError,
+            AttributeError,
+            struct.error,
+        ) as exc:  # kserve's parser
+            raise InvalidInput(f"malformed binary tensor request: {type(exc).__name__}: {exc}") from exc
+
+
+def _binary(headers: dict) -> bool:
+    return INFERENCE_CONTENT_LENGTH_HEADER in headers or has_binary_headers(headers)
 
 
 class RepositoryLockedError(NotImplementedError):
@@ -102,13 +147,19 @@ class LockedRepository(ModelRepositoryExtension):
         raise RepositoryLockedError("unload")
 
 
+def body_error(errors: list) -> str:
+    """The first validation error as one line naming its place, never the input itself."""
+    first = errors[0] if errors else {}
+    where = "/".join(str(p) for p in first.get("loc", ())) or "body"
+    return f"invalid request body: {first.get('msg', 'invalid')} at {where}"
+
+
 async def invalid_body(_request, exc: RequestValidationError) -> JSONResponse:
     """FastAPI's own 422 echoes the input, and an input holding NaN or Infinity cannot be encoded:
     the handler itself fails with a 500. Name the problem; never echo the input."""
     errors = [{"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg", ""), "type": e.get("type", "")}
               for e in exc.errors()]  # fmt: skip
-    first = errors[0] if errors else {"loc": [], "msg": "invalid"}
-    message = f"invalid request body: {first['msg']} at {'/'.join(first['loc']) or 'body'}"
+    message = body_error(errors)
     return JSONResponse({"error": message, "detail": errors}, status_code=422)
 
 
@@ -179,6 +230,14 @@ class ForecastGRPCServer(grpc_server.GRPCServer):
         await self._server.wait_for_termination()
 
 
+def strict_forecast_request(body: bytes) -> ForecastRequest:
+    """KServe's time-series request without pydantic's coercions: "1" or true is not a price."""
+    try:
+        return ForecastRequest.model_validate_json(body, strict=True)
+    except ValidationError as exc:
+        raise InvalidInput(body_error(exc.errors())) from exc
+
+
 def forecast_models(models: list) -> list:
     """This process's forecast models (kserve's registry may hold others)."""
     from predictor.model import ForecastModel  # the model imports this module: resolve at run time
@@ -208,7 +267,8 @@ class ForecastRESTServer(RESTServer):
         app.add_exception_handler(RequestValidationError, invalid_body)
         app.add_exception_handler(InvalidInput, rejected_request)
 
-        async def forecast(request: ForecastRequest) -> ForecastResponse:
+        async def forecast(request: ForecastRequest, raw: Request) -> ForecastResponse:
+            request = strict_forecast_request(await raw.body())  # FastAPI's parse takes "1" and true
             model = dataplane.get_model_from_registry(request.model)
             if not forecast_models([model]):
                 raise NotImplementedError(f"model {request.model} has no time-series forecast")

@@ -12,7 +12,7 @@ from kserve import Model
 from kserve.protocol.infer_type import InferRequest, InferResponse
 
 from bundle import BundleError, OnnxForecaster
-from bundle.outputs import input_metadata, outputs
+from bundle.outputs import Output, input_metadata, outputs
 from bundle.source import BundleSource, ModelRef, is_mlflow
 from predictor import codecs
 from predictor.kserve_seam import NotReadyError
@@ -51,6 +51,7 @@ class Decoded:
     closes: np.ndarray
     v2: bool
     request_id: str | None
+    outputs: tuple[Output, ...]  # what the client asked for (v2 `outputs`), else every declared output
 
 
 class ForecastModel(Model):
@@ -181,16 +182,18 @@ class ForecastModel(Model):
     def preprocess(self, payload: InferRequest | dict, headers: dict | None = None) -> Decoded:
         served = self.require()
         window, limit = served.forecaster.window, self.settings.max_batch
+        declared = served.forecaster.outputs
         if isinstance(payload, InferRequest):
-            return Decoded(served, codecs.decode_v2(payload, window, limit), True, payload.id)
-        return Decoded(served, codecs.decode_v1(payload, window, limit), False, None)
+            closes = codecs.decode_v2(payload, window, limit)
+            wanted = codecs.requested_outputs(payload, declared)
+            return Decoded(served, closes, True, payload.id, wanted)
+        return Decoded(served, codecs.decode_v1(payload, window, limit), False, None, declared)
 
     def predict(self, payload: Decoded, headers: dict | None = None) -> InferResponse | dict:
         served = payload.served
         with INFERENCE_LATENCY.labels(self.name).time():
-            result = served.forecaster.forecast(payload.closes, horizon=1)
+            result = codecs.finite_forecast(served.forecaster, payload.closes, horizon=1)
         PREDICTIONS.labels(self.name, served.version).inc(len(payload.closes))
-        declared = served.forecaster.outputs
         if payload.v2:
-            return codecs.encode_v2(result, declared, self.name, payload.request_id)
-        return codecs.encode_v1(result, declared)
+            return codecs.encode_v2(result, payload.outputs, self.name, payload.request_id)
+        return codecs.encode_v1(result, payload.outputs)

@@ -24,7 +24,7 @@ from kserve.protocol.rest.timeseries.types import (
 )
 
 from bundle.outputs import Output
-from predictor.codecs import Rejected, check_closes
+from predictor.codecs import Rejected, check_closes, finite_forecast
 
 if TYPE_CHECKING:
     from predictor.model import ForecastModel, Served
@@ -42,6 +42,10 @@ def _next_timestamp(start: str | None, frequency, steps: int) -> str:
         return (datetime.fromisoformat(start) + FREQUENCY_MAP[frequency.value](steps)).isoformat()
     except ValueError as exc:
         raise Rejected("timestamp", f"start_timestamp {start!r} is not ISO 8601: {exc}") from exc
+    except OverflowError as exc:  # e.g. 9999-12-31 plus a few days
+        raise Rejected(
+            "timestamp", f"start_timestamp {start!r} plus {steps} steps is past year 9999"
+        ) from exc
 
 
 def forecast(
@@ -67,9 +71,10 @@ def forecast(
         if len(item.series) < window:
             raise Rejected("window", f"series {item.name!r} has {len(item.series)} values; "
                            f"this model needs at least {window} (the last {window} are used)")  # fmt: skip
-        rows.append(np.asarray(item.series[-window:], dtype=np.float64))
+        series = check_closes(np.asarray(item.series, dtype=np.float64), 1, len(item.series), 1)  # all of it
+        rows.append(series[0, -window:])
     closes = check_closes(np.concatenate(rows), len(rows), window, max_batch)
-    result = served.forecaster.forecast(closes, horizon)
+    result = finite_forecast(served.forecaster, closes, horizon)
     outputs = []
     for i, item in enumerate(request.inputs):
         quantiles = {}

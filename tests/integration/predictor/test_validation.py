@@ -115,6 +115,43 @@ def test_oversized_chunked_body_is_refused(served):
     assert raw_request(served.http, head, body).startswith(b"HTTP/1.1 413")
 
 
+def test_json_without_a_json_content_type_is_still_json(served, windows):
+    """curl -d sends a form type (the README's v1 example); tritonclient with binary_data=False none."""
+    v1 = served.post("/v1/models/aapl:predict", data=json.dumps({"instances": [windows[0].tolist()]}),
+                     headers={"content-type": "application/x-www-form-urlencoded"})  # fmt: skip
+    assert v1.status_code == 200 and "forecast" in v1.json()["predictions"][0]
+    v2 = served.post("/v2/models/aapl/infer", data=json.dumps(tensor(windows[0].tolist())).encode())
+    assert v2.status_code == 200, v2.text
+
+
+def test_malformed_binary_extension_is_a_400(served, windows):
+    header = json.dumps({"inputs": [{"name": "closes", "shape": [1, 60], "datatype": "FP64",
+                                     "parameters": {"binary_data_size": -8}}]}).encode()  # fmt: skip
+    body = header + windows[0].astype("float64").tobytes()
+    for declared in (str(len(header)), "abc"):
+        response = served.post("/v2/models/aapl/infer", data=body,
+                               headers={"inference-header-content-length": declared})  # fmt: skip
+        assert response.status_code == 400, response.text
+
+
+def test_an_integer_literal_beyond_float64_is_a_4xx(served, windows):
+    values = ", ".join(map(str, windows[0][:59]))
+    huge = "1" + "0" * 400  # a JSON integer literal, 1e400 written out
+    tensor_json = f'{{"name": "closes", "shape": [1, 60], "datatype": "FP64", "data": [{values}, {huge}]}}'
+    body = f'{{"inputs": [{tensor_json}]}}'
+    response = served.post("/v2/models/aapl/infer", data=body, headers={"content-type": "application/json"})
+    assert 400 <= response.status_code < 500, response.text
+
+
+def test_explain_and_version_paths_are_refused_before_the_body_is_read(served):
+    head = (b"POST /v1/models/aapl:explain HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 69000000\r\n\r\n")  # fmt: skip
+    reply = raw_request(served.http, head)  # no body sent: the answer comes anyway
+    assert reply.startswith(b"HTTP/1.1 404") and b"no explainer" in reply
+    response = served.get("/v2/models/aapl/versions/1")
+    assert response.status_code == 404 and "not addressable" in response.json()["error"]
+
+
 @pytest.mark.parametrize("action", ["load", "unload"])
 def test_repository_load_and_unload_are_refused(served, windows, action):
     response = served.post(f"/v2/repository/models/aapl/{action}", json={})
