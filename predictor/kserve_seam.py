@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import hmac
 import json
 import logging
@@ -45,6 +46,7 @@ from pydantic_settings import CliSettingsSource
 
 from bundle.conventions import CLI_CONVENTION
 from predictor import timeseries
+from predictor.deadline import DeadlineProtocol
 from predictor.gatekeeper import LOCKED, Gatekeeper
 from predictor.metrics import REJECTED, init_route_series
 from predictor.settings import PredictorSettings
@@ -254,6 +256,13 @@ def served_settings(models: list) -> PredictorSettings:
 
 
 class ForecastRESTServer(RESTServer):
+    def __init__(self, *args, **kwargs) -> None:
+        """kserve's uvicorn config, plus a deadline per request and a bound on connections."""
+        super().__init__(*args, **kwargs)
+        settings = served_settings(list(self.dataplane.model_registry.get_models().values()))
+        self.config.http = functools.partial(DeadlineProtocol, request_timeout=settings.request_timeout_s)
+        self.config.limit_concurrency = settings.max_connections  # beyond it: 503 and close
+
     def create_application(self):
         """Runs in every worker: settings come with the (pickled) model, not module globals."""
         super().create_application()

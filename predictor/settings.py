@@ -31,6 +31,15 @@ class PredictorSettings(BaseSettings):
     max_batch: PositiveInt = Field(256, description="largest batch accepted per request")
     max_horizon: PositiveInt = Field(20, description="largest time-series forecast horizon")
     max_body_bytes: PositiveInt = Field(1_048_576, description="request body limit (413 above)")
+    request_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="seconds a client has to send a whole request (headers and body); "
+        "past that, or when it sends nothing, its connection is closed",
+    )
+    max_connections: PositiveInt = Field(
+        1000, description="connections served at once; requests beyond are answered 503 and closed"
+    )
     reload_interval_s: float = Field(
         60.0, ge=0, description="poll the MLflow alias every N s; 0 disables hot reload"
     )
