@@ -37,7 +37,7 @@ def interval_names(coverage: float) -> tuple[str, str]:
 
 def _flatten(data: Sequence, depth: int = 0) -> list:
     """Row-major values of a flat or nested JSON list; only numbers (no bools, strings, nulls)."""
-    if depth > 2:
+    if depth > 1:  # a flat list is depth 0; the rows of a nested [batch, window] list are depth 1
         raise Rejected("data", f"input {INPUT_NAME!r} data is nested deeper than its rank 2")
     out: list = []
     for item in data:

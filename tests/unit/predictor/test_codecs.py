@@ -88,6 +88,12 @@ def test_batch_at_the_limit_is_accepted_one_over_is_refused():
     )
 
 
+def test_rank_2_nesting_is_the_deepest_accepted():
+    """A `[batch, window]` tensor nests two levels of lists at most; a third level is refused."""
+    refuses(lambda: decode_v2(v2([[ROW]]), WINDOW, LIMIT), "data", "nested deeper than its rank 2")
+    refuses(lambda: decode_v2(v2([[[ROW]]]), WINDOW, LIMIT), "data", "nested deeper than its rank 2")
+
+
 @pytest.mark.parametrize(
     "request_,reason,message",
     [
@@ -142,6 +148,7 @@ def test_v1_batch_at_the_limit_is_accepted_one_over_is_refused():
         ({"instances": "abc"}, "rank", "must be a list of rows"),
         ({"instances": [ROW, ROW[:2]]}, "window", "instance 1 has 2 closes; this model needs 3"),
         ({"instances": []}, "shape", "batch is empty"),
+        ({"instances": [[1.0, [2.0], 3.0]]}, "data", "nested deeper than its rank 2"),
         ({"instances": [[1.0, 0.0, 3.0]]}, "non_positive", "closes[0][1] is 0.0"),
     ],
 )
