@@ -273,12 +273,14 @@ def mutated_source(source: str, index: int) -> str:
 
 
 def load_equivalents() -> dict[tuple[str, str, str, int], str]:
-    """`(module, line text, label, occurrence)` -> why no behaviour can tell the mutant apart."""
+    """`(module, line text, label, occurrence)` -> its kind ("equivalent" or "immaterial")."""
     data = tomllib.loads(EQUIVALENTS.read_text()) if EQUIVALENTS.is_file() else {}
-    return {
-        (e["module"], e["line"], e["mutation"], e.get("occurrence", 1)): e["reason"]
-        for e in data.get("equivalent", [])
-    }
+    out = {}
+    for e in data.get("equivalent", []):
+        if not e.get("reason"):
+            raise SystemExit(f"{EQUIVALENTS}: an entry without a reason: {e}")
+        out[e["module"], e["line"], e["mutation"], e.get("occurrence", 1)] = e.get("kind", "equivalent")
+    return out
 
 
 def preload() -> None:
@@ -361,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         for module in selected:
             for m in mutants(module, (REPO / module).read_text()):
-                mark = "  [equivalent]" if m.key in equivalents else ""
+                mark = f"  [{equivalents[m.key]}]" if m.key in equivalents else ""
                 print(f"#{m.index:<4}{m.describe()}{mark}")
         return 0
 
@@ -372,8 +374,8 @@ def main(argv: list[str] | None = None) -> int:
         copy = copy_repo(Path(tmp))
         for module in selected:
             tests = [t for t in MODULES[module] if (copy / t).exists()]
-            original = (REPO / module).read_text()
             target = copy / module
+            original = target.read_text()  # the snapshot: edits in the working tree do not leak in
             found = mutants(module, original)
             if not tests:  # nothing can notice a mutant: all survive, not run one by one
                 equivalent = sum(m.key in equivalents for m in found)
@@ -425,6 +427,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{len(survivors)} survivor(s):")
     for m in survivors:
         print(f"  {m.describe()}")
+    kinds = Counter(equivalents[k] for k in used)
+    print(
+        f"excluded from the score (see {EQUIVALENTS.name}): "
+        + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+    )
     stale = [k for k in equivalents if k[0] in selected and k not in used]
     for key in stale:
         print(f"  (equivalents list entry matches no mutant: {key})", file=sys.stderr)

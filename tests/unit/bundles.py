@@ -26,15 +26,18 @@ from bundle.io import sha256_bytes
 from bundle.schema import SplitRange, Target
 
 
-def onnx_bytes(weight: float = 0.0) -> bytes:
-    """`x[batch, steps, 1]` float32 -> `y[batch] = weight * mean(x over steps)`."""
+def onnx_bytes(steps: int, weight: float = 0.0) -> bytes:
+    """`x[batch, steps, 1]` float32 -> `y[batch] = weight * mean(x over steps)`.
+
+    Only the batch is dynamic, as in the real export: a window of the wrong length is refused.
+    """
     graph = helper.make_graph(
         [
             helper.make_node("ReduceMean", ["x"], ["m"], axes=[1, 2], keepdims=0),
             helper.make_node("Mul", ["m", "w"], ["y"]),
         ],
         "tiny",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", None, 1])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", steps, 1])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch"])],
         initializer=[helper.make_tensor("w", TensorProto.FLOAT, [], [weight])],
     )
@@ -74,5 +77,7 @@ def metadata(
 
 def tiny_bundle(directory: Path, *, weight: float = 0.0, model: bytes | None = None, **meta) -> LoadedBundle:
     """Write and load a real bundle directory (sha256-checked like any other)."""
-    data = onnx_bytes(weight) if model is None else model
-    return write_bundle(directory, metadata(data, **meta), {"model.onnx": data})
+    if model is None:
+        window, target = meta.get("window", 5), meta.get("target", "log_return")
+        model = onnx_bytes(window - 1 if target == "log_return" else window, weight)
+    return write_bundle(directory, metadata(model, **meta), {"model.onnx": model})

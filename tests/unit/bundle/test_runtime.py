@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import pickle
 
 import numpy as np
 import pytest
 
-from bundle import BundleError, OnnxForecaster
+from bundle import BundleError, Forecast, OnnxForecaster
 from tests.unit.bundles import tiny_bundle
 
 CLOSES = np.array([[10.0, 11.0, 12.0, 13.0, 14.0], [0.5, 0.4, 0.6, 0.55, 0.45]])
@@ -45,6 +46,26 @@ def test_forecast_is_recursive_and_intervals_widen_as_sqrt_h(tmp_path):
         np.testing.assert_allclose(result.upper[coverage], expected * np.exp(q * np.sqrt(steps)), rtol=1e-12)
 
 
+def test_each_step_feeds_the_previous_forecast_back_as_the_newest_close(tmp_path):
+    forecaster = OnnxForecaster(tiny_bundle(tmp_path, weight=1.0, center=0.001, scale=0.02))
+    result = forecaster.forecast(CLOSES, horizon=2)
+    first = forecaster.predict(CLOSES)
+    second = forecaster.predict(np.concatenate([CLOSES[:, 1:], first[:, None]], axis=1))
+    np.testing.assert_allclose(result.mean, np.stack([first, second], axis=1), rtol=1e-12)
+
+
+def test_a_window_of_the_wrong_length_is_not_answered(tmp_path):
+    with pytest.raises(Exception, match=r"(?i)dimension|shape"):
+        OnnxForecaster(tiny_bundle(tmp_path)).predict(CLOSES[:, 1:])
+
+
+def test_forecast_is_immutable(tmp_path):
+    result = OnnxForecaster(tiny_bundle(tmp_path)).forecast(CLOSES)
+    assert isinstance(result, Forecast)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.mean = result.mean * 2  # type: ignore[misc]
+
+
 def test_forecast_of_one_step_is_predict(tmp_path):
     forecaster = OnnxForecaster(tiny_bundle(tmp_path, center=-0.02))
     result = forecaster.forecast(CLOSES)
@@ -58,7 +79,7 @@ def test_pickled_forecaster_answers_the_same(tmp_path):
     forecaster = OnnxForecaster(tiny_bundle(tmp_path, center=0.01))
     clone = pickle.loads(pickle.dumps(forecaster))
     np.testing.assert_array_equal(clone.predict(CLOSES), forecaster.predict(CLOSES))
-    assert clone.variant == "fp32" and clone.threads == forecaster.threads
+    assert clone.variant == "fp32" and clone.threads == forecaster.threads == 1  # one per worker
 
 
 def test_self_test_accepts_a_sane_model(tmp_path):
@@ -75,9 +96,16 @@ def test_self_test_refuses_nonsense(tmp_path, center, message):
         OnnxForecaster(tiny_bundle(tmp_path, center=center)).self_test()
 
 
-@pytest.mark.parametrize("center", [0.99, -0.99])
+def test_self_test_accepts_a_trend_following_model(tmp_path):
+    """The self-test window must look like prices (gentle drift and noise): a sane model that
+    extrapolates ten times the window's mean return must pass, not be refused as implausible."""
+    OnnxForecaster(tiny_bundle(tmp_path, weight=10.0, scale=0.01)).self_test()
+
+
+@pytest.mark.parametrize("center", [0.998, -0.998])
 def test_self_test_accepts_up_to_a_factor_of_e(tmp_path, center):
-    """The plausibility band is (last / e, last * e): a model inside it passes."""
+    """The plausibility band is (last / e, last * e) around the window's last close: a model just
+    inside it (two steps of exp(+-0.499)) passes."""
     OnnxForecaster(tiny_bundle(tmp_path, center=center / 2)).self_test()
 
 

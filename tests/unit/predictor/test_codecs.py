@@ -138,6 +138,11 @@ def test_v1_batch_at_the_limit_is_accepted_one_over_is_refused():
     )
 
 
+def test_v1_batch_limit_is_checked_before_the_rows():
+    """An oversized batch is refused as such, whatever its rows hold: no row is read first."""
+    refuses(lambda: decode_v1({"instances": [[1.0]] * (LIMIT + 1)}, WINDOW, LIMIT), "batch", "batch of 5")
+
+
 @pytest.mark.parametrize(
     "body,reason,message",
     [
