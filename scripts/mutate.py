@@ -378,7 +378,9 @@ def main(argv: list[str] | None = None) -> int:
             original = target.read_text()  # the snapshot: edits in the working tree do not leak in
             found = mutants(module, original)
             if not tests:  # nothing can notice a mutant: all survive, not run one by one
-                equivalent = sum(m.key in equivalents for m in found)
+                excluded = [m.key for m in found if m.key in equivalents]
+                used.update(excluded)
+                equivalent = len(excluded)
                 rows.append((module, len(found), equivalent, 0, len(found) - equivalent, "no tests mapped"))
                 continue
             # Baseline: the unparsed, unmutated module must pass its tests.
