@@ -6,7 +6,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from bundle import load_bundle
+from bundle import OnnxForecaster, load_bundle
 from bundle.transform import model_inputs, to_price
 from tests.integration.servers import timeseries_body
 
@@ -114,7 +114,11 @@ def test_timeseries_forecast_mean_quantiles_and_widening(served, trained, window
 def test_timeseries_uses_the_last_window_of_a_longer_series(served, trained):
     from training.data import read_sample
 
-    series = read_sample()["close"].to_numpy()[-300:-120].tolist()
-    response = served.post("/v1/timeseries/forecast", json=timeseries_body("aapl", series))
+    series = read_sample()["close"].to_numpy()[-300:-120]
+    response = served.post("/v1/timeseries/forecast", json=timeseries_body("aapl", series.tolist()))
     assert response.status_code == 200, response.text
-    assert response.json()["outputs"][0]["content"][0]["mean_forecast"][0] > 0
+    got = response.json()["outputs"][0]["content"][0]["mean_forecast"][0]
+    forecaster = OnnxForecaster(load_bundle(trained[1].bundle_path))
+    last, first = forecaster.predict(series[None, -60:])[0], forecaster.predict(series[None, :60])[0]
+    assert got == pytest.approx(last, rel=1e-9)
+    assert abs(last - first) > 1e-3 * last  # the first window would have given another answer

@@ -73,3 +73,27 @@ def test_absent_variant_is_named(tmp_path):
     bundle = write_bundle(tmp_path, metadata(b"onnx"), {"model.onnx": b"onnx"})
     with pytest.raises(BundleError, match="no 'int8' variant"):
         bundle.model_path("int8")
+
+
+def test_write_refuses_a_missing_file_and_writes_nothing(tmp_path):
+    """A bundle whose metadata names a file that is not there must never appear on disk."""
+    with pytest.raises(BundleError, match=r"model\.onnx is missing or does not match"):
+        write_bundle(tmp_path, metadata(b"onnx"), {"other.onnx": b"onnx"})
+    with pytest.raises(BundleError, match="does not match"):
+        write_bundle(tmp_path, metadata(b"onnx"), {"model.onnx": b"other"})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_creates_the_directory_and_may_overwrite(tmp_path):
+    target = tmp_path / "runs" / "1" / "bundle"
+    write_bundle(target, metadata(b"one"), {"model.onnx": b"one"})
+    again = write_bundle(target, metadata(b"two"), {"model.onnx": b"two"})
+    assert again.model_path("fp32").read_bytes() == b"two" and load_bundle(target).metadata == again.metadata
+
+
+def test_loaded_bundle_is_immutable(tmp_path):
+    import dataclasses
+
+    bundle = write_bundle(tmp_path, metadata(b"onnx"), {"model.onnx": b"onnx"})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        bundle.path = tmp_path / "elsewhere"  # type: ignore[misc]

@@ -42,3 +42,20 @@ def test_standard_scaler_matches_scikit_learn_on_log_returns():
 def test_sliding_windows_pairs_each_window_with_the_following_close():
     x, y = sliding_windows(np.arange(1.0, 8.0), 3)
     assert x.tolist()[0] == [1, 2, 3] and y.tolist() == [4, 5, 6, 7]
+
+
+def test_minmax_scaler_on_prices_below_one_unit():
+    """A range narrower than 1.00 is still scaled to [0, 1] (the floor only guards a flat series)."""
+    closes = np.array([0.5, 0.7, 0.9, 0.6])
+    scaler = fit_scaler(closes, "level")
+    assert scaler.center == 0.5 and scaler.scale == pytest.approx(0.4)
+    spec = FeatureSpec(window=4, target="level", scaler=scaler)
+    np.testing.assert_allclose(model_inputs(closes[None, :], spec)[0, :, 0], [0.0, 0.5, 1.0, 0.25], rtol=1e-6)
+
+
+@pytest.mark.parametrize("target", ["level", "log_return"])
+def test_flat_training_series_gives_finite_inputs(target):
+    scaler = fit_scaler(np.full(50, 7.0), target)
+    spec = FeatureSpec(window=5, target=target, scaler=scaler)
+    assert 0 < scaler.scale <= 1e-12
+    assert np.isfinite(model_inputs(np.full((1, 5), 7.0), spec)).all()

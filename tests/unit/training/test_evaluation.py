@@ -26,3 +26,63 @@ def test_split_conformal_reaches_nominal_coverage_on_exchangeable_data():
     for interval in intervals:
         assert interval.test_coverage == pytest.approx(interval.coverage, abs=0.03)
     assert intervals[0].log_halfwidth < intervals[1].log_halfwidth
+
+
+def test_sub_unit_naive_mae_gives_a_finite_ratio():
+    """PETR4's naive MAE is ~R$ 0.40: the ratio must be model / naive, not +inf."""
+    actual, last = np.array([10.0, 10.2, 10.1]), np.array([10.1, 10.0, 10.2])  # naive MAE 0.4 / 3
+    out = compare_with_naive(actual, actual + 0.05, last)
+    assert out["naive_mae"] == pytest.approx(0.4 / 3)
+    assert out["mae_ratio"] == pytest.approx(0.05 / (0.4 / 3))
+
+
+def test_zero_naive_mae_gives_an_infinite_ratio():
+    actual = np.array([10.0, 10.2])
+    out = compare_with_naive(actual, actual + 0.1, actual)
+    assert out["naive_mae"] == 0.0 and out["mae_ratio"] == float("inf")
+
+
+def val_with_scores(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Validation actuals and forecasts whose |log(actual / forecast)| are `scores`, shuffled."""
+    forecast = np.full(len(scores), 50.0)
+    return forecast * np.exp(np.random.default_rng(0).permutation(scores)), forecast
+
+
+@pytest.mark.parametrize(
+    "coverage,q",
+    [
+        (0.5, 0.07),  # ceil(11 * 0.5) / 10 = 0.6: the 'higher' 0.6 quantile of 10 scores is the 7th
+        (0.7, 0.09),  # ceil(11 * 0.7) / 10 = 0.8 -> the 9th
+        (0.95, 0.10),  # ceil(11 * 0.95) / 10 = 1.1, clamped to 1 -> the largest
+    ],
+)
+def test_conformal_level_for_small_n_exactly(coverage, q):
+    scores = np.arange(1, 11) / 100.0  # 0.01 .. 0.10, n = 10
+    actual, forecast = val_with_scores(scores)
+    (interval,) = conformal_intervals(actual, forecast, (coverage,))
+    assert interval.coverage == coverage
+    assert interval.log_halfwidth == pytest.approx(q, rel=1e-9)
+    assert interval.test_coverage is None
+
+
+def test_test_coverage_counts_actuals_inside_the_bounds():
+    actual, forecast = val_with_scores(np.full(10, 0.1))  # q = 0.1
+    test_forecast = np.full(4, 20.0)
+    test_actual = test_forecast * np.exp([0.0, 0.05, -0.5, 0.5])  # 2 inside, 1 below, 1 above
+    (interval,) = conformal_intervals(actual, forecast, (0.8,), test_actual, test_forecast)
+    assert interval.log_halfwidth == pytest.approx(0.1)
+    assert interval.test_coverage == 0.5
+
+
+def test_an_actual_on_the_bound_is_covered():
+    """Zero residuals give q = 0: bounds equal the forecast, and an actual equal to it is inside."""
+    same = np.full(5, 30.0)
+    (interval,) = conformal_intervals(same, same, (0.8,), same[:3], same[:3])
+    assert interval.log_halfwidth == 0.0 and interval.test_coverage == 1.0
+
+
+def test_coverage_needs_both_test_actuals_and_forecasts():
+    actual, forecast = val_with_scores(np.full(10, 0.1))
+    only_actual = conformal_intervals(actual, forecast, (0.8,), test_actual=actual)
+    only_forecast = conformal_intervals(actual, forecast, (0.8,), test_forecast=forecast)
+    assert only_actual[0].test_coverage is None and only_forecast[0].test_coverage is None

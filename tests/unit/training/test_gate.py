@@ -1,3 +1,7 @@
+import dataclasses
+
+import pytest
+
 from training.gate import ChampionScore, decide
 
 
@@ -38,3 +42,30 @@ def test_a_champion_that_cannot_be_evaluated_is_its_own_decision_and_blocks_prom
 def test_a_candidate_worse_than_naive_stays_rejected_whatever_the_champion():
     d = decide(1.2, 1.0, 0.05, ChampionScore("7", error="gone"))
     assert d.outcome == "rejected"
+
+
+def test_exactly_at_naive_times_one_plus_margin_is_within_the_margin():
+    """`within margin` includes the limit: 1.25 = 1.0 x (1 + 0.25), exactly representable."""
+    at_limit = decide(mae=1.25, naive_mae=1.0, margin=0.25, champion=None)
+    assert at_limit.promote and "1.2500 <= naive" in at_limit.reasons[0]
+    assert not decide(mae=1.2500001, naive_mae=1.0, margin=0.25, champion=None).promote
+
+
+def test_sub_unit_naive_mae_scales_the_limit():
+    """PETR4's naive MAE is ~R$ 0.40: the limit is 0.40 x 1.05 = 0.42, not 1.05."""
+    assert decide(mae=0.419, naive_mae=0.4, margin=0.05, champion=None).promote
+    assert not decide(mae=0.43, naive_mae=0.4, margin=0.05, champion=None).promote
+    assert not decide(mae=0.8, naive_mae=0.4, margin=0.05, champion=None).promote
+
+
+def test_rejection_by_naive_holds_even_when_the_champion_is_beaten():
+    d = decide(mae=1.2, naive_mae=1.0, margin=0.05, champion=ChampionScore("1", mae=2.0))
+    assert not d.promote
+    assert d.as_tags() == {"gate.decision": "rejected", "gate.reasons": "; ".join(d.reasons)}
+    assert "< champion's 2.0000" in d.reasons[1]
+
+
+def test_decision_is_immutable():
+    d = decide(mae=0.9, naive_mae=1.0, margin=0.05, champion=None)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        d.outcome = "promoted"  # type: ignore[misc]

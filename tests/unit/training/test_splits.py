@@ -37,3 +37,31 @@ def test_parts_are_chronological_and_disjoint():
 def test_too_short_for_the_splits_is_a_clear_error():
     with pytest.raises(DataError, match="too few rows: 300 sessions leave 40 training windows"):
         make_splits(series(300), 60, "level", val=100, test=100)
+
+
+def test_exactly_the_minimum_training_windows_is_enough():
+    """100 training windows are accepted, 99 are refused: 60 + 100 + 50 + 50 = 260 sessions."""
+    s = make_splits(series(260), 60, "level", val=50, test=50)
+    assert len(s.train) == 100
+    with pytest.raises(DataError, match=r"leave 99 training windows .*\(need 100\)"):
+        make_splits(series(259), 60, "level", val=50, test=50)
+
+
+def test_part_features_are_the_model_inputs_and_targets_of_its_windows():
+    s = make_splits(series(), 60, "log_return", val=100, test=100)
+    x, y = s.test.features(s.spec)
+    assert x.shape == (100, 59, 1) and y.shape == (100,)
+    from bundle.transform import model_inputs, model_targets
+
+    np.testing.assert_array_equal(x, model_inputs(s.test.closes, s.spec))
+    np.testing.assert_array_equal(y, model_targets(s.test.closes, s.test.next_close, s.spec))
+
+
+def test_splits_are_immutable():
+    import dataclasses
+
+    s = make_splits(series(), 60, "level", val=100, test=100)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.test = s.train  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.test.closes = s.train.closes  # type: ignore[misc]

@@ -1,0 +1,86 @@
+"""The metadata contract: what it accepts, what it refuses, and that a parsed bundle cannot change."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from bundle import BUNDLE_FORMAT_VERSION, BundleMetadata, ConformalInterval, FeatureSpec, Scaler
+from tests.unit.bundles import metadata
+
+SCALER = Scaler(kind="standard", center=0.0, scale=1.0)
+
+
+@pytest.mark.parametrize(
+    "model,change",
+    [
+        (SCALER, {"center": 1.0}),
+        (FeatureSpec(window=5, target="level", scaler=SCALER), {"window": 6}),
+        (ConformalInterval(coverage=0.8, log_halfwidth=0.1), {"log_halfwidth": 0.0}),
+        (metadata(b"x"), {"ticker": "OTHER"}),
+    ],
+    ids=["scaler", "features", "interval", "metadata"],
+)
+def test_contract_models_are_immutable(model, change):
+    """A loaded bundle is shared by threads serving requests: nothing may edit it in place."""
+    (field, value), *_ = change.items()
+    with pytest.raises(ValidationError, match="frozen"):
+        setattr(model, field, value)
+    assert getattr(model, field) != value
+
+
+def test_unknown_fields_are_refused():
+    with pytest.raises(ValidationError, match="extra"):
+        Scaler(kind="standard", center=0.0, scale=1.0, offset=2.0)
+
+
+def test_format_version_is_1_and_only_1():
+    meta = metadata(b"x")
+    assert BUNDLE_FORMAT_VERSION == 1 and meta.format_version == 1
+    assert BundleMetadata.model_validate_json(meta.model_dump_json()).format_version == 1
+    with pytest.raises(ValidationError):
+        BundleMetadata.model_validate({**meta.model_dump(), "format_version": 2})
+
+
+@pytest.mark.parametrize("target,steps", [("log_return", 4), ("level", 5)])
+def test_steps_the_model_sees(target, steps):
+    assert FeatureSpec(window=5, target=target, scaler=SCALER).steps == steps
+
+
+@pytest.mark.parametrize("coverage", [1e-6, 0.5, 0.999999])
+def test_coverage_strictly_between_0_and_1_is_accepted(coverage):
+    assert ConformalInterval(coverage=coverage, log_halfwidth=0.0).coverage == coverage
+
+
+@pytest.mark.parametrize("coverage", [0.0, 1.0, -0.1, 1.5])
+def test_coverage_of_0_or_1_or_outside_is_refused(coverage):
+    with pytest.raises(ValidationError, match="coverage"):
+        ConformalInterval(coverage=coverage, log_halfwidth=0.1)
+
+
+def test_half_width_may_be_zero_but_not_negative():
+    assert ConformalInterval(coverage=0.8, log_halfwidth=0.0).log_halfwidth == 0.0
+    with pytest.raises(ValidationError, match="log_halfwidth"):
+        ConformalInterval(coverage=0.8, log_halfwidth=-1e-9)
+
+
+def test_scale_must_be_positive():
+    with pytest.raises(ValidationError, match="scale"):
+        Scaler(kind="minmax", center=1.0, scale=0.0)
+
+
+def test_bounds_by_hand():
+    interval = ConformalInterval(coverage=0.8, log_halfwidth=0.1)
+    lo, hi = interval.bounds(np.array([100.0, 0.5]))
+    np.testing.assert_allclose(lo, [100 * math.exp(-0.1), 0.5 * math.exp(-0.1)], rtol=1e-12)
+    np.testing.assert_allclose(hi, [100 * math.exp(0.1), 0.5 * math.exp(0.1)], rtol=1e-12)
+
+
+def test_bounds_widen_by_the_given_factor():
+    interval = ConformalInterval(coverage=0.8, log_halfwidth=0.1)
+    lo, hi = interval.bounds(np.array([[100.0, 100.0]]), widen=np.array([1.0, 2.0]))
+    np.testing.assert_allclose(lo, [[100 * math.exp(-0.1), 100 * math.exp(-0.2)]], rtol=1e-12)
+    np.testing.assert_allclose(hi, [[100 * math.exp(0.1), 100 * math.exp(0.2)]], rtol=1e-12)
