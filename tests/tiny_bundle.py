@@ -1,8 +1,10 @@
-"""A real bundle in milliseconds: a two-node ONNX graph made with onnx.helper (no torch, no MLflow).
+"""A real bundle in milliseconds: an ONNX graph made with onnx.helper (no torch, no MLflow).
 
-The graph is `y = x·w + b` over the window's scaled log returns, with w = `gain / steps` each: the
-forecast return is `gain` times the window's mean scaled return plus `bias`, so every test can
-compute the expected answer by hand (`expected_forecast`).
+The graph is `y = weight * mean(x) + bias` over the window's scaled inputs (a MatMul, so dynamic
+int8 quantization has weights to quantize). Every number a test checks can be written down by hand:
+with `weight = bias = 0` the served price is `last close * exp(center)` (log-return target) or
+`center` (level target); `expected_forecast` gives the predictor tests' model's answer. Only the
+batch is dynamic, as in the real export: a window of the wrong length is refused by onnxruntime.
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ from bundle import (
     write_bundle,
 )
 from bundle.io import sha256_bytes
-from bundle.schema import ONNX_INPUT, ONNX_OUTPUT, SplitRange
+from bundle.schema import ONNX_INPUT, ONNX_OUTPUT, SplitRange, Target
 from training.quantize import quantize_int8
 
+# The predictor tests' model (write_tiny_bundle): a gently trend-following forecaster.
 WINDOW = 8
 GAIN, BIAS = 0.5, 0.1
 SCALER = Scaler(kind="standard", center=0.0005, scale=0.02)
@@ -34,11 +37,11 @@ INTERVALS = (
 )
 
 
-def onnx_model(steps: int, bias: float = BIAS) -> bytes:
+def onnx_model(steps: int, weight: float = GAIN, bias: float = BIAS) -> bytes:
+    """`x[batch, steps, 1]` float32 -> `y[batch, 1] = weight * mean(x over steps) + bias`."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    weights = np.full((steps, 1), GAIN / steps, dtype=np.float32)
     graph = helper.make_graph(
         [
             helper.make_node("Reshape", [ONNX_INPUT, "flat_shape"], ["flat"]),
@@ -50,7 +53,7 @@ def onnx_model(steps: int, bias: float = BIAS) -> bytes:
         [helper.make_tensor_value_info(ONNX_OUTPUT, TensorProto.FLOAT, ["batch", 1])],
         [
             numpy_helper.from_array(np.array([-1, steps], dtype=np.int64), "flat_shape"),
-            numpy_helper.from_array(weights, "w"),
+            numpy_helper.from_array(np.full((steps, 1), weight / steps, dtype=np.float32), "w"),
             numpy_helper.from_array(np.array([bias], dtype=np.float32), "b"),
         ],
     )
@@ -60,12 +63,23 @@ def onnx_model(steps: int, bias: float = BIAS) -> bytes:
     return model.SerializeToString()
 
 
-def metadata(files: dict[str, bytes], window: int = WINDOW, intervals=INTERVALS) -> BundleMetadata:
+def metadata(
+    data: bytes,
+    *,
+    int8: bytes | None = None,
+    window: int = 5,
+    target: Target = "log_return",
+    center: float = 0.0,
+    scale: float = 1.0,
+    intervals: tuple[tuple[float, float], ...] = ((0.8, 0.1),),
+) -> BundleMetadata:
+    """Metadata of a bundle holding `data` as fp32 (and `int8`); intervals are (coverage, log
+    half-width) pairs."""
     split = SplitRange(start=date(2020, 1, 1), end=date(2020, 6, 1), sessions=100)
-    variants = {"fp32": VariantFile(file="model.onnx", sha256=sha256_bytes(files["model.onnx"]))}
-    if "model.int8.onnx" in files:
-        int8 = files["model.int8.onnx"]
+    variants = {"fp32": VariantFile(file="model.onnx", sha256=sha256_bytes(data))}
+    if int8 is not None:
         variants["int8"] = VariantFile(file="model.int8.onnx", sha256=sha256_bytes(int8))
+    kind = "standard" if target == "log_return" else "minmax"
     return BundleMetadata(
         model_name="tiny",
         ticker="TINY",
@@ -74,25 +88,41 @@ def metadata(files: dict[str, bytes], window: int = WINDOW, intervals=INTERVALS)
         data_start=date(2020, 1, 1),
         data_end=date(2020, 6, 1),
         splits={"train": split, "validation": split, "test": split},
-        features=FeatureSpec(window=window, target="log_return", scaler=SCALER),
-        intervals=intervals,
+        features=FeatureSpec(
+            window=window, target=target, scaler=Scaler(kind=kind, center=center, scale=scale)
+        ),
+        intervals=tuple(ConformalInterval(coverage=c, log_halfwidth=q) for c, q in intervals),
         metrics={"mae": 1.0, "naive_mae": 1.0},
         variants=variants,
     )
 
 
-def write_tiny_bundle(
-    directory: Path, window: int = WINDOW, int8: bool = False, intervals=INTERVALS, bias: float = BIAS
-) -> LoadedBundle:
-    """`bias` far from 0 makes a model whose forecasts the runtime's self-test must refuse."""
-    files = {"model.onnx": onnx_model(window - 1, bias)}
+def tiny_bundle(
+    directory: Path, *, weight: float = 0.0, bias: float = 0.0, int8: bool = False,
+    model: bytes | None = None, **meta,
+) -> LoadedBundle:  # fmt: skip
+    """Write and load a real bundle directory (sha256-checked like any other)."""
+    if model is None:
+        window, target = meta.get("window", 5), meta.get("target", "log_return")
+        model = onnx_model(window - 1 if target == "log_return" else window, weight, bias)
+    files = {"model.onnx": model}
     if int8:
-        files["model.int8.onnx"] = quantize_int8(files["model.onnx"])
-    return write_bundle(directory, metadata(files, window, intervals), files)
+        files["model.int8.onnx"] = quantize_int8(model)
+    return write_bundle(directory, metadata(model, int8=files.get("model.int8.onnx"), **meta), files)
+
+
+def write_tiny_bundle(
+    directory: Path, *, int8: bool = False, intervals=INTERVALS, bias: float = BIAS
+) -> LoadedBundle:
+    """The predictor tests' model; `bias` far from 0 makes one the runtime's self-test refuses."""
+    return tiny_bundle(
+        directory, weight=GAIN, bias=bias, int8=int8, window=WINDOW, center=SCALER.center,
+        scale=SCALER.scale, intervals=tuple((i.coverage, i.log_halfwidth) for i in intervals),
+    )  # fmt: skip
 
 
 def expected_forecast(closes: np.ndarray) -> np.ndarray:
-    """What the tiny model must answer for `[batch, window]` closes, computed without onnxruntime."""
+    """What write_tiny_bundle's model answers for `[batch, WINDOW]` closes, without onnxruntime."""
     closes = np.asarray(closes, dtype=np.float64)
     z = (np.diff(np.log(closes), axis=1) - SCALER.center) / SCALER.scale
     scaled = GAIN * z.mean(axis=1) + BIAS

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from bundle import BundleError, Forecast, OnnxForecaster
-from tests.unit.bundles import tiny_bundle
+from tests.tiny_bundle import tiny_bundle
 
 CLOSES = np.array([[10.0, 11.0, 12.0, 13.0, 14.0], [0.5, 0.4, 0.6, 0.55, 0.45]])
 

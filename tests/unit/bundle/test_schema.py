@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from bundle import BUNDLE_FORMAT_VERSION, BundleMetadata, ConformalInterval, FeatureSpec, Scaler
-from tests.unit.bundles import metadata
+from tests.tiny_bundle import metadata
 
 SCALER = Scaler(kind="standard", center=0.0, scale=1.0)
 

@@ -12,7 +12,7 @@ import pytest
 
 from bundle import OnnxForecaster
 from monitor.realized import Realized, realized
-from tests.unit.bundles import tiny_bundle
+from tests.tiny_bundle import tiny_bundle
 
 WINDOW = 5
 CLOSES = np.array([30.0, 30.4, 30.1, 30.6, 30.2, 30.5, 30.3, 30.9, 30.7, 31.0])
