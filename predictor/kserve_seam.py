@@ -85,6 +85,11 @@ class ForecastDataPlane(DataPlane):
         models = list(self.model_registry.get_models().values())
         return bool(models) and all([await m.healthy() for m in models])
 
+    def metadata(self) -> dict:
+        """The extensions this server really offers: the binary tensor extension (REST), not the
+        model repository (refused: the predictor follows its model source)."""
+        return {**super().metadata(), "extensions": ["binary_tensor_data"]}
+
     async def model_metadata(self, model_name: str) -> dict:
         meta = await super().model_metadata(model_name)
         model = self.get_model_from_registry(model_name)
