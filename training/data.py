@@ -16,6 +16,7 @@ import pandas as pd
 from bundle import BundleMetadata
 from bundle.transform import recent_windows
 from training.errors import DataError
+from training.sanity import check_series
 from training.settings import TrainSettings
 
 log = logging.getLogger(__name__)
@@ -49,10 +50,29 @@ class Series:
     ticker: str
     description: str
     dropped_frozen: int = 0
+    warnings: tuple[str, ...] = ()  # suspicious but kept (training.sanity): printed and recorded
 
     @property
     def closes(self):
         return self.frame["close"].to_numpy()
+
+
+ISO_DATE = r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([+-]\d{2}:?\d{2}|Z)?)?$"
+DAY_FIRST = r"^\d{1,2}[/.]\d{1,2}[/.]\d{4}$"
+
+
+def _session_dates(values: pd.Series) -> pd.Series:
+    """The session date as written: `2024-01-02 00:00:00+09:00` is 2 January, not 1 January in UTC.
+    ISO dates keep their own calendar date; `13/01/2024` (B3's and Excel's exports) is day-first;
+    anything else is parsed by pandas (naive, or converted to UTC)."""
+    text = values.astype(str).str.strip()
+    if len(text) and text.str.match(ISO_DATE).all():
+        return pd.to_datetime(text.str.slice(0, 10), format="%Y-%m-%d", errors="coerce")
+    if len(text) and text.str.match(DAY_FIRST).all():
+        dates = text.str.replace(".", "/", regex=False).str.slice(0, 10)
+        return pd.to_datetime(dates, format="%d/%m/%Y", errors="coerce")
+    parsed = pd.to_datetime(values, errors="coerce", utc=True)
+    return parsed.dt.tz_localize(None).dt.normalize()
 
 
 def normalize_columns(raw: pd.DataFrame) -> pd.DataFrame:
@@ -66,8 +86,7 @@ def normalize_columns(raw: pd.DataFrame) -> pd.DataFrame:
     missing = {"date", "close"} - set(frame.columns)
     if missing:
         raise DataError(f"missing column(s) {sorted(missing)}; found {list(raw.columns)}")
-    out = pd.DataFrame({"date": pd.to_datetime(frame["date"], errors="coerce", utc=True)})
-    out["date"] = out["date"].dt.tz_localize(None).dt.normalize()
+    out = pd.DataFrame({"date": _session_dates(frame["date"])})
     out["close"] = pd.to_numeric(frame["close"], errors="coerce")
     out["volume"] = pd.to_numeric(frame["volume"], errors="coerce") if "volume" in frame else float("nan")
     return out.reset_index(drop=True)
@@ -87,7 +106,8 @@ def validate(
 
     bad_dates = frame.index[frame["date"].isna()]
     if len(bad_dates):
-        raise DataError(f"unparseable date at row {bad_dates[0] + 1} ({len(bad_dates)} rows)")
+        raise DataError(f"unparseable date at row {bad_dates[0] + 1} ({len(bad_dates)} rows); "
+                        "dates are read as ISO 8601 (YYYY-MM-DD) or DD/MM/YYYY")  # fmt: skip
     nan_close = frame.index[~np.isfinite(frame["close"].to_numpy(dtype=np.float64))]
     if len(nan_close):
         raise DataError(f"NaN or missing close at {row(nan_close[0])} ({len(nan_close)} rows)")
@@ -123,9 +143,25 @@ def validate(
 
 
 def read_csv(path: Path) -> pd.DataFrame:
-    if not Path(path).is_file():
+    """Comma- or semicolon-separated (a Brazilian export: `Data;Fechamento` with `12,34` decimals,
+    detected by its header and read with decimal commas); anything else is a DataError naming it."""
+    path = Path(path)
+    if not path.is_file():
         raise DataError(f"CSV not found: {path}")
-    return normalize_columns(pd.read_csv(path))
+    head = path.read_bytes()[:4096]
+    if not head.strip():
+        raise DataError(f"{path} is empty")
+    if head.startswith(b"\x1f\x8b") or b"\x00" in head:
+        raise DataError(f"{path} is not a text CSV (compressed or binary): decompress or export it as CSV")
+    first = head.splitlines()[0].decode("utf-8", errors="replace")
+    semicolons = first.count(";") > first.count(",")
+    try:
+        raw = pd.read_csv(path, sep=";", decimal=",", thousands=".") if semicolons else pd.read_csv(path)
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise DataError(f"{path} cannot be read as CSV: {exc}") from exc
+    if semicolons:
+        log.warning("%s: semicolon-separated with decimal commas (a Brazilian export); read as such", path)
+    return normalize_columns(raw)
 
 
 def read_sample() -> pd.DataFrame:
@@ -202,4 +238,8 @@ def load_series(settings: TrainSettings, min_windows: int) -> Series:
             drop=True
         )
     frame, dropped = validate(frame, settings.window, min_windows, settings.drop_frozen)
-    return Series(frame=frame, ticker=ticker, description=what, dropped_frozen=dropped)
+    warnings = check_series(frame)
+    for warning in warnings:
+        log.warning("data: %s", warning)
+    return Series(frame=frame, ticker=ticker, description=what, dropped_frozen=dropped,
+                  warnings=tuple(warnings))  # fmt: skip

@@ -62,6 +62,7 @@ class TrainResult:
     decision: GateDecision
     registered: str | None  # "name version N" or None
     dropped_frozen: int
+    data_warnings: tuple[str, ...]
     test_forecasts: pd.DataFrame
 
 
@@ -187,6 +188,8 @@ def run(settings: TrainSettings) -> TrainResult:
         f"{frame['date'].iloc[0]:%Y-%m-%d}..{frame['date'].iloc[-1]:%Y-%m-%d}"
         + (f", {series.dropped_frozen} zero-volume sessions dropped" if series.dropped_frozen else "")
     )
+    for warning in series.warnings:
+        print(f"data warning: {warning}")
     splits = make_splits(
         frame,
         settings.window,
@@ -219,7 +222,8 @@ def run(settings: TrainSettings) -> TrainResult:
         reports = _write_reports(work, series, bundle, metrics, forecasts)
         registered = None
         if client is not None:
-            registered = _register(client, settings, name, staged, reports, metrics, decision, bundle)
+            registered = _register(client, settings, name, staged, reports, metrics, decision, bundle,
+                                   series.warnings)  # fmt: skip
         final = _publish(settings.output_dir, staged, reports)
     return TrainResult(
         bundle.metadata,
@@ -229,6 +233,7 @@ def run(settings: TrainSettings) -> TrainResult:
         decision,
         registered,
         series.dropped_frozen,
+        series.warnings,
         forecasts,
     )
 
@@ -257,6 +262,7 @@ def _register(
     metrics: dict,
     decision: GateDecision,
     bundle: LoadedBundle,
+    data_warnings: tuple[str, ...] = (),
 ) -> str:
     """Log everything to the active run, register a version, move the alias if the gate passed."""
     import mlflow
@@ -270,6 +276,7 @@ def _register(
         **{k: f"{metrics[k]:.6f}" for k in ("mae", "naive_mae", "mae_ratio")},
         "ticker": bundle.metadata.ticker,
         "data_end": str(bundle.metadata.data_end),
+        "data.warnings": "; ".join(data_warnings) or "none",
     }
     mlflow.set_tags(tags)
     version = registry.register(client, name, mlflow.active_run().info.run_id, tags)

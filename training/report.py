@@ -46,7 +46,8 @@ def summary(result) -> str:
             f"\n== {md.model_name}: {md.ticker}, D+1 close "
             f"({md.features.target} target, window {md.features.window})",
             f"data: {md.source}; {md.data_start}..{md.data_end}; "
-            f"zero-volume sessions dropped: {result.dropped_frozen}",
+            f"zero-volume sessions dropped: {result.dropped_frozen}; data warnings: "
+            + ("; ".join(result.data_warnings) or "none"),
             f"test: {test.start}..{test.end} ({test.sessions} sessions, one step ahead from actual closes)\n",
             models,
             "",
