@@ -35,3 +35,10 @@ def test_values_and_columns_read_the_right_arrays():
 def test_input_metadata_names_the_window_once_known():
     assert input_metadata(60) == {"name": "closes", "datatype": "FP64", "shape": [-1, 60]}
     assert input_metadata(None)["shape"] == [-1, -1]
+
+
+def test_outputs_are_immutable():
+    import dataclasses
+
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        outputs((0.8,))[1].coverage = 0.9  # type: ignore[misc]

@@ -54,6 +54,8 @@ def test_fp32_data_beyond_the_fp32_range_is_refused_fp64_accepts_it():
     big = [*ROW[:3], 1e39]
     refused(lambda: decode_v2(v2(big, [1, W], "FP32"), W, 8), "data", "beyond the FP32 range")
     assert decode_v2(v2(big, [1, W], "FP64"), W, 8)[0, 3] == 1e39
+    largest = float(np.finfo(np.float32).max)  # the largest FP32 is in range
+    assert decode_v2(v2([*ROW[:3], largest], [1, W], "FP32"), W, 8)[0, 3] == largest
 
 
 def test_requested_outputs_are_honoured_and_unknown_ones_refused():

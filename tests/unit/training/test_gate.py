@@ -69,3 +69,8 @@ def test_decision_is_immutable():
     d = decide(mae=0.9, naive_mae=1.0, margin=0.05, champion=None)
     with pytest.raises(dataclasses.FrozenInstanceError):
         d.outcome = "promoted"  # type: ignore[misc]
+
+
+def test_a_champion_score_is_immutable():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ChampionScore("1", mae=1.0).mae = 0.5  # type: ignore[misc]
