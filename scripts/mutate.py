@@ -56,6 +56,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     "bundle/outputs.py": ("tests/unit/bundle", "tests/unit/predictor"),
     "training/gate.py": ("tests/unit/training/test_gate.py",),
     "training/quantize.py": ("tests/unit/training/test_quantize.py",),
+    "training/sanity.py": ("tests/unit/training/test_sanity.py",),
     "training/evaluation.py": ("tests/unit/training/test_evaluation.py",),
     "training/splits.py": ("tests/unit/training/test_splits.py",),
     "monitor/realized.py": ("tests/unit/monitor",),
