@@ -1,8 +1,9 @@
 """KServe's time-series forecast schema (`POST /v1/timeseries/forecast`) for bundle models.
 
-Quantiles come from the conformal intervals: an interval of coverage c gives the (1 - c) / 2 and
-(1 + c) / 2 quantiles; 0.5 is the point forecast. Horizons > 1 are recursive, and the interval
-widens as sqrt(h) (see bundle.runtime.OnnxForecaster.forecast).
+Quantiles come from the bundle's predictive distribution (format 2): any level in (0, 1), monotone
+in the level, equal to the v2 interval bounds at (1 -+ c) / 2, and 0.5 is the point forecast.
+Format 1 bundles give only their static intervals' levels. Horizons > 1 are recursive, and the
+spread grows as sqrt(h) (see bundle.runtime.OnnxForecaster.forecast).
 """
 
 from __future__ import annotations
@@ -26,14 +27,20 @@ from predictor.codecs import Rejected, check_closes
 from predictor.model import ForecastModel, Served
 
 
-def available_quantiles(served: Served) -> dict[float, tuple[float, str]]:
-    """quantile -> (coverage, "lower"|"upper"); 0.5 -> the point forecast."""
-    out: dict[float, tuple[float, str]] = {0.5: (0.0, "mean")}
+def available_quantiles(served: Served) -> list[float]:
+    """The default quantiles: 0.5 and both ends of every served interval."""
+    out = {0.5}
     for interval in served.forecaster.bundle.metadata.intervals:
         c = interval.coverage
-        out[round((1 - c) / 2, 6)] = (c, "lower")
-        out[round((1 + c) / 2, 6)] = (c, "upper")
-    return out
+        out |= {round((1 - c) / 2, 6), round((1 + c) / 2, 6)}
+    return sorted(out)
+
+
+def _unavailable(served: Served, wanted: list[float]) -> list[float]:
+    if served.forecaster.bundle.metadata.distribution is not None:
+        return [q for q in wanted if not 0.0 < q < 1.0]
+    default = set(available_quantiles(served))
+    return [q for q in wanted if round(q, 6) not in default]
 
 
 def _next_timestamp(start: str | None, frequency, steps: int) -> str:
@@ -56,11 +63,15 @@ def forecast(
     if not request.inputs:
         raise Rejected("shape", "inputs is empty: send at least one series")
     available = available_quantiles(served)
-    wanted = request.options.quantiles if request.options.quantiles is not None else sorted(available)
-    missing = [q for q in wanted if round(q, 6) not in available]
+    wanted = request.options.quantiles if request.options.quantiles is not None else available
+    missing = _unavailable(served, wanted)
     if missing:
-        raise Rejected("quantile", f"quantiles {missing} are not available; this model gives "
-                       f"{sorted(available)} (from its conformal intervals)")  # fmt: skip
+        gives = (
+            "any level in (0, 1)"
+            if served.forecaster.bundle.metadata.distribution is not None
+            else f"{available} (from its format 1 bundle's static intervals)"
+        )
+        raise Rejected("quantile", f"quantiles {missing} are not available; this model gives {gives}")
     rows = []
     for item in request.inputs:
         if item.type != TimeSeriesType.UNIVARIATE or any(isinstance(v, list) for v in item.series):
@@ -71,13 +82,10 @@ def forecast(
         rows.append(np.asarray(item.series[-window:], dtype=np.float64))
     closes = check_closes(np.concatenate(rows), len(rows), window, max_batch)
     result = served.forecaster.forecast(closes, horizon)
+    values = {q: served.forecaster.quantile(result, q) for q in wanted}
     outputs = []
     for i, item in enumerate(request.inputs):
-        quantiles = {}
-        for q in wanted:
-            coverage, side = available[round(q, 6)]
-            series = result.mean if side == "mean" else getattr(result, side)[coverage]
-            quantiles[str(q)] = series[i].tolist()
+        quantiles = {str(q): values[q][i].tolist() for q in wanted}
         content = TimeSeriesForecast(
             type=TimeSeriesType.UNIVARIATE, name=item.name, mean_forecast=result.mean[i].tolist(),
             frequency=item.frequency, quantiles=quantiles,

@@ -1,10 +1,13 @@
-"""Walk-forward one-step-ahead metrics in price units, always beside the naive forecast."""
+"""Walk-forward one-step-ahead metrics in price units, always beside the naive forecast and, for
+intervals, beside the static split-conformal reference."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from bundle.distribution import PredictiveDistribution
 from bundle.schema import ConformalInterval
+from training.scores import SERVED_QUANTILES, interval_scores, symmetric_quantiles
 
 
 def point_metrics(actual: np.ndarray, forecast: np.ndarray) -> dict[str, float]:
@@ -50,3 +53,41 @@ def conformal_intervals(
             interval = interval.model_copy(update={"test_coverage": covered})
         intervals.append(interval)
     return tuple(intervals)
+
+
+def distribution_bands(
+    dist: PredictiveDistribution, closes: np.ndarray, point: np.ndarray, coverages: tuple[float, ...]
+) -> tuple[dict[float, tuple[np.ndarray, np.ndarray]], dict[float, np.ndarray]]:
+    """One-step bounds per coverage and the served quantiles, `[n]` each, from the distribution."""
+    sigma = dist.sigma(closes)
+    p = np.asarray(point, dtype=np.float64)[:, None]
+    bounds = {c: tuple(b[:, 0] for b in dist.bounds(p, sigma, c)) for c in coverages}
+    quantiles = {q: dist.quantile(p, sigma, q)[:, 0] for q in SERVED_QUANTILES}
+    return bounds, quantiles
+
+
+def distribution_scores(
+    dist: PredictiveDistribution,
+    closes: np.ndarray,
+    actual: np.ndarray,
+    point: np.ndarray,
+    coverages: tuple[float, ...],
+) -> dict[str, float]:
+    """coverage / width / Winkler per level and pinball of the served (EWMA-conformal) distribution."""
+    bounds, quantiles = distribution_bands(dist, closes, point, coverages)
+    return interval_scores(actual, bounds, quantiles)
+
+
+def static_scores(
+    intervals: tuple[ConformalInterval, ...], actual: np.ndarray, point: np.ndarray
+) -> dict[str, float]:
+    """The same scores for the static split-conformal intervals (format 1's), prefixed `static_`.
+
+    Its quantiles other than the interval ends are the log-linear interpolation of |residual|
+    quantiles, so that pinball compares like with like on the served levels.
+    """
+    bounds = {i.coverage: i.bounds(point) for i in intervals}
+    levels = np.array([0.0, *(i.coverage for i in intervals)])
+    widths = np.array([0.0, *(i.log_halfwidth for i in intervals)])
+    quantiles = symmetric_quantiles(point, lambda c: np.interp(c, levels, widths))
+    return interval_scores(actual, bounds, quantiles, prefix="static_")

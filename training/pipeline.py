@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from bundle import (
+    BUNDLE_FORMAT_VERSION,
     BundleMetadata,
     LoadedBundle,
     OnnxForecaster,
@@ -21,15 +22,25 @@ from bundle import (
     write_bundle,
 )
 from bundle.io import sha256_bytes
+from bundle.runtime import shrink
 from bundle.schema import SplitRange
 from bundle.transform import model_inputs, to_price
 from training import registry
+from training.calibration import point_weight, predictive_distribution, sigma_floor
 from training.data import Series, load_series
-from training.evaluation import compare_with_naive, conformal_intervals, point_metrics
+from training.evaluation import (
+    compare_with_naive,
+    conformal_intervals,
+    distribution_bands,
+    distribution_scores,
+    point_metrics,
+    static_scores,
+)
 from training.export import Exported, export, run_onnx
 from training.fit import fit
 from training.gate import GateDecision, decide
 from training.plot import plot_forecast
+from training.scores import winkler
 from training.settings import TrainSettings
 from training.splits import MIN_TRAIN_WINDOWS, Part, Splits, make_splits
 
@@ -90,22 +101,29 @@ def build_bundle(
 ) -> tuple[LoadedBundle, dict[str, float], pd.DataFrame]:
     """Evaluate the exported models walk-forward on test and write the bundle."""
     test, val = splits.test, splits.validation
-    fp32_test = _forecast(exported.fp32, test, splits)
-    int8_test = _forecast(exported.int8, test, splits)
-    naive_test = test.closes[:, -1]
+    naive_test, naive_val = test.closes[:, -1], val.closes[:, -1]
+    raw_test = _forecast(exported.fp32, test, splits)
+    raw_val = _forecast(exported.fp32, val, splits)
+    weight = point_weight(val.next_close, naive_val, raw_val) if settings.shrink_to_naive else 1.0
+    fp32_test = shrink(raw_test, naive_test, weight)
+    val_point = shrink(raw_val, naive_val, weight)
+    int8_test = shrink(_forecast(exported.int8, test, splits), naive_test, weight)
     metrics = compare_with_naive(test.next_close, fp32_test, naive_test)
+    metrics["point_weight"] = weight
+    metrics["network_mae_ratio"] = point_metrics(test.next_close, raw_test)["mae"] / metrics["naive_mae"]
     metrics.update({f"int8_{k}": v for k, v in point_metrics(test.next_close, int8_test).items()})
     metrics["parity_max_abs_diff"] = exported.parity_max_abs_diff
-    intervals = conformal_intervals(
-        val.next_close,
-        _forecast(exported.fp32, val, splits),
-        settings.coverages,
-        test.next_close,
-        fp32_test,
+    intervals = conformal_intervals(val.next_close, val_point, settings.coverages, test.next_close, fp32_test)
+    distribution = predictive_distribution(
+        val.closes, val.next_close, val_point, sigma_floor(splits.train.closes), settings.ewma_lambda
     )
+    served = distribution_scores(distribution, test.closes, test.next_close, fp32_test, settings.coverages)
+    metrics.update(served)
+    metrics.update(static_scores(intervals, test.next_close, fp32_test))
     for i in intervals:
-        metrics[f"coverage_{round(i.coverage * 100)}_test"] = float(i.test_coverage)
+        metrics[f"coverage_{round(i.coverage * 100)}_test"] = served[f"coverage_{round(i.coverage * 100)}"]
     meta = BundleMetadata(
+        format_version=BUNDLE_FORMAT_VERSION,
         model_name=name,
         ticker=series.ticker,
         source=series.description,
@@ -115,6 +133,8 @@ def build_bundle(
         splits={"train": _range(splits.train), "validation": _range(val), "test": _range(test)},
         features=splits.spec,
         intervals=intervals,
+        point_weight=weight,
+        distribution=distribution,
         metrics=metrics,
         variants={
             "fp32": VariantFile(
@@ -131,21 +151,29 @@ def build_bundle(
     )
     bundle = write_bundle(directory, meta, {"model.onnx": exported.fp32, "model.int8.onnx": exported.int8})
     # Round trip: the bundle, read back through the serving runtime, must give the same forecasts.
-    served = OnnxForecaster(bundle, "fp32").predict(test.closes)
-    if not np.allclose(served, fp32_test, rtol=1e-9, atol=1e-9):
+    result = OnnxForecaster(bundle, "fp32").forecast(test.closes)
+    if not np.allclose(result.mean[:, 0], fp32_test, rtol=1e-9, atol=1e-9):
         raise RuntimeError("bundle round trip changed the forecasts")
     frame = pd.DataFrame(
         {
             "date": test.dates.strftime("%Y-%m-%d"),
             "actual": test.next_close,
             "forecast": fp32_test,
+            "forecast_network": raw_test,
             "forecast_int8": int8_test,
             "naive": naive_test,
+            "sigma": result.sigma,
         }
     )
     for i in intervals:
         pct = round(i.coverage * 100)
-        frame[f"lower_{pct}"], frame[f"upper_{pct}"] = i.bounds(fp32_test)
+        frame[f"lower_{pct}"] = result.lower[i.coverage][:, 0]
+        frame[f"upper_{pct}"] = result.upper[i.coverage][:, 0]
+        frame[f"static_lower_{pct}"], frame[f"static_upper_{pct}"] = i.bounds(fp32_test)
+    bands, _ = distribution_bands(distribution, test.closes, fp32_test, settings.coverages)
+    for c, (lo, hi) in bands.items():
+        if not (np.allclose(result.lower[c][:, 0], lo) and np.allclose(result.upper[c][:, 0], hi)):
+            raise RuntimeError("bundle round trip changed the intervals")
     return bundle, metrics, frame
 
 
@@ -153,20 +181,33 @@ def _gate(
     settings: TrainSettings, client, name: str, splits: Splits, metrics: dict, work: Path
 ) -> GateDecision:
     current = registry.champion(client, name, settings.alias, work) if client else None
-    champion_mae = None
+    champion_mae, champion_winkler = None, None
     if current is not None:
         version, bundle = current
         try:
             forecaster = OnnxForecaster(bundle, "fp32")
             if forecaster.window != splits.spec.window:
                 raise ValueError(f"champion window {forecaster.window} != {splits.spec.window}")
-            champion_mae = point_metrics(splits.test.next_close, forecaster.predict(splits.test.closes))[
-                "mae"
-            ]
+            champion_mae, champion_winkler = _champion_scores(forecaster, splits)
             log.info("champion version %s: MAE %.4f on this test window", version, champion_mae)
         except Exception as exc:
             log.warning("champion version %s cannot be evaluated on this window: %s", version, exc)
-    return decide(metrics["mae"], metrics["naive_mae"], settings.naive_margin, champion_mae)
+    winkler = {c: metrics[f"winkler_{round(c * 100)}"] for c in settings.coverages}
+    return decide(
+        metrics["mae"], metrics["naive_mae"], settings.naive_margin, champion_mae,
+        winkler=winkler, champion_winkler=champion_winkler,
+    )  # fmt: skip
+
+
+def _champion_scores(forecaster: OnnxForecaster, splits: Splits) -> tuple[float, dict[float, float]]:
+    """The champion's MAE and Winkler score per level, served exactly as it serves (any format)."""
+    test = splits.test
+    result = forecaster.forecast(test.closes, horizon=1)
+    mae = point_metrics(test.next_close, result.mean[:, 0])["mae"]
+    scores = {
+        c: winkler(test.next_close, result.lower[c][:, 0], result.upper[c][:, 0], c) for c in result.lower
+    }
+    return mae, scores
 
 
 def run(settings: TrainSettings) -> TrainResult:
@@ -223,6 +264,14 @@ def run(settings: TrainSettings) -> TrainResult:
     )
 
 
+def _bands(frame: pd.DataFrame, bundle: LoadedBundle, prefix: str) -> dict:
+    out = {}
+    for i in bundle.metadata.intervals:
+        pct = round(i.coverage * 100)
+        out[i.coverage] = (frame[f"{prefix}lower_{pct}"].to_numpy(), frame[f"{prefix}upper_{pct}"].to_numpy())
+    return out
+
+
 def _write_reports(
     work: Path,
     series: Series,
@@ -238,8 +287,12 @@ def _write_reports(
         splits.test.next_close,
         forecasts["forecast"].to_numpy(),
         forecasts["naive"].to_numpy(),
-        bundle.metadata.intervals,
-        f"{series.ticker}: D+1 forecast on test (MAE/naive {metrics['mae_ratio']:.3f})",
+        _bands(forecasts, bundle, ""),
+        f"{series.ticker}: D+1 forecast on test (MAE/naive {metrics['mae_ratio']:.3f}, "
+        f"Winkler 80% {metrics['winkler_80'] / metrics['static_winkler_80']:.2f}x static)"
+        if "winkler_80" in metrics and "static_winkler_80" in metrics
+        else f"{series.ticker}: D+1 forecast on test (MAE/naive {metrics['mae_ratio']:.3f})",
+        static=_bands(forecasts, bundle, "static_"),
     )
     table = work / "test_forecasts.csv"
     forecasts.to_csv(table, index=False)

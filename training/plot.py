@@ -1,4 +1,4 @@
-"""PNG of forecast vs actual over the test period, with the conformal bands."""
+"""PNG of forecast vs actual over the test period, with the served bands and the static reference."""
 
 from __future__ import annotations
 
@@ -11,8 +11,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from bundle.schema import ConformalInterval
-
 
 def plot_forecast(
     path: Path,
@@ -20,19 +18,22 @@ def plot_forecast(
     actual: np.ndarray,
     forecast: np.ndarray,
     naive: np.ndarray,
-    intervals: tuple[ConformalInterval, ...],
+    bands: dict[float, tuple[np.ndarray, np.ndarray]],
     title: str,
+    static: dict[float, tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> Path:
+    """`bands`: the served (volatility-adaptive) bounds per coverage; `static`: the reference."""
     fig, ax = plt.subplots(figsize=(11, 4.5), dpi=110)
-    for interval, alpha in zip(sorted(intervals, key=lambda i: -i.coverage), (0.15, 0.3), strict=False):
+    for coverage, alpha in zip(sorted(bands, reverse=True), (0.15, 0.3), strict=False):
         ax.fill_between(
-            dates,
-            *interval.bounds(forecast),
-            alpha=alpha,
-            color="tab:blue",
-            linewidth=0,
-            label=f"{interval.coverage:.0%} interval",
-        )
+            dates, *bands[coverage], alpha=alpha, color="tab:blue", linewidth=0,
+            label=f"{coverage:.0%} interval (EWMA-scaled conformal)",
+        )  # fmt: skip
+    if static:
+        top = max(static)
+        for k, bound in enumerate(static[top]):
+            ax.plot(dates, bound, color="tab:gray", linewidth=0.7, linestyle=":",
+                    label=f"{top:.0%} static conformal" if k == 0 else None)  # fmt: skip
     ax.plot(dates, actual, color="black", linewidth=1.0, label="actual close")
     ax.plot(dates, forecast, color="tab:blue", linewidth=1.0, label="LSTM D+1 forecast")
     ax.plot(

@@ -35,12 +35,20 @@ def summary(result) -> str:
         ],
         ("forecast", "MAE", "RMSE", "MAPE %", "MAE / naive"),
     )
-    intervals = table(
-        [
-            (f"{i.coverage:.0%}", f"±{i.log_halfwidth * 100:.2f}%", f"{i.test_coverage:.1%}")
-            for i in md.intervals
-        ],
-        ("conformal interval", "half-width", "test coverage"),
+    rows = []
+    for i in md.intervals:
+        pct = round(i.coverage * 100)
+        for label, pre in (("EWMA-scaled conformal (served)", ""), ("static split conformal", "static_")):
+            score = m[f"{pre}winkler_{pct}"]
+            rows.append(
+                (f"{pct}% {label}", f"{m[f'{pre}coverage_{pct}']:.1%}", f"{m[f'{pre}width_{pct}']:.4f}",
+                 f"{score:.4f}", f"{score / m[f'static_winkler_{pct}']:.3f}")
+            )  # fmt: skip
+    intervals = table(rows, ("interval", "test coverage", "mean width", "Winkler", "Winkler / static"))
+    pinball = (
+        f"pinball loss over quantiles 0.025..0.975: served {m['pinball']:.4f}, "
+        f"static {m['static_pinball']:.4f}; point weight {md.point_weight:.2f} "
+        f"(network MAE / naive {m['network_mae_ratio']:.4f})"
     )
     return "\n".join(
         [
@@ -52,6 +60,7 @@ def summary(result) -> str:
             models,
             "",
             intervals,
+            pinball,
             f"\nONNX parity max |torch - onnx| = {result.parity:.2e} (scaled units); "
             f"int8 MAE delta {m['int8_mae'] - m['mae']:+.4f}",
             f"gate: {'PROMOTED' if decision.promote else 'not promoted'}: " + "; ".join(decision.reasons),

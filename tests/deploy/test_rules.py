@@ -22,6 +22,7 @@ PREDICTOR_ALERTS = {
 }
 ACCURACY_ALERTS = {
     "ForecasterRealizedMAEHigh",
+    "ForecasterIntervalCoverageOff",
     "ForecasterDataStale",
     "ForecasterMonitorFailing",
     "ForecasterMonitorAbsent",
