@@ -4,8 +4,8 @@ Why this form: daily returns are close to unpredictable in level but strongly pr
 (volatility clusters). The next log return is modelled as `point + sigma(window) * z`, where
 `sigma` is a RiskMetrics EWMA (lambda = 0.94) of the request's own log returns (stateless: computed
 per request from what it carries) and `z` is a calibrated symmetric score. The law of |z| is stored
-as split-conformal quantiles on a grid of central coverages (finite-sample level
-ceil((n + 1) c) / n on validation), so the 80% and 95% bounds are conformal intervals and any other
+as split-conformal quantiles on a grid of central coverages (the ceil((n + 1) c)-th
+smallest of n validation scores), so the 80% and 95% bounds are conformal intervals and any other
 quantile is a monotone interpolation of the same object. Beyond the last grid level the tail is
 extended exponentially (a Laplace-like tail), which keeps every quantile in (0, 1) finite.
 """
@@ -37,9 +37,14 @@ def ewma_sigma(closes: np.ndarray, lam: float = EWMA_LAMBDA) -> np.ndarray:
     return np.sqrt(lam**m * start + r2 @ weights)
 
 
-def conformal_level(coverage: float, n: int) -> float:
-    """Finite-sample split-conformal level: ceil((n + 1) c) / n, capped at 1."""
-    return min(1.0, math.ceil((n + 1) * coverage - 1e-9) / n)
+def conformal_quantile(scores: np.ndarray, coverage: float) -> float:
+    """The split-conformal quantile: the ceil((n + 1) c)-th smallest of n scores (capped at n).
+
+    Under exchangeability a new score falls at or below it with probability >= c.
+    """
+    ordered = np.sort(np.asarray(scores, dtype=np.float64))
+    k = min(math.ceil((len(ordered) + 1) * coverage - 1e-9), len(ordered))
+    return float(ordered[k - 1])
 
 
 class PredictiveDistribution(BaseModel):
@@ -107,9 +112,7 @@ def calibrate(
     s = np.maximum(np.asarray(sigma, dtype=np.float64), sigma_floor)
     scores = np.abs(np.asarray(log_residuals, dtype=np.float64)) / s
     n = len(scores)
-    quantiles = np.maximum.accumulate(
-        [float(np.quantile(scores, conformal_level(c, n), method="higher")) for c in LEVELS]
-    )
+    quantiles = np.maximum.accumulate([conformal_quantile(scores, c) for c in LEVELS])
     # Exponential tail through the last two decades of the grid (0.9 -> 0.99), kept positive.
     i90, i99 = LEVELS.index(0.9), len(LEVELS) - 1
     slope = (quantiles[i99] - quantiles[i90]) / math.log((1 - LEVELS[i90]) / (1 - LEVELS[i99]))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bundle.distribution import PredictiveDistribution
+from bundle.distribution import PredictiveDistribution, conformal_quantile
 from bundle.schema import ConformalInterval
 from training.scores import SERVED_QUANTILES, interval_scores, symmetric_quantiles
 
@@ -37,15 +37,14 @@ def conformal_intervals(
 ) -> tuple[ConformalInterval, ...]:
     """Split conformal on relative (log) residuals of the validation part.
 
-    q is the ceil((n + 1) * c) / n empirical quantile of |log(actual / forecast)|, which gives
-    finite-sample coverage >= c under exchangeability. Coverage is then measured on test.
+    q is the ceil((n + 1) c)-th smallest |log(actual / forecast)|, which gives finite-sample
+    coverage >= c under exchangeability (the same rule as the served distribution's). Coverage is
+    then measured on test.
     """
     scores = np.abs(np.log(np.asarray(val_actual) / np.asarray(val_forecast)))
-    n = len(scores)
     intervals = []
     for c in coverages:
-        level = min(1.0, np.ceil((n + 1) * c) / n)
-        q = float(np.quantile(scores, level, method="higher"))
+        q = conformal_quantile(scores, c)
         interval = ConformalInterval(coverage=c, log_halfwidth=q)
         if test_actual is not None and test_forecast is not None:
             lo, hi = interval.bounds(test_forecast)
