@@ -108,7 +108,7 @@ def test_malformed_json_is_a_4xx_naming_it(served):
 @pytest.mark.parametrize(
     "options,message",
     [({"horizon": 0}, "horizon 0 is outside 1..20"), ({"horizon": 21}, "horizon 21 is outside"),
-     ({"horizon": 1, "quantiles": [0.3]}, "quantiles [0.3] are not available")],
+     ({"horizon": 1, "quantiles": [0.3, 1.0]}, "quantiles [1.0] are not available")],
 )  # fmt: skip
 def test_bad_timeseries_options_are_400(served, windows, options, message):
     body = timeseries_body("aapl", windows[0].tolist(), **options)
