@@ -216,6 +216,9 @@ def main() -> None:
     parts += [
         "## Notes",
         "",
+        "- The accuracy tables (`bench.accuracy`) were last run before bundle format 2: their LSTM rows are",
+        "  the network's own forecast. The served forecast (the network's log return times the validation",
+        "  weight) is scored, with its Diebold-Mariano test, in the intervals section (`bench.intervals`).",
         "- Training wall times above come from runs that shared the 2 cores with other work; alone, the full",
         "  PETR4 pipeline (`python -m training --source csv --csv ../shared/data/petr4_daily.csv`: fit with early",
         "  stopping, ONNX export and parity, int8, evaluation, registration) took 26 s, and `--target level`",
