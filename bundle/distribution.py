@@ -18,6 +18,10 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
 
 EWMA_LAMBDA = 0.94
+#: sigma never exceeds this (daily log-return units, ~65% a day): beyond it nothing more is known,
+#: and a valid but absurd window (the fuzzer's closes alternating 1e-320 and 1e308) must still get a
+#: bounded interval width around its point forecast.
+SIGMA_CAP = 0.5
 #: Central coverages whose |z| quantile is calibrated (must include every served interval level).
 LEVELS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.975, 0.99)
 
@@ -72,8 +76,11 @@ class PredictiveDistribution(BaseModel):
         return self
 
     def sigma(self, closes: np.ndarray) -> np.ndarray:
-        """`[b, window]` -> `[b]` scale of the next log return, floored (a constant window has 0)."""
-        return np.maximum(ewma_sigma(closes, self.ewma_lambda), self.sigma_floor)
+        """`[b, window]` -> `[b]` scale of the next log return, floored (a constant window has 0)
+        and capped at SIGMA_CAP."""
+        return np.clip(
+            ewma_sigma(closes, self.ewma_lambda), self.sigma_floor, max(SIGMA_CAP, self.sigma_floor)
+        )
 
     def halfwidth(self, coverage: np.ndarray | float) -> np.ndarray:
         """Normalized half-width (units of sigma) of the central interval of `coverage` in [0, 1)."""
