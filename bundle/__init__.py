@@ -4,6 +4,7 @@ A bundle is a directory holding the ONNX model(s), the feature/scaler definition
 JSON. Training writes it; the predictor and the promotion gate read it with onnxruntime only.
 """
 
+from bundle.distribution import PredictiveDistribution
 from bundle.io import BundleError, LoadedBundle, load_bundle, write_bundle
 from bundle.runtime import Forecast, OnnxForecaster
 from bundle.schema import (
@@ -26,6 +27,7 @@ __all__ = [
     "Forecast",
     "LoadedBundle",
     "OnnxForecaster",
+    "PredictiveDistribution",
     "Scaler",
     "VariantFile",
     "load_bundle",

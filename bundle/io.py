@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from bundle.schema import METADATA_FILE, BundleMetadata, Variant
+from bundle.schema import METADATA_FILE, SUPPORTED_FORMATS, BundleMetadata, Variant
 
 
 class BundleError(RuntimeError):
@@ -52,8 +52,18 @@ def read_metadata(directory: Path) -> BundleMetadata:
     if not meta_path.is_file():
         raise BundleError(f"no {METADATA_FILE} in {directory}")
     try:
-        return BundleMetadata.model_validate(json.loads(meta_path.read_text()))
-    except (json.JSONDecodeError, UnicodeDecodeError, ValidationError) as exc:
+        raw = json.loads(meta_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BundleError(f"invalid {meta_path}: {exc}") from exc
+    version = raw.get("format_version", 1) if isinstance(raw, dict) else None
+    if version not in SUPPORTED_FORMATS:
+        raise BundleError(
+            f"invalid {meta_path}: bundle format version {version!r} is not supported "
+            f"(this build reads {', '.join(map(str, SUPPORTED_FORMATS))})"
+        )
+    try:
+        return BundleMetadata.model_validate(raw)
+    except ValidationError as exc:
         raise BundleError(f"invalid {meta_path}: {exc}") from exc
 
 

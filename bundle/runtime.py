@@ -14,13 +14,25 @@ from bundle.schema import Variant
 from bundle.transform import model_inputs, to_price
 
 
+def shrink(forecast: np.ndarray, last_close: np.ndarray, weight: float) -> np.ndarray:
+    """`last * (forecast / last) ** weight`: the log return scaled toward 0 (naive) by `weight`."""
+    if weight == 1.0:
+        return forecast
+    return last_close * np.exp(weight * np.log(forecast / last_close))
+
+
 @dataclass(frozen=True)
 class Forecast:
-    """`mean[b, h]` next closes; `lower/upper[coverage][b, h]` interval bounds (price units)."""
+    """`mean[b, h]` next closes; `lower/upper[coverage][b, h]` interval bounds (price units).
+
+    `sigma[b]` is the window's volatility (format 2; None for format 1), `widen[h]` = sqrt(h).
+    """
 
     mean: np.ndarray
     lower: dict[float, np.ndarray]
     upper: dict[float, np.ndarray]
+    sigma: np.ndarray | None = None
+    widen: np.ndarray | None = None
 
 
 class OnnxForecaster:
@@ -72,8 +84,13 @@ class OnnxForecaster:
         return out.reshape(-1)
 
     def predict(self, closes: np.ndarray) -> np.ndarray:
-        """`[b, window]` closes -> `[b]` next closes (float64, price units)."""
-        return to_price(self.run_scaled(model_inputs(closes, self.spec)), closes, self.spec)
+        """`[b, window]` closes -> `[b]` next closes (float64, price units).
+
+        The network's log return over the last close is multiplied by the bundle's `point_weight`
+        (chosen on validation; 0 is the naive forecast), so a network without skill cannot add noise.
+        """
+        raw = to_price(self.run_scaled(model_inputs(closes, self.spec)), closes, self.spec)
+        return shrink(raw, np.asarray(closes, dtype=np.float64)[:, -1], self.bundle.metadata.point_weight)
 
     def forecast(self, closes: np.ndarray, horizon: int = 1) -> Forecast:
         """Recursive multi-step forecast with conformal intervals.
@@ -90,10 +107,37 @@ class OnnxForecaster:
             window = np.concatenate([window[:, 1:], nxt[:, None]], axis=1)
         mean = np.stack(means, axis=1)
         widen = np.sqrt(np.arange(1, horizon + 1, dtype=np.float64))
+        meta = self.bundle.metadata
         lower, upper = {}, {}
-        for interval in self.bundle.metadata.intervals:
-            lower[interval.coverage], upper[interval.coverage] = interval.bounds(mean, widen)
-        return Forecast(mean=mean, lower=lower, upper=upper)
+        if meta.distribution is None:  # format 1: static intervals, as served before format 2
+            for interval in meta.intervals:
+                lower[interval.coverage], upper[interval.coverage] = interval.bounds(mean, widen)
+            return Forecast(mean=mean, lower=lower, upper=upper)
+        # The scale comes from the observed window only (never from fed-back forecasts).
+        sigma = meta.distribution.sigma(np.asarray(closes, dtype=np.float64))
+        for interval in meta.intervals:
+            lower[interval.coverage], upper[interval.coverage] = meta.distribution.bounds(
+                mean, sigma, interval.coverage, widen
+            )
+        return Forecast(mean=mean, lower=lower, upper=upper, sigma=sigma, widen=widen)
+
+    def quantile(self, result: Forecast, q: float) -> np.ndarray:
+        """Quantile `q` in (0, 1) of a forecast, `[b, h]`; consistent with its interval bounds.
+
+        Format 2: from the predictive distribution. Format 1: only the static intervals' levels
+        (and 0.5) exist; any other level raises ValueError.
+        """
+        if q == 0.5:
+            return result.mean
+        dist = self.bundle.metadata.distribution
+        if dist is not None and result.sigma is not None:
+            return dist.quantile(result.mean, result.sigma, q, result.widen)
+        coverage = round(abs(2.0 * q - 1.0), 6)
+        side = result.lower if q < 0.5 else result.upper
+        for c, values in side.items():
+            if round(c, 6) == coverage:
+                return values
+        raise ValueError(f"quantile {q} is not available from this format 1 bundle")
 
     def self_test(self) -> None:
         """Run a deterministic window through the model; refuse a model that answers nonsense."""

@@ -6,9 +6,14 @@ from datetime import date, datetime
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
 
-BUNDLE_FORMAT_VERSION = 1
+from bundle.distribution import PredictiveDistribution
+
+#: 2 adds `point_weight` (shrinkage toward naive) and `distribution` (volatility-adaptive intervals
+#: and quantiles). Format 1 bundles still load and serve as before (static intervals, raw forecast).
+BUNDLE_FORMAT_VERSION = 2
+SUPPORTED_FORMATS = (1, 2)
 METADATA_FILE = "metadata.json"
 ONNX_INPUT = "x"
 ONNX_OUTPUT = "y"
@@ -53,10 +58,12 @@ class FeatureSpec(_Strict):
 
 
 class ConformalInterval(_Strict):
-    """Split-conformal interval `[yhat * exp(-q), yhat * exp(q)]`.
+    """Split-conformal interval `[yhat * exp(-q), yhat * exp(q)]` (static: the same width always).
 
     `q` is a quantile of |log(actual / forecast)| on validation: relative residuals keep the
-    interval valid when the price level drifts between validation and serving.
+    interval valid when the price level drifts between validation and serving. Format 1 serves it;
+    format 2 keeps it as the static reference (what the served distribution is compared with), and
+    `test_coverage` is then the static interval's.
     """
 
     coverage: float = Field(gt=0, lt=1, description="nominal coverage, e.g. 0.8")
@@ -83,7 +90,9 @@ class SplitRange(_Strict):
 
 
 class BundleMetadata(_Strict):
-    format_version: Literal[1] = BUNDLE_FORMAT_VERSION
+    format_version: Literal[1, 2] = Field(
+        1, description="1: static intervals; 2: point_weight + distribution (what training writes)"
+    )
     model_name: str
     ticker: str
     source: str = Field(description="where the training data came from, in words")
@@ -92,10 +101,37 @@ class BundleMetadata(_Strict):
     data_end: date
     splits: dict[Literal["train", "validation", "test"], SplitRange]
     features: FeatureSpec
-    intervals: tuple[ConformalInterval, ...]
+    intervals: tuple[ConformalInterval, ...] = Field(description="served coverages; static reference")
+    point_weight: float = Field(
+        1.0, ge=0, le=1, description="served log return = weight x the network's (0 = naive)"
+    )
+    distribution: PredictiveDistribution | None = Field(
+        None, description="format 2: the served predictive distribution (None in format 1)"
+    )
     metrics: dict[str, float] = Field(description="test metrics in price units, with naive")
     variants: dict[Variant, VariantFile]
     onnx_input: str = ONNX_INPUT
     onnx_output: str = ONNX_OUTPUT
     packages: dict[str, str] = Field(default_factory=dict)
     hyperparameters: dict[str, float | int | str] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _infer_format(cls, data):
+        """Unstated format: 2 when a distribution is given, else 1 (metadata built in code)."""
+        if isinstance(data, dict) and "format_version" not in data:
+            data = {**data, "format_version": 2 if data.get("distribution") is not None else 1}
+        return data
+
+    @model_validator(mode="after")
+    def _format(self) -> BundleMetadata:
+        if self.format_version == 2 and self.distribution is None:
+            raise ValueError("bundle format 2 needs a `distribution`")
+        if self.format_version == 1 and (self.distribution is not None or self.point_weight != 1.0):
+            raise ValueError("bundle format 1 has no `distribution` or `point_weight`: use format 2")
+        if self.distribution is not None:
+            levels = set(self.distribution.levels)
+            missing = [i.coverage for i in self.intervals if i.coverage not in levels]
+            if missing:
+                raise ValueError(f"coverages {missing} are not calibrated levels of the distribution")
+        return self

@@ -43,17 +43,22 @@ class Monitor:
     def evaluate(self) -> Realized:
         s = self.settings
         frame = read_csv(s.csv) if s.source == "csv" else fetch_yfinance(s)
-        frame, _ = validate(frame, window=1, min_windows=s.sessions, drop_frozen=True)
+        frame, _ = validate(
+            frame, window=1, min_windows=max(s.sessions, s.interval_sessions), drop_frozen=True
+        )
         version, forecaster = self.forecaster()
         result = realized(
-            frame["close"].to_numpy(), [d.date() for d in frame["date"]], forecaster, s.sessions
-        )
+            frame["close"].to_numpy(), [d.date() for d in frame["date"]], forecaster, s.sessions,
+            s.interval_sessions,
+        )  # fmt: skip
         labels = {"model": s.model_name, "version": version}
         if self.previous_version not in (None, version):  # a new champion: drop the old series
             for gauge in (metrics.MAE, metrics.NAIVE_MAE, metrics.RATIO, metrics.SESSIONS):
                 gauge.remove(s.model_name, self.previous_version)
             for coverage in result.coverage:
                 metrics.COVERAGE.remove(s.model_name, self.previous_version, level_label(coverage))
+            for coverage in result.winkler:
+                metrics.WINKLER.remove(s.model_name, self.previous_version, level_label(coverage))
         self.previous_version = version
         metrics.MAE.labels(**labels).set(result.mae)
         metrics.NAIVE_MAE.labels(**labels).set(result.naive_mae)
@@ -61,6 +66,8 @@ class Monitor:
         metrics.SESSIONS.labels(**labels).set(result.sessions)
         for coverage, value in result.coverage.items():
             metrics.COVERAGE.labels(**labels, coverage=level_label(coverage)).set(value)
+        for coverage, value in result.winkler.items():
+            metrics.WINKLER.labels(**labels, coverage=level_label(coverage)).set(value)
         latest = datetime(result.latest.year, result.latest.month, result.latest.day, tzinfo=UTC)
         metrics.LATEST_CLOSE.labels(s.model_name).set(latest.timestamp())
         metrics.LAST_SUCCESS.labels(s.model_name).set(time.time())

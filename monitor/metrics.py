@@ -14,6 +14,11 @@ COVERAGE = Gauge(
     "forecaster_realized_interval_coverage", "Share of the N sessions inside the conformal interval",
     [*LABELS, "coverage"],
 )  # fmt: skip
+WINKLER = Gauge(
+    "forecaster_realized_interval_score",
+    "Mean Winkler interval score of the served interval over the N sessions (price units)",
+    [*LABELS, "coverage"],
+)
 SESSIONS = Gauge("forecaster_realized_sessions", "Sessions the realized metrics cover", LABELS)
 LATEST_CLOSE = Gauge(
     "forecaster_data_latest_close_timestamp_seconds",

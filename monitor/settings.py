@@ -27,6 +27,9 @@ class MonitorSettings(BaseSettings):
     fetch_retries: PositiveInt = Field(3, description="fetch attempts before a run fails")
     fetch_backoff_s: float = Field(5.0, ge=0, description="first retry delay, doubled each time")
     sessions: PositiveInt = Field(20, description="realized MAE over the last N sessions")
+    interval_sessions: PositiveInt = Field(
+        120, description="realized coverage and interval score over the last N sessions"
+    )
     interval_s: float = Field(3600.0, gt=0, description="seconds between evaluations")
     port: PositiveInt = Field(9090, description="/metrics port")
     once: bool = Field(False, description="evaluate once, print, exit (no server)")

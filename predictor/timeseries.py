@@ -1,8 +1,9 @@
 """KServe's time-series forecast schema (`POST /v1/timeseries/forecast`) for bundle models.
 
-Quantiles are the bundle's declared outputs (bundle.outputs): an interval of coverage c gives the
-(1 - c) / 2 and (1 + c) / 2 quantiles; 0.5 is the point forecast. Horizons > 1 are recursive, and the interval
-widens as sqrt(h) (see bundle.runtime.OnnxForecaster.forecast).
+Quantiles come from the bundle's predictive distribution (format 2): any level in (0, 1), monotone
+in the level, equal to the v2 interval bounds at (1 -+ c) / 2, and 0.5 is the point forecast. The
+default levels are the declared outputs' (bundle.outputs). Format 1 bundles give only those levels.
+Horizons > 1 are recursive, and the spread grows as sqrt(h) (see bundle.runtime.OnnxForecaster).
 """
 
 from __future__ import annotations
@@ -23,16 +24,22 @@ from kserve.protocol.rest.timeseries.types import (
     TimeSeriesType,
 )
 
-from bundle.outputs import Output
 from predictor.codecs import Rejected, check_closes, finite_forecast
 
 if TYPE_CHECKING:
     from predictor.model import ForecastModel, Served
 
 
-def available_quantiles(served: Served) -> dict[float, Output]:
-    """quantile (rounded to 6 places) -> the declared output that serves it."""
-    return {round(out.quantile, 6): out for out in served.forecaster.outputs}
+def available_quantiles(served: Served) -> list[float]:
+    """The default quantiles: those of the declared outputs (0.5 and both ends of every interval)."""
+    return sorted({round(out.quantile, 6) for out in served.forecaster.outputs})
+
+
+def _unavailable(served: Served, wanted: list[float]) -> list[float]:
+    if served.forecaster.bundle.metadata.distribution is not None:
+        return [q for q in wanted if not 0.0 < q < 1.0]
+    default = set(available_quantiles(served))
+    return [q for q in wanted if round(q, 6) not in default]
 
 
 def _next_timestamp(start: str | None, frequency, steps: int) -> str:
@@ -59,11 +66,15 @@ def forecast(
     if not request.inputs:
         raise Rejected("shape", "inputs is empty: send at least one series")
     available = available_quantiles(served)
-    wanted = request.options.quantiles if request.options.quantiles is not None else sorted(available)
-    missing = [q for q in wanted if round(q, 6) not in available]
+    wanted = request.options.quantiles if request.options.quantiles is not None else available
+    missing = _unavailable(served, wanted)
     if missing:
-        raise Rejected("quantile", f"quantiles {missing} are not available; this model gives "
-                       f"{sorted(available)} (from its conformal intervals)")  # fmt: skip
+        gives = (
+            "any level in (0, 1)"
+            if served.forecaster.bundle.metadata.distribution is not None
+            else f"{available} (from its format 1 bundle's static intervals)"
+        )
+        raise Rejected("quantile", f"quantiles {missing} are not available; this model gives {gives}")
     rows = []
     for item in request.inputs:
         if item.type != TimeSeriesType.UNIVARIATE or any(isinstance(v, list) for v in item.series):
@@ -75,11 +86,16 @@ def forecast(
         rows.append(series[0, -window:])
     closes = check_closes(np.concatenate(rows), len(rows), window, max_batch)
     result = finite_forecast(served.forecaster, closes, horizon)
+    with np.errstate(over="ignore", invalid="ignore"):
+        values = {q: served.forecaster.quantile(result, q) for q in wanted}
+    overflow = [q for q, v in values.items() if not np.isfinite(v).all()]
+    if overflow:
+        raise Rejected(
+            "overflow", f"quantile {overflow[0]} is not finite for these closes: prices are too extreme"
+        )
     outputs = []
     for i, item in enumerate(request.inputs):
-        quantiles = {}
-        for q in wanted:
-            quantiles[str(q)] = available[round(q, 6)].values(result)[i].tolist()
+        quantiles = {str(q): values[q][i].tolist() for q in wanted}
         content = TimeSeriesForecast(
             type=TimeSeriesType.UNIVARIATE, name=item.name, mean_forecast=result.mean[i].tolist(),
             frequency=item.frequency, quantiles=quantiles,

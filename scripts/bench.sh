@@ -6,6 +6,7 @@ EXTRAS=${EXTRAS:-train,serve,dev,bench} bash scripts/setup.sh
 command -v wrk >/dev/null || { sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo; $sudo apt-get update -qq; $sudo apt-get install -y -qq wrk >/dev/null; }
 PY=.venv/bin/python
 $PY -m bench.accuracy
+$PY -m bench.intervals
 $PY -m bench.inference
 $PY -m bench.serving
 $PY -m bench.coldstart

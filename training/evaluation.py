@@ -1,10 +1,13 @@
-"""Walk-forward one-step-ahead metrics in price units, always beside the naive forecast."""
+"""Walk-forward one-step-ahead metrics in price units, always beside the naive forecast and, for
+intervals, beside the static split-conformal reference."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from bundle.distribution import PredictiveDistribution, conformal_quantile
 from bundle.schema import ConformalInterval
+from training.scores import SERVED_QUANTILES, interval_scores, symmetric_quantiles
 
 
 def point_metrics(actual: np.ndarray, forecast: np.ndarray) -> dict[str, float]:
@@ -34,15 +37,14 @@ def conformal_intervals(
 ) -> tuple[ConformalInterval, ...]:
     """Split conformal on relative (log) residuals of the validation part.
 
-    q is the ceil((n + 1) * c) / n empirical quantile of |log(actual / forecast)|, which gives
-    finite-sample coverage >= c under exchangeability. Coverage is then measured on test.
+    q is the ceil((n + 1) c)-th smallest |log(actual / forecast)|, which gives finite-sample
+    coverage >= c under exchangeability (the same rule as the served distribution's). Coverage is
+    then measured on test.
     """
     scores = np.abs(np.log(np.asarray(val_actual) / np.asarray(val_forecast)))
-    n = len(scores)
     intervals = []
     for c in coverages:
-        level = min(1.0, np.ceil((n + 1) * c) / n)
-        q = float(np.quantile(scores, level, method="higher"))
+        q = conformal_quantile(scores, c)
         interval = ConformalInterval(coverage=c, log_halfwidth=q)
         if test_actual is not None and test_forecast is not None:
             lo, hi = interval.bounds(test_forecast)
@@ -50,3 +52,41 @@ def conformal_intervals(
             interval = interval.model_copy(update={"test_coverage": covered})
         intervals.append(interval)
     return tuple(intervals)
+
+
+def distribution_bands(
+    dist: PredictiveDistribution, closes: np.ndarray, point: np.ndarray, coverages: tuple[float, ...]
+) -> tuple[dict[float, tuple[np.ndarray, np.ndarray]], dict[float, np.ndarray]]:
+    """One-step bounds per coverage and the served quantiles, `[n]` each, from the distribution."""
+    sigma = dist.sigma(closes)
+    p = np.asarray(point, dtype=np.float64)[:, None]
+    bounds = {c: tuple(b[:, 0] for b in dist.bounds(p, sigma, c)) for c in coverages}
+    quantiles = {q: dist.quantile(p, sigma, q)[:, 0] for q in SERVED_QUANTILES}
+    return bounds, quantiles
+
+
+def distribution_scores(
+    dist: PredictiveDistribution,
+    closes: np.ndarray,
+    actual: np.ndarray,
+    point: np.ndarray,
+    coverages: tuple[float, ...],
+) -> dict[str, float]:
+    """coverage / width / Winkler per level and pinball of the served (EWMA-conformal) distribution."""
+    bounds, quantiles = distribution_bands(dist, closes, point, coverages)
+    return interval_scores(actual, bounds, quantiles)
+
+
+def static_scores(
+    intervals: tuple[ConformalInterval, ...], actual: np.ndarray, point: np.ndarray
+) -> dict[str, float]:
+    """The same scores for the static split-conformal intervals (format 1's), prefixed `static_`.
+
+    Its quantiles other than the interval ends are the log-linear interpolation of |residual|
+    quantiles, so that pinball compares like with like on the served levels.
+    """
+    bounds = {i.coverage: i.bounds(point) for i in intervals}
+    levels = np.array([0.0, *(i.coverage for i in intervals)])
+    widths = np.array([0.0, *(i.log_halfwidth for i in intervals)])
+    quantiles = symmetric_quantiles(point, lambda c: np.interp(c, levels, widths))
+    return interval_scores(actual, bounds, quantiles, prefix="static_")

@@ -20,6 +20,7 @@ class ChampionScore:
     version: str
     mae: float | None = None
     error: str | None = None
+    winkler: dict[float, float] | None = None  # its Winkler interval score per level, same window
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,14 @@ class GateDecision:
         return {"gate.decision": self.outcome, "gate.reasons": "; ".join(self.reasons)}
 
 
-def decide(mae: float, naive_mae: float, margin: float, champion: ChampionScore | None) -> GateDecision:
+def decide(
+    mae: float,
+    naive_mae: float,
+    margin: float,
+    champion: ChampionScore | None,
+    *,
+    winkler: dict[float, float] | None = None,
+) -> GateDecision:
     """Promote only if the new model is within `margin` of naive and beats the champion.
 
     Both MAEs are measured on the same recent window (the new run's test part), so the
@@ -59,4 +67,24 @@ def decide(mae: float, naive_mae: float, margin: float, champion: ChampionScore 
     else:
         outcome = "rejected"
         reasons.append(f"MAE {mae:.4f} does not beat champion's {champion.mae:.4f} on the same window")
-    return GateDecision(outcome, tuple(reasons))
+    interval_ok, interval_reasons = _intervals(winkler, champion.winkler if champion else None)
+    if not interval_ok and outcome == "promoted":
+        outcome = "rejected"
+    return GateDecision(outcome, tuple(reasons + interval_reasons))
+
+
+def _intervals(
+    winkler: dict[float, float] | None, champion: dict[float, float] | None
+) -> tuple[bool, list[str]]:
+    """Refuse a candidate whose Winkler interval score is worse than the champion's at any level
+    both serve, on the same window: a sharper point forecast must not buy worse intervals."""
+    if not winkler or not champion:
+        return True, []
+    ok, reasons = True, []
+    for level in sorted(set(winkler) & set(champion)):
+        mine, theirs = winkler[level], champion[level]
+        worse = mine > theirs
+        ok &= not worse
+        verb = "is worse than" if worse else "is no worse than"
+        reasons.append(f"Winkler {level:.0%} {mine:.4f} {verb} champion's {theirs:.4f} on the same window")
+    return ok, reasons

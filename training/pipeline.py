@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from bundle import (
+    BUNDLE_FORMAT_VERSION,
     BundleError,
     BundleMetadata,
     LoadedBundle,
@@ -23,16 +24,26 @@ from bundle import (
 )
 from bundle.io import sha256_bytes
 from bundle.outputs import columns, level_label, outputs
+from bundle.runtime import shrink
 from bundle.schema import SplitRange
 from bundle.transform import model_inputs, to_price
 from training import registry
+from training.calibration import point_weight, predictive_distribution, sigma_floor
 from training.data import Series, load_series
 from training.errors import BundleRoundTripError
-from training.evaluation import compare_with_naive, conformal_intervals, point_metrics
+from training.evaluation import (
+    compare_with_naive,
+    conformal_intervals,
+    distribution_bands,
+    distribution_scores,
+    point_metrics,
+    static_scores,
+)
 from training.export import Exported, export, run_onnx
 from training.fit import fit
 from training.gate import ChampionScore, GateDecision, decide
 from training.plot import plot_forecast
+from training.scores import winkler
 from training.settings import TrainSettings
 from training.splits import MIN_TRAIN_WINDOWS, Part, Splits, make_splits
 
@@ -95,31 +106,39 @@ def build_bundle(
 ) -> tuple[LoadedBundle, dict[str, float], pd.DataFrame]:
     """Evaluate the exported models walk-forward on test and write the bundle."""
     test, val = splits.test, splits.validation
-    fp32_test = _forecast(exported.fp32, test, splits)
-    naive_test = test.closes[:, -1]
+    naive_test, naive_val = test.closes[:, -1], val.closes[:, -1]
+    raw_test = _forecast(exported.fp32, test, splits)
+    raw_val = _forecast(exported.fp32, val, splits)
+    weight = point_weight(val.next_close, naive_val, raw_val) if settings.shrink_to_naive else 1.0
+    fp32_test = shrink(raw_test, naive_test, weight)
+    val_point = shrink(raw_val, naive_val, weight)
     metrics = compare_with_naive(test.next_close, fp32_test, naive_test)
+    metrics["point_weight"] = weight
+    metrics["network_mae_ratio"] = point_metrics(test.next_close, raw_test)["mae"] / metrics["naive_mae"]
     files = {"model.onnx": exported.fp32}
     variants = {"fp32": VariantFile(file="model.onnx", sha256=sha256_bytes(exported.fp32),
                                     nodes=exported.fp32_nodes)}  # fmt: skip
-    extra_columns = {}
+    extra_columns = {"forecast_network": raw_test}
     if exported.int8 is not None:
-        int8_test = _forecast(exported.int8, test, splits)
+        int8_test = shrink(_forecast(exported.int8, test, splits), naive_test, weight)
         metrics.update({f"int8_{k}": v for k, v in point_metrics(test.next_close, int8_test).items()})
         files["model.int8.onnx"] = exported.int8
         variants["int8"] = VariantFile(file="model.int8.onnx", sha256=sha256_bytes(exported.int8),
                                        nodes=exported.int8_nodes)  # fmt: skip
         extra_columns["forecast_int8"] = int8_test
     metrics["parity_max_abs_diff"] = exported.parity_max_abs_diff
-    intervals = conformal_intervals(
-        val.next_close,
-        _forecast(exported.fp32, val, splits),
-        settings.coverages,
-        test.next_close,
-        fp32_test,
+    intervals = conformal_intervals(val.next_close, val_point, settings.coverages, test.next_close, fp32_test)
+    distribution = predictive_distribution(
+        val.closes, val.next_close, val_point, sigma_floor(splits.train.closes), settings.ewma_lambda
     )
+    served = distribution_scores(distribution, test.closes, test.next_close, fp32_test, settings.coverages)
+    metrics.update(served)
+    metrics.update(static_scores(intervals, test.next_close, fp32_test))
     for i in intervals:
-        metrics[f"coverage_{level_label(i.coverage)}_test"] = float(i.test_coverage)
+        label = level_label(i.coverage)
+        metrics[f"coverage_{label}_test"] = served[f"coverage_{label}"]
     meta = BundleMetadata(
+        format_version=BUNDLE_FORMAT_VERSION,
         model_name=name,
         ticker=series.ticker,
         source=series.description,
@@ -129,28 +148,38 @@ def build_bundle(
         splits={"train": _range(splits.train), "validation": _range(val), "test": _range(test)},
         features=splits.spec,
         intervals=intervals,
+        point_weight=weight,
+        distribution=distribution,
         metrics=metrics,
         variants=variants,
         packages=_versions(),
         hyperparameters=hyper,
     )
     bundle = write_bundle(directory, meta, files)
-    # Round trip: the bundle, read back through the serving runtime, must give the same forecasts;
-    # the table holds exactly what the predictor would serve for each test window.
+    # Round trip: the bundle, read back through the serving runtime, must give the same forecasts
+    # and bands; the table holds exactly what the predictor would serve for each test window.
     forecaster = OnnxForecaster(bundle, "fp32")
-    served = forecaster.forecast(test.closes)
-    if not np.allclose(served.mean[:, 0], fp32_test, rtol=1e-9, atol=1e-9):
+    result = forecaster.forecast(test.closes)
+    if not np.allclose(result.mean[:, 0], fp32_test, rtol=1e-9, atol=1e-9):
         raise BundleRoundTripError("bundle round trip changed the forecasts")
+    bands, _ = distribution_bands(distribution, test.closes, fp32_test, settings.coverages)
+    for c, (lo, hi) in bands.items():
+        if not (np.allclose(result.lower[c][:, 0], lo) and np.allclose(result.upper[c][:, 0], hi)):
+            raise BundleRoundTripError("bundle round trip changed the intervals")
     frame = pd.DataFrame({"date": test.dates.strftime("%Y-%m-%d"), "actual": test.next_close,
-                          **columns(served, forecaster.outputs), **extra_columns,
-                          "naive": naive_test})  # fmt: skip
+                          **columns(result, forecaster.outputs), **extra_columns, "naive": naive_test,
+                          "sigma": result.sigma})  # fmt: skip
+    for i in intervals:  # the static split-conformal reference, around the same point forecast
+        label = level_label(i.coverage)
+        frame[f"static_lower_{label}"], frame[f"static_upper_{label}"] = i.bounds(fp32_test)
     return bundle, metrics, frame
 
 
 def _score_champion(
     settings: TrainSettings, client, name: str, splits: Splits, work: Path
 ) -> ChampionScore | None:
-    """The champion's MAE on this run's test sessions, with its own bundle; None if there is none.
+    """The champion's MAE and Winkler score per level on this run's test sessions, served exactly as
+    it serves (any bundle format); None if there is none.
 
     A champion with a shorter window is scored on the trailing part of each test window, so
     changing `--window` does not make the champion incomparable.
@@ -162,21 +191,25 @@ def _score_champion(
     if current is None:
         return None
     version, bundle = current
+    test = splits.test
     try:
         forecaster = OnnxForecaster(bundle, "fp32")
         window, ours = forecaster.window, splits.spec.window
         if window > ours:
             raise BundleError(f"its window of {window} closes is longer than this run's {ours}")
-        predicted = forecaster.predict(splits.test.closes[:, -window:])
+        result = forecaster.forecast(test.closes[:, -window:], horizon=1)
     except BundleError as exc:
         log.warning("champion version %s cannot be evaluated: %s", version, exc)
         return ChampionScore(version, error=str(exc))
     except Exception as exc:  # onnxruntime's untyped errors on a model it loaded
         log.exception("champion version %s failed on this window", version)
         return ChampionScore(version, error=f"{type(exc).__name__}: {exc}")
-    mae = point_metrics(splits.test.next_close, predicted)["mae"]
+    mae = point_metrics(test.next_close, result.mean[:, 0])["mae"]
+    scores = {
+        c: winkler(test.next_close, result.lower[c][:, 0], result.upper[c][:, 0], c) for c in result.lower
+    }
     log.info("champion version %s: MAE %.4f on this test window", version, mae)
-    return ChampionScore(version, mae=mae)
+    return ChampionScore(version, mae=mae, winkler=scores)
 
 
 def run(settings: TrainSettings) -> TrainResult:
@@ -218,7 +251,9 @@ def run(settings: TrainSettings) -> TrainResult:
         bundle, metrics, forecasts = build_bundle(staged, settings, series, splits, exported, name, hyper)
         metrics.update({k: float(v) for k, v in fit_info.items()})
         champion = _score_champion(settings, client, name, splits, work / "champion") if client else None
-        decision = decide(metrics["mae"], metrics["naive_mae"], settings.naive_margin, champion)
+        winkler_scores = {c: metrics[f"winkler_{level_label(c)}"] for c in settings.coverages}
+        decision = decide(metrics["mae"], metrics["naive_mae"], settings.naive_margin, champion,
+                          winkler=winkler_scores)  # fmt: skip
         reports = _write_reports(work, series, bundle, metrics, forecasts)
         registered = None
         if client is not None:
@@ -246,7 +281,8 @@ def _write_reports(
         work / "forecast.png",
         forecasts,
         outputs(i.coverage for i in bundle.metadata.intervals),
-        f"{series.ticker}: D+1 forecast on test (MAE/naive {metrics['mae_ratio']:.3f})",
+        f"{series.ticker}: D+1 forecast on test (MAE/naive {metrics['mae_ratio']:.3f}, "
+        f"Winkler 80% {metrics['winkler_80'] / metrics['static_winkler_80']:.2f}x static)",
     )
     table = work / "test_forecasts.csv"
     forecasts.to_csv(table, index=False)

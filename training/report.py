@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from bundle.outputs import level_label
+
 
 def table(rows: Iterable[tuple[str, ...]], header: tuple[str, ...]) -> str:
     rows = [tuple(str(c) for c in r) for r in rows]
@@ -34,12 +36,22 @@ def summary(result) -> str:
     rows.append(_row("naive (tomorrow = today)", naive, m["naive_rmse"], m["naive_mape"], naive))
     models = table(rows, ("forecast", "MAE", "RMSE", "MAPE %", "MAE / naive"))
     int8 = f"int8 MAE delta {m['int8_mae'] - m['mae']:+.4f}" if "int8_mae" in m else "no int8 variant"
+    interval_rows = []
+    for i in md.intervals:
+        pct = level_label(i.coverage)
+        for label, pre in (("EWMA-scaled conformal (served)", ""), ("static split conformal", "static_")):
+            score = m[f"{pre}winkler_{pct}"]
+            interval_rows.append(
+                (f"{pct}% {label}", f"{m[f'{pre}coverage_{pct}']:.1%}", f"{m[f'{pre}width_{pct}']:.4f}",
+                 f"{score:.4f}", f"{score / m[f'static_winkler_{pct}']:.3f}")
+            )  # fmt: skip
     intervals = table(
-        [
-            (f"{i.coverage:.0%}", f"±{i.log_halfwidth * 100:.2f}%", f"{i.test_coverage:.1%}")
-            for i in md.intervals
-        ],
-        ("conformal interval", "half-width", "test coverage"),
+        interval_rows, ("interval", "test coverage", "mean width", "Winkler", "Winkler / static")
+    )
+    pinball = (
+        f"pinball loss over quantiles 0.025..0.975: served {m['pinball']:.4f}, "
+        f"static {m['static_pinball']:.4f}; point weight {md.point_weight:.2f} "
+        f"(network MAE / naive {m['network_mae_ratio']:.4f})"
     )
     return "\n".join(
         [
@@ -52,6 +64,7 @@ def summary(result) -> str:
             models,
             "",
             intervals,
+            pinball,
             f"\nONNX parity max |torch - onnx| = {result.parity:.2e} (scaled units); {int8}",
             f"gate: {decision.outcome}: " + "; ".join(decision.reasons),
             f"registered: {result.registered or 'no (--no-registry)'}",

@@ -50,6 +50,10 @@ class TrainSettings(BaseSettings):
     validation_sessions: PositiveInt = Field(250, description="sessions for validation/conformal")
     test_sessions: PositiveInt = Field(500, description="most recent sessions held out for test")
     coverages: tuple[float, ...] = Field((0.8, 0.95), description="conformal interval coverages")
+    shrink_to_naive: bool = Field(
+        True, description="scale the network's log return by a weight in [0, 1] chosen on validation"
+    )
+    ewma_lambda: float = Field(0.94, gt=0, lt=1, description="EWMA decay of the interval's volatility")
 
     # registry and gate
     tracking_uri: str = Field("sqlite:///mlflow/mlflow.db", description="MLflow tracking URI")
@@ -70,6 +74,10 @@ class TrainSettings(BaseSettings):
             raise ValueError("--source csv needs --csv PATH")
         if self.start and self.end and self.end <= self.start:
             raise ValueError("--end must be after --start")
+        from bundle.distribution import LEVELS
+
+        if not set(self.coverages) <= set(LEVELS):
+            raise ValueError(f"--coverages must be among the calibrated levels {LEVELS}")
         if self.source == "sample":
             self.ticker = "AAPL"  # the packaged sample is AAPL, whatever the ticker setting says
         return self

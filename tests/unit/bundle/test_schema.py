@@ -37,12 +37,13 @@ def test_unknown_fields_are_refused():
         Scaler(kind="standard", center=0.0, scale=1.0, offset=2.0)
 
 
-def test_format_version_is_1_and_only_1():
+def test_a_metadata_without_a_distribution_is_format_1_and_unknown_versions_are_refused():
+    """Training writes format 2 (BUNDLE_FORMAT_VERSION); format 1 (no distribution) is still read."""
     meta = metadata(b"x")
-    assert BUNDLE_FORMAT_VERSION == 1 and meta.format_version == 1
+    assert BUNDLE_FORMAT_VERSION == 2 and meta.format_version == 1
     assert BundleMetadata.model_validate_json(meta.model_dump_json()).format_version == 1
     with pytest.raises(ValidationError):
-        BundleMetadata.model_validate({**meta.model_dump(), "format_version": 2})
+        BundleMetadata.model_validate({**meta.model_dump(), "format_version": 3})
 
 
 @pytest.mark.parametrize("target,steps", [("log_return", 4), ("level", 5)])

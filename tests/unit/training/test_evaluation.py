@@ -51,9 +51,9 @@ def val_with_scores(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 @pytest.mark.parametrize(
     "coverage,q",
     [
-        (0.5, 0.07),  # ceil(11 * 0.5) / 10 = 0.6: the 'higher' 0.6 quantile of 10 scores is the 7th
-        (0.7, 0.09),  # ceil(11 * 0.7) / 10 = 0.8 -> the 9th
-        (0.95, 0.10),  # ceil(11 * 0.95) / 10 = 1.1, clamped to 1 -> the largest
+        (0.5, 0.06),  # the ceil((n + 1) c)-th smallest of n = 10 scores: ceil(5.5) = 6th
+        (0.7, 0.08),  # ceil(7.7) = 8th
+        (0.95, 0.10),  # ceil(10.45) = 11 > n: clamped to the largest
     ],
 )
 def test_conformal_level_for_small_n_exactly(coverage, q):

@@ -1,0 +1,34 @@
+"""With a real registry: a candidate whose interval score is worse than the champion's on the common
+window is registered but refused, and the alias stays where it was."""
+
+from __future__ import annotations
+
+import pytest
+from mlflow import MlflowClient
+
+from tests.conftest import fast_settings
+from training import pipeline
+
+pytestmark = pytest.mark.slow
+
+
+def test_worse_interval_score_leaves_the_alias(tmp_path, monkeypatch):
+    settings = fast_settings(tmp_path, model_name="wink", max_epochs=1)
+    first = pipeline.run(settings)
+    assert first.decision.promote and first.metadata.format_version == 2
+    assert {"winkler_80", "winkler_95", "static_winkler_80", "pinball"} <= first.metrics.keys()
+    real = pipeline._champion_scores
+
+    def champion_with_perfect_intervals(forecaster, splits):
+        _mae, winkler = real(forecaster, splits)  # the champion really is scored on this window
+        assert winkler[0.8] == pytest.approx(first.metrics["winkler_80"])
+        return float("inf"), {c: 0.0 for c in winkler}  # beaten on MAE, unbeatable on intervals
+
+    monkeypatch.setattr(pipeline, "_champion_scores", champion_with_perfect_intervals)
+    second = pipeline.run(settings.model_copy(update={"output_dir": tmp_path / "out2"}))
+    client = MlflowClient(settings.tracking_uri, settings.tracking_uri)
+    assert not second.decision.promote
+    assert str(client.get_model_version_by_alias("wink", "champion").version) == "1"
+    tags = client.get_model_version("wink", "2").tags
+    assert tags["gate.decision"] == "rejected"
+    assert "Winkler 80%" in tags["gate.reasons"] and "is worse than champion's 0.0000" in tags["gate.reasons"]

@@ -1,0 +1,55 @@
+"""The point forecast falls back to naive when the network has no skill, and keeps real skill."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bundle.runtime import shrink
+from training.calibration import point_weight
+
+
+def walk(n: int, seed: int, ar: float = 0.0) -> np.ndarray:
+    """Closes whose log returns are AR(1) with coefficient `ar` (0: a pure random walk)."""
+    rng = np.random.default_rng(seed)
+    eps = rng.normal(0, 0.02, n)
+    r = np.empty(n)
+    r[0] = eps[0]
+    for t in range(1, n):
+        r[t] = ar * r[t - 1] + eps[t]
+    return 30.0 * np.exp(np.cumsum(r))
+
+
+def mae_ratio(actual, forecast, last) -> float:
+    return float(np.mean(np.abs(forecast - actual)) / np.mean(np.abs(last - actual)))
+
+
+def test_on_a_random_walk_the_served_forecast_is_no_worse_than_naive():
+    """A network without skill: its predicted log return is noise of the size of a real return."""
+    for seed in range(5):
+        closes = walk(1501, seed)
+        last, actual = closes[:-1], closes[1:]
+        noise = np.random.default_rng(100 + seed).normal(0, 0.01, len(last))
+        network = last * np.exp(noise)
+        val, test = slice(0, 250), slice(250, 750)
+        w = point_weight(actual[val], last[val], network[val])
+        served = shrink(network[test], last[test], w)
+        assert mae_ratio(actual[test], network[test], last[test]) > 1.02  # the raw network loses
+        assert mae_ratio(actual[test], served, last[test]) <= 1.005, (seed, w)
+
+
+def test_real_skill_is_kept():
+    """AR(1) returns with coefficient 0.3 and a network that knows it: the weight stays high."""
+    closes = walk(1501, 7, ar=0.3)
+    r = np.diff(np.log(closes))
+    last, actual = closes[1:-1], closes[2:]
+    network = last * np.exp(0.3 * r[:-1])
+    val, test = slice(0, 250), slice(250, 750)
+    w = point_weight(actual[val], last[val], network[val])
+    assert w >= 0.6
+    assert mae_ratio(actual[test], shrink(network[test], last[test], w), last[test]) < 0.99
+
+
+def test_weight_zero_is_exactly_naive_and_one_is_the_network():
+    last, f = np.array([10.0, 20.0]), np.array([11.0, 19.0])
+    np.testing.assert_allclose(shrink(f, last, 0.0), last)
+    np.testing.assert_array_equal(shrink(f, last, 1.0), f)
