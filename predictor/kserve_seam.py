@@ -177,13 +177,21 @@ async def rejected_request(_request, exc: InvalidInput) -> JSONResponse:
 
 
 class QuietStatusInterceptor(ExceptionToStatusInterceptor):
-    """gRPC: a refused request is INVALID_ARGUMENT with one log line, not kserve's traceback."""
+    """gRPC: a refusal of ours (bad input, repository locked, model not ready yet) is its status code
+    with one log line, not kserve's traceback; anything else goes to kserve's handling."""
+
+    CODES = (
+        (InvalidInput, grpc.StatusCode.INVALID_ARGUMENT),
+        (RepositoryLockedError, grpc.StatusCode.UNIMPLEMENTED),
+        (NotReadyError, grpc.StatusCode.UNAVAILABLE),
+    )
 
     async def handle_exception(self, ex, request_or_iterator, context, method_name):
-        if not isinstance(ex, InvalidInput):
+        code = next((c for kind, c in self.CODES if isinstance(ex, kind)), None)
+        if code is None:
             return await super().handle_exception(ex, request_or_iterator, context, method_name)
         rejections.info("rejected: %s (%s)", ex.reason, method_name)
-        return await context.abort(grpc.StatusCode.INVALID_ARGUMENT, ex.reason)
+        return await context.abort(code, ex.reason)
 
 
 class TokenInterceptor(grpc.aio.ServerInterceptor):

@@ -8,6 +8,7 @@ from mlflow import MlflowClient
 
 from tests.conftest import fast_settings
 from training import pipeline
+from training.gate import ChampionScore
 
 pytestmark = pytest.mark.slow
 
@@ -17,14 +18,15 @@ def test_worse_interval_score_leaves_the_alias(tmp_path, monkeypatch):
     first = pipeline.run(settings)
     assert first.decision.promote and first.metadata.format_version == 2
     assert {"winkler_80", "winkler_95", "static_winkler_80", "pinball"} <= first.metrics.keys()
-    real = pipeline._champion_scores
+    real = pipeline._score_champion
 
-    def champion_with_perfect_intervals(forecaster, splits):
-        _mae, winkler = real(forecaster, splits)  # the champion really is scored on this window
-        assert winkler[0.8] == pytest.approx(first.metrics["winkler_80"])
-        return float("inf"), {c: 0.0 for c in winkler}  # beaten on MAE, unbeatable on intervals
+    def champion_with_perfect_intervals(*args, **kwargs):
+        score = real(*args, **kwargs)  # the champion really is scored on this window
+        assert score.winkler[0.8] == pytest.approx(first.metrics["winkler_80"])
+        # beaten on MAE, unbeatable on intervals
+        return ChampionScore(score.version, mae=float("inf"), winkler={c: 0.0 for c in score.winkler})
 
-    monkeypatch.setattr(pipeline, "_champion_scores", champion_with_perfect_intervals)
+    monkeypatch.setattr(pipeline, "_score_champion", champion_with_perfect_intervals)
     second = pipeline.run(settings.model_copy(update={"output_dir": tmp_path / "out2"}))
     client = MlflowClient(settings.tracking_uri, settings.tracking_uri)
     assert not second.decision.promote

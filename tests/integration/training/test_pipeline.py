@@ -66,15 +66,18 @@ def test_bundle_reproduces_the_pipeline_test_forecasts(trained):
     served = OnnxForecaster(bundle, "fp32").predict(windows)
     np.testing.assert_allclose(served, forecasts["forecast"].to_numpy(), rtol=1e-10)
     np.testing.assert_allclose(forecasts["actual"].to_numpy(), series[-120:])
-    # The recorded test coverage is the share of test actuals inside the recorded bounds.
+    # Recorded coverages are the shares of test actuals inside the recorded bounds: the served
+    # (volatility-adaptive) bands in the metrics, the static reference in the bundle's intervals.
+    actual = forecasts["actual"].to_numpy()
     for interval in meta.intervals:
         pct = round(interval.coverage * 100)
-        actual = forecasts["actual"].to_numpy()
         inside = (actual >= forecasts[f"lower_{pct}"]) & (actual <= forecasts[f"upper_{pct}"])
-        assert interval.test_coverage == pytest.approx(inside.mean(), abs=1e-12)
+        assert result.metrics[f"coverage_{pct}_test"] == pytest.approx(inside.mean(), abs=1e-12)
+        static = (actual >= forecasts[f"static_lower_{pct}"]) & (actual <= forecasts[f"static_upper_{pct}"])
+        assert interval.test_coverage == pytest.approx(static.mean(), abs=1e-12)
         lo, hi = interval.bounds(forecasts["forecast"].to_numpy())
-        np.testing.assert_allclose(forecasts[f"lower_{pct}"], lo, rtol=1e-12)
-        np.testing.assert_allclose(forecasts[f"upper_{pct}"], hi, rtol=1e-12)
+        np.testing.assert_allclose(forecasts[f"static_lower_{pct}"], lo, rtol=1e-12)
+        np.testing.assert_allclose(forecasts[f"static_upper_{pct}"], hi, rtol=1e-12)
     assert [i.coverage for i in meta.intervals] == [0.8, 0.95] and 0 < meta.intervals[0].log_halfwidth < 0.2
 
 
