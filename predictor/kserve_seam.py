@@ -28,7 +28,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from kserve import ModelServer, model_server
 from kserve.constants.constants import INFERENCE_CONTENT_LENGTH_HEADER, PredictorProtocol
-from kserve.errors import InvalidInput, ModelNotReady
+from kserve.errors import InvalidInput, ModelNotFound, ModelNotReady
 from kserve.logging import KSERVE_LOG_CONFIG
 from kserve.protocol.dataplane import DataPlane
 from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc
@@ -170,10 +170,19 @@ async def invalid_body(_request, exc: RequestValidationError) -> JSONResponse:
     return JSONResponse({"error": message, "detail": errors}, status_code=422)
 
 
-async def rejected_request(_request, exc: InvalidInput) -> JSONResponse:
-    """kserve logs a 31-line traceback per refused request (a cheap way to flood logs): one line."""
-    rejections.info("rejected: %s", exc)
-    return JSONResponse({"error": str(exc)}, status_code=400)
+# Refusals that are the client's or the moment's, not bugs: kserve logs a 31-line traceback for each
+# (a cheap way to flood logs); here each is one line on `predictor.rejected`, with kserve's body.
+QUIET_STATUS: tuple[tuple[type[Exception], int], ...] = (
+    (InvalidInput, 400),
+    (ModelNotFound, 404),
+    (ModelNotReady, 503),
+)
+
+
+async def rejected_request(_request, exc: Exception) -> JSONResponse:
+    status = next(code for kind, code in QUIET_STATUS if isinstance(exc, kind))
+    rejections.info("rejected (%d): %s", status, exc)
+    return JSONResponse({"error": str(exc)}, status_code=status)
 
 
 class QuietStatusInterceptor(ExceptionToStatusInterceptor):
@@ -183,6 +192,7 @@ class QuietStatusInterceptor(ExceptionToStatusInterceptor):
     CODES = (
         (InvalidInput, grpc.StatusCode.INVALID_ARGUMENT),
         (RepositoryLockedError, grpc.StatusCode.UNIMPLEMENTED),
+        (ModelNotFound, grpc.StatusCode.NOT_FOUND),
         (NotReadyError, grpc.StatusCode.UNAVAILABLE),
     )
 
@@ -287,7 +297,8 @@ class ForecastRESTServer(RESTServer):
         app.add_middleware(Gatekeeper, max_body_bytes=settings.max_body_bytes, api_token=token)
         init_route_series()
         app.add_exception_handler(RequestValidationError, invalid_body)
-        app.add_exception_handler(InvalidInput, rejected_request)
+        for kind, _status in QUIET_STATUS:
+            app.add_exception_handler(kind, rejected_request)
 
         async def forecast(request: ForecastRequest, raw: Request) -> ForecastResponse:
             request = strict_forecast_request(await raw.body())  # FastAPI's parse takes "1" and true

@@ -168,5 +168,6 @@ def test_no_bad_input_produced_a_500(served):
 def test_rejections_leave_no_traceback_and_no_line_when_quiet(served, windows):
     """kserve logs a ~2 KB traceback per rejected request; here: nothing with --quiet (the default)."""
     assert served.post("/v2/models/aapl/infer", json=tensor(windows[0][:30].tolist())).status_code == 400
+    assert served.post("/v2/models/nope/infer", json=tensor(windows[0].tolist())).status_code == 404
     log = served.output()
     assert "Traceback" not in log and "rejected:" not in log

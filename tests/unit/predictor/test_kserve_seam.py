@@ -6,8 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
+from kserve.errors import ModelNotFound
 
 from predictor import kserve_seam
+from predictor.kserve_seam import NotReadyError
 from predictor.settings import PredictorSettings
 from tests.unit.predictor.conftest import make_model
 
@@ -66,7 +68,18 @@ def test_a_rejected_request_is_one_log_line_without_traceback(caplog):
         response = asyncio.run(kserve_seam.rejected_request(None, Rejected("window", "window length is 3")))
     assert response.status_code == 400 and json.loads(response.body) == {"error": "window length is 3"}
     (record,) = caplog.records
-    assert record.getMessage() == "rejected: window length is 3" and record.exc_info is None
+    assert record.getMessage() == "rejected (400): window length is 3" and record.exc_info is None
+
+
+@pytest.mark.parametrize("exc,status", [(ModelNotFound("nope"), 404), (NotReadyError("m"), 503)])
+def test_unknown_and_not_ready_models_keep_kserves_status_without_the_traceback(caplog, exc, status):
+    import asyncio
+
+    with caplog.at_level("INFO", logger="predictor.rejected"):
+        response = asyncio.run(kserve_seam.rejected_request(None, exc))
+    assert response.status_code == status and json.loads(response.body) == {"error": str(exc)}
+    (record,) = caplog.records
+    assert record.exc_info is None
 
 
 def test_quiet_logging_silences_rejections(tmp_path):
