@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 
 from bundle import OnnxForecaster, load_bundle
-from monitor.__main__ import Monitor
 from monitor.realized import realized
-from monitor.settings import MonitorSettings
+from tests.integration.monitor.conftest import sample_monitor
 from training.data import read_sample
 
 pytestmark = pytest.mark.slow
@@ -30,16 +29,12 @@ def test_realized_mae_equals_the_training_forecasts_on_the_same_sessions(trained
 def test_a_failing_source_is_counted_and_keeps_the_last_gauges(trained, tmp_path):
     from prometheus_client import REGISTRY
 
-    _, result = trained
-    csv = tmp_path / "closes.csv"
-    read_sample().to_csv(csv, index=False)
-    settings = MonitorSettings(model_source=str(result.bundle_path), model_name="unit", source="csv", csv=csv)
-    monitor = Monitor(settings)
+    monitor = sample_monitor(trained[1], tmp_path, "unit")
     assert monitor.run_once()
     good = REGISTRY.get_sample_value(
         "forecaster_realized_mae", {"model": "unit", "version": monitor.served[0]}
     )
-    csv.write_text("date,close\n2024-01-02,not-a-price\n")  # the source returns garbage
+    monitor.settings.csv.write_text("date,close\n2024-01-02,not-a-price\n")  # the source returns garbage
     assert not monitor.run_once()
     assert (
         REGISTRY.get_sample_value("forecaster_monitor_runs_total", {"model": "unit", "result": "failure"})

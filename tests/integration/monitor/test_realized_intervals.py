@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 
 from bundle import OnnxForecaster, load_bundle
-from monitor.__main__ import Monitor
 from monitor.realized import realized
-from monitor.settings import MonitorSettings
+from tests.integration.monitor.conftest import sample_monitor
 from training.data import read_sample
 from training.scores import winkler
 
@@ -36,12 +35,8 @@ def test_realized_coverage_and_winkler_over_the_interval_window(trained):
 def test_interval_score_gauge_is_exported(trained, tmp_path):
     from prometheus_client import REGISTRY
 
-    _, result = trained
-    csv = tmp_path / "closes.csv"
-    read_sample().to_csv(csv, index=False)
-    settings = MonitorSettings(model_source=str(result.bundle_path), model_name="wink", source="csv", csv=csv)
-    monitor = Monitor(settings)
-    assert monitor.run_once()
+    monitor = sample_monitor(trained[1], tmp_path, "wink")
+    got = monitor.evaluate()
     labels = {"model": "wink", "version": monitor.served[0], "coverage": "80"}
-    assert REGISTRY.get_sample_value("forecaster_realized_interval_score", labels) > 0
-    assert 0 <= REGISTRY.get_sample_value("forecaster_realized_interval_coverage", labels) <= 1
+    assert REGISTRY.get_sample_value("forecaster_realized_interval_score", labels) == got.winkler[0.8] > 0
+    assert REGISTRY.get_sample_value("forecaster_realized_interval_coverage", labels) == got.coverage[0.8]
