@@ -3,8 +3,9 @@
 kserve has no hooks for what the predictor adds, so this module subclasses its REST and gRPC
 servers (guard, deadline, token, quiet refusals), data plane (readiness, metadata, decoding) and
 repository extension, re-points its module-level server classes (what survives `--workers N`: each
-spawned worker runs `create_application` itself) and assembles its `ModelServer`. A kserve upgrade is reviewed here and nowhere else; `check_version` refuses to start
-on another version instead of failing in ways no single file explains.
+spawned worker runs `create_application` itself) and assembles its `ModelServer`. A kserve upgrade
+is reviewed here and nowhere else; `check_version` refuses to start on another version instead of
+failing in ways no single file explains.
 """
 
 from __future__ import annotations
