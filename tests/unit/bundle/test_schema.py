@@ -85,3 +85,46 @@ def test_bounds_widen_by_the_given_factor():
     lo, hi = interval.bounds(np.array([[100.0, 100.0]]), widen=np.array([1.0, 2.0]))
     np.testing.assert_allclose(lo, [[100 * math.exp(-0.1), 100 * math.exp(-0.2)]], rtol=1e-12)
     np.testing.assert_allclose(hi, [[100 * math.exp(0.1), 100 * math.exp(0.2)]], rtol=1e-12)
+
+
+def distribution(levels=(0.8, 0.95)):
+    from bundle.distribution import PredictiveDistribution
+
+    return PredictiveDistribution(sigma_floor=1e-4, levels=levels, score_quantiles=(1.2, 1.9),
+                                  tail_slope=0.5, calibration_sessions=250)  # fmt: skip
+
+
+def test_the_format_follows_the_presence_of_a_distribution():
+    meta = metadata(b"x", intervals=((0.8, 0.1), (0.95, 0.2)))
+    fields = {k: v for k, v in meta.model_dump().items() if k != "format_version"}
+    assert BundleMetadata.model_validate(fields).format_version == 1
+    two = BundleMetadata.model_validate({**fields, "distribution": distribution().model_dump()})
+    assert two.format_version == 2 and two.distribution.levels == (0.8, 0.95)
+
+
+@pytest.mark.parametrize(
+    "changes,message",
+    [
+        ({"format_version": 2}, "format 2 needs a `distribution`"),
+        ({"format_version": 1, "point_weight": 0.5}, "format 1 has no `distribution` or `point_weight`"),
+        ({"format_version": 1, "distribution": "d"}, "format 1 has no `distribution`"),
+        ({"distribution": "missing-95"}, r"coverages \[0.95\] are not calibrated levels"),
+        ({"distribution": "d", "point_weight": 1.01}, "less than or equal to 1"),
+        ({"distribution": "d", "point_weight": -0.01}, "greater than or equal to 0"),
+    ],
+)
+def test_format_rules_are_enforced(changes, message):
+    meta = metadata(b"x", intervals=((0.8, 0.1), (0.95, 0.2)))
+    fields = {k: v for k, v in meta.model_dump().items() if k != "format_version"}
+    dist = {"d": distribution().model_dump(), "missing-95": distribution((0.8, 0.9)).model_dump()}
+    if "distribution" in changes:
+        changes = {**changes, "distribution": dist[changes["distribution"]]}
+    with pytest.raises(ValidationError, match=message):
+        BundleMetadata.model_validate({**fields, **changes})
+
+
+@pytest.mark.parametrize("weight", [0.0, 1.0])
+def test_point_weights_at_the_bounds_are_valid(weight):
+    fields = {k: v for k, v in metadata(b"x", intervals=((0.8, 0.1), (0.95, 0.2))).model_dump().items()}
+    fields.update(format_version=2, distribution=distribution().model_dump(), point_weight=weight)
+    assert BundleMetadata.model_validate(fields).point_weight == weight
