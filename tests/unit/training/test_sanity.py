@@ -101,3 +101,28 @@ def test_timezone_dates_keep_their_own_calendar_day(tmp_path):
     path = tmp_path / "tokyo.csv"
     path.write_text("Date,Close\n2024-01-02 00:00:00+09:00,10\n2024-01-03 00:00:00+09:00,11\n")
     assert read_csv(path)["date"].dt.strftime("%Y-%m-%d").tolist() == ["2024-01-02", "2024-01-03"]
+
+
+def test_boundaries_are_where_the_docstring_says():
+    """Tomorrow is still accepted (a session in another timezone); a 366-day gap too; exactly 20x is
+    refused and exactly 2x is warned about; one row is not "constant"."""
+    frame = series(walk(5), start="2025-11-24")
+    tomorrow = frame.assign(date=frame["date"].where(frame.index != 4, pd.Timestamp(date(2025, 12, 2))))
+    check_series(tomorrow, today=TODAY)
+    after = frame.assign(date=frame["date"].where(frame.index != 4, pd.Timestamp(date(2025, 12, 3))))
+    with pytest.raises(DataError, match="in the future"):
+        check_series(after, today=TODAY)
+    dates = pd.to_datetime(["2020-01-01", "2020-12-31", "2022-01-01"])  # gaps of 365 and 366 days
+    check_series(pd.DataFrame({"date": dates, "close": [10.0, 11.0, 12.0], "volume": 1.0}), today=TODAY)
+    late = pd.to_datetime(["2020-01-01", "2021-01-02"])  # 367 days
+    with pytest.raises(DataError, match="367 days without a session"):
+        check_series(pd.DataFrame({"date": late, "close": [10.0, 11.0], "volume": 1.0}), today=TODAY)
+    assert check_series(series([10.0]), today=TODAY) == []
+    with pytest.raises(DataError, match="moves 20x"):
+        check_series(series([10.0, 200.0]), today=TODAY)
+    (warning,) = check_series(series([10.0, 20.0, 20.0 * 1.999]), today=TODAY)
+    assert "moves 2x in one session at row 2" in warning
+    assert check_series(series([10.0, 19.99]), today=TODAY) == []
+    assert check_series(series([0.99e9, 1e9]), today=TODAY) == []
+    with pytest.raises(DataError, match="beyond any traded price"):
+        check_series(series([1e9, 1.01e9]), today=TODAY)
