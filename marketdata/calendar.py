@@ -1,0 +1,48 @@
+"""Which session's close should be available by now: the exchange's calendar, not hand-written holidays.
+
+Closes change once per session, so a cache is valid until the next session's close has settled
+(its close plus the time the source takes to publish it).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from functools import cache
+
+import pandas as pd
+
+LOOKBACK = timedelta(days=15)  # longer than any run of holidays (B3's Carnival is 2 days)
+
+
+@cache
+def _calendar(name: str):
+    import exchange_calendars  # ~0.5 s to build a calendar: once per process and name
+
+    return exchange_calendars.get_calendar(name)
+
+
+class SessionCalendar:
+    """One exchange's sessions (BVMF is B3; XNYS for the packaged AAPL sample)."""
+
+    def __init__(self, name: str, settle: timedelta = timedelta(minutes=30)) -> None:
+        self.name, self.settle = name, settle
+        self.calendar = _calendar(name)
+
+    def last_settled_session(self, now: datetime) -> date:
+        """The latest session whose close (plus `settle`) is at or before `now` (aware, any zone)."""
+        now = pd.Timestamp(now).tz_convert("UTC")
+        sessions = self.calendar.sessions_in_range(
+            max(now.normalize().tz_localize(None) - LOOKBACK, self.calendar.first_session),
+            min(now.normalize().tz_localize(None), self.calendar.last_session),
+        )
+        for session in reversed(sessions):
+            if self.calendar.session_close(session) + self.settle <= now:
+                return session.date()
+        raise ValueError(f"{now} is outside the {self.name} calendar's range")
+
+    def is_session(self, day: date) -> bool | None:
+        """Whether `day` is a session; None outside the calendar's range (no claim either way)."""
+        stamp = pd.Timestamp(day)
+        if not self.calendar.first_session <= stamp <= self.calendar.last_session:
+            return None
+        return bool(self.calendar.is_session(stamp))
