@@ -46,3 +46,17 @@ class SessionCalendar:
         if not self.calendar.first_session <= stamp <= self.calendar.last_session:
             return None
         return bool(self.calendar.is_session(stamp))
+
+    def session_on_or_before(self, day: date) -> date | None:
+        """The latest session at or before `day`; None outside the calendar's range."""
+        stamp = pd.Timestamp(day)
+        if not self.calendar.first_session <= stamp <= self.calendar.last_session:
+            return None
+        return self.calendar.date_to_session(stamp, direction="previous").date()
+
+    def next_session(self, day: date) -> date | None:
+        """The session after `day` (the forecast's D+1); None outside the calendar's range."""
+        stamp = pd.Timestamp(day)
+        if not self.calendar.first_session <= stamp < self.calendar.last_session:
+            return None
+        return self.calendar.date_to_session(stamp + pd.Timedelta(days=1), direction="next").date()

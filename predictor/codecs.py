@@ -148,16 +148,22 @@ def finite_forecast(forecaster: OnnxForecaster, closes: np.ndarray, horizon: int
 
 
 def encode_v2(
-    result: Forecast, declared: tuple[Output, ...], model_name: str, request_id: str | None
+    result: Forecast,
+    declared: tuple[Output, ...],
+    model_name: str,
+    request_id: str | None,
+    model_version: str | None = None,
 ) -> InferResponse:
-    """One `[batch]` tensor per declared output (bundle.outputs), in declared order."""
+    """One `[batch]` tensor per declared output (bundle.outputs), in declared order, and the version
+    that answered (the transformer reports it: an alias may move between two requests)."""
     outputs = [
         InferOutput(out.name, [len(values)], out.datatype, values)
         for out, values in zip(declared, columns(result, declared).values(), strict=True)
     ]
     return InferResponse(
-        response_id=request_id or uuid.uuid4().hex, model_name=model_name, infer_outputs=outputs
-    )
+        response_id=request_id or uuid.uuid4().hex, model_name=model_name, infer_outputs=outputs,
+        model_version=model_version,
+    )  # fmt: skip
 
 
 def encode_v1(result: Forecast, declared: tuple[Output, ...]) -> dict:

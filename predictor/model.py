@@ -195,5 +195,5 @@ class ForecastModel(Model):
             result = codecs.finite_forecast(served.forecaster, payload.closes, horizon=1)
         PREDICTIONS.labels(self.name, served.version).inc(len(payload.closes))
         if payload.v2:
-            return codecs.encode_v2(result, payload.outputs, self.name, payload.request_id)
+            return codecs.encode_v2(result, payload.outputs, self.name, payload.request_id, served.version)
         return codecs.encode_v1(result, payload.outputs)
