@@ -15,11 +15,18 @@ import yaml
 from retrainer.settings import RETRAIN_LABEL
 from tests.deploy.conftest import CHART, HERE, REPO, kustomize_docs, render_docs
 
+# The rules files (each the one source of a PrometheusRule) and their promtool unit tests.
+RULE_FILES = ("rules.yaml", "rules-marketdata.yaml")
+RULE_TESTS = ("rules_test.yaml", "rules_marketdata_test.yaml")
+
+
+def canonical_groups() -> list[dict]:
+    return [g for f in RULE_FILES for g in yaml.safe_load((CHART / "files" / f).read_text())["groups"]]
+
 
 def rule_alerts() -> dict[str, dict]:
-    """Every alert of the rules file (the one source), by name: tests derive their sets from it."""
-    canonical = yaml.safe_load((CHART / "files" / "rules.yaml").read_text())["groups"]
-    return {r["alert"]: r for g in canonical for r in g["rules"] if "alert" in r}
+    """Every alert of the rules files (the one source), by name: tests derive their sets from it."""
+    return {r["alert"]: r for g in canonical_groups() for r in g["rules"] if "alert" in r}
 
 
 def promtool() -> str:
@@ -29,8 +36,9 @@ def promtool() -> str:
 
 
 def groups(docs) -> list[dict]:
-    (rule,) = [d for d in docs if d["kind"] == "PrometheusRule"]
-    return rule["spec"]["groups"]
+    """The groups of every PrometheusRule, in the rules files' order (names sort the same way)."""
+    rules = sorted((d for d in docs if d["kind"] == "PrometheusRule"), key=lambda d: d["metadata"]["name"])
+    return [g for rule in rules for g in rule["spec"]["groups"]]
 
 
 @pytest.fixture(scope="module")
@@ -38,12 +46,13 @@ def rules_dir(tmp_path_factory):
     """spec.groups of the chart's PrometheusRule as a plain rules file, beside the unit tests."""
     root = tmp_path_factory.mktemp("rules")
     (root / "rules.yaml").write_text(yaml.safe_dump({"groups": groups(render_docs())}, sort_keys=False))
-    shutil.copy(HERE / "rules_test.yaml", root / "rules_test.yaml")
+    for name in RULE_TESTS:
+        shutil.copy(HERE / name, root / name)
     return root
 
 
 def test_rules_are_the_chart_file():
-    canonical = yaml.safe_load((CHART / "files" / "rules.yaml").read_text())["groups"]
+    canonical = canonical_groups()
     assert groups(render_docs()) == canonical
     assert groups(kustomize_docs("standard")) == canonical
 
@@ -60,9 +69,10 @@ def test_promtool_check_rules(rules_dir):
     assert "SUCCESS" in result.stdout
 
 
-def test_promtool_unit_tests(rules_dir):
+@pytest.mark.parametrize("tests", RULE_TESTS)
+def test_promtool_unit_tests(rules_dir, tests):
     result = subprocess.run(
-        [promtool(), "test", "rules", "rules_test.yaml"],
+        [promtool(), "test", "rules", tests],
         cwd=rules_dir,
         capture_output=True,
         text=True,
@@ -73,7 +83,7 @@ def test_promtool_unit_tests(rules_dir):
 
 
 def test_every_alert_is_tested_firing_and_not():
-    cases = yaml.safe_load((HERE / "rules_test.yaml").read_text())["tests"]
+    cases = [c for name in RULE_TESTS for c in yaml.safe_load((HERE / name).read_text())["tests"]]
     fired, quiet = set(), set()
     for case in cases:
         for check in case.get("alert_rule_test", []):
