@@ -49,7 +49,8 @@ def pod_specs(doc: dict) -> list[dict]:
         template = doc["spec"]["jobTemplate"]["spec"]["template"]
         return [{**template["spec"], "_labels": template["metadata"]["labels"]}]
     predictors = [doc["spec"]["predictor"]] + [c["predictor"] for c in doc["spec"].get("canary", [])]
-    return [{**p, "_labels": p["labels"]} for p in predictors]
+    transformers = [doc["spec"]["transformer"]] if "transformer" in doc["spec"] else []
+    return [{**p, "_labels": p["labels"]} for p in predictors + transformers]
 
 
 def surface(docs: list[dict]) -> dict:
@@ -146,6 +147,7 @@ def test_overlays_differ_only_where_meant():
     assert changed == {
         ("InferenceService", "petr4-sa-forecaster"),
         ("NetworkPolicy", "petr4-forecaster-predictor"),
+        ("NetworkPolicy", "petr4-forecaster-transformer"),
         ("ServiceMonitor", "petr4-forecaster-predictor"),
     }
     external = {key(d): d for d in kustomize_docs("external-mlflow")}
