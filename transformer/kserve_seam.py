@@ -1,21 +1,19 @@
 """The transformer's touches of kserve's internals, beside the predictor's (predictor/kserve_seam.py,
 whose version check, refusals, data plane and logging it reuses): its REST server with the
-predictor's Gatekeeper (token, body limit, /metrics), the predictor call through kserve's client,
-and kserve's ModelServer assembled with a v2 PredictorConfig and no gRPC server.
+predictor's Gatekeeper (token, body limit, /metrics), and kserve's ModelServer assembled with a v2
+PredictorConfig and no gRPC server.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import tempfile
 
-import httpx
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from kserve import ModelServer, model_server
-from kserve.model import append_forwardable_headers
 from kserve.predictor_config import PredictorConfig
-from kserve.protocol.infer_type import InferRequest, InferResponse
 from kserve.protocol.rest.server import RESTServer
 from pydantic_settings import CliSettingsSource
 
@@ -27,14 +25,15 @@ from predictor import kserve_seam as seam
 from predictor.gatekeeper import Gatekeeper
 from predictor.metrics import REJECTED, init_route_series
 from transformer.settings import TransformerSettings
-from transformer.upstream import PredictorWindow, UpstreamError, from_http_error
+from transformer.upstream import PredictorClient, UpstreamError
 
 
 async def refused(_request, exc: Exception) -> JSONResponse:
     """Market data too old or missing, or the predictor unable to answer: 503/502 with the reason."""
     status = exc.status if isinstance(exc, UpstreamError) else 503
     REJECTED.labels("stale_data" if isinstance(exc, StaleDataError) else "upstream").inc()
-    seam.rejections.warning("refused (%d): %s", status, exc)
+    level = logging.WARNING if status >= 500 else logging.INFO  # a relayed 4xx is the client's
+    seam.rejections.log(level, "refused (%d): %s", status, exc)
     return JSONResponse({"error": str(exc)}, status_code=status)
 
 
@@ -61,24 +60,6 @@ class TransformerRESTServer(RESTServer):
             app.add_exception_handler(kind, seam.rejected_request)
         app.add_exception_handler(StaleDataError, refused)
         app.add_exception_handler(UpstreamError, refused)
-
-
-async def call_predictor(model, request: InferRequest, headers: dict | None) -> InferResponse:
-    """kserve's REST client, v2, to --predictor_host; the predictor's token replaces the client's."""
-    token = model.settings.upstream_token
-    sent = append_forwardable_headers(headers, {"content-type": "application/json"})
-    sent.pop("authorization", None)
-    if token:
-        sent["authorization"] = f"Bearer {token}"
-    config = model.predictor_config
-    try:
-        return await model._http_client.infer(
-            config.predictor_base_url, model_name=model.name, data=request, headers=sent
-        )
-    except httpx.HTTPError as exc:
-        if isinstance(exc, httpx.HTTPStatusError) and exc.response.status_code == 400:
-            model.window.forget()  # a new bundle may take another window: read it again
-        raise from_http_error(exc, config.predictor_host) from exc
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -129,9 +110,9 @@ def serve(argv: list[str]) -> None:
     calendar = SessionCalendar(settings.calendar, timedelta(minutes=settings.settle_minutes))
     policy: CachePolicy = settings.policy
     market = MarketData(source_of(settings), calendar, policy)
-    window = PredictorWindow(config.predictor_base_url, args.model_name, settings.metadata_ttl_s,
-                             settings.upstream_token, float(config.timeout))  # fmt: skip
-    model = OneCallTransformer(args.model_name, settings, market, calendar, window, call_predictor)
+    predictor = PredictorClient(config.predictor_base_url, args.model_name, settings.upstream_token,
+                                float(config.timeout), config.retries, settings.metadata_ttl_s)  # fmt: skip
+    model = OneCallTransformer(args.model_name, settings, market, calendar, predictor)
     model_server.RESTServer = TransformerRESTServer
     server = ModelServer(
         workers=1,  # one cache per process: more workers would fetch once each

@@ -1,7 +1,8 @@
 """The kserve Model of the transformer: one call, no closes -> tomorrow's forecast and its provenance.
 
-kserve's transformer path: preprocess (decode the ask, closes from the cache, the predictor's input),
-predict (kserve's client, v2 to `--predictor_host`), postprocess (the answer, v1 or v2 as asked).
+kserve's transformer path: preprocess (decode the ask, closes from the cache, the predictor's
+input), predict (v2 to kserve's `--predictor_host`, transformer.upstream), postprocess (the answer,
+v1 or v2 as asked). Calls that carry their closes are relayed (transformer.relay).
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from kserve.protocol.infer_type import InferRequest
 
 from marketdata.cache import MarketData, StaleDataError, utc_now
 from marketdata.calendar import SessionCalendar
-from transformer import answer, request
+from transformer import answer, relay, request
 from transformer.settings import TransformerSettings
-from transformer.upstream import PredictorWindow
+from transformer.upstream import PredictorClient
 
 log = logging.getLogger(__name__)
 
@@ -31,13 +32,12 @@ class OneCallTransformer(Model):
         settings: TransformerSettings,
         market: MarketData,
         calendar: SessionCalendar,
-        window: PredictorWindow,
-        call_predictor: Callable,
+        predictor: PredictorClient,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         super().__init__(name)
         self.settings, self.market, self.calendar = settings, market, calendar
-        self.window, self.call_predictor, self.clock = window, call_predictor, clock
+        self.predictor, self.clock = predictor, clock
         self.version: str | None = None
 
     def load(self) -> bool:
@@ -56,7 +56,11 @@ class OneCallTransformer(Model):
         """kserve's check expects its own payloads; ours (a Context) is checked where it is built."""
         return payload
 
-    async def preprocess(self, payload: InferRequest | dict, headers: dict | None = None) -> answer.Context:
+    async def preprocess(
+        self, payload: InferRequest | dict, headers: dict | None = None
+    ) -> answer.Context | relay.Relay:
+        if relay.carries_closes(payload):  # a direct call through the InferenceService's URL
+            return relay.relay_of(payload)
         ticker = self.settings.ticker
         if isinstance(payload, InferRequest):
             ask = request.decode_v2(payload, ticker)
@@ -65,15 +69,21 @@ class OneCallTransformer(Model):
         snapshot = self.market.cached(ticker, ask.as_of)
         if snapshot is None:  # a refresh is due: blocking I/O with retries, off the event loop
             snapshot = await asyncio.to_thread(self.market.get, ticker, ask.as_of)
-        size, self.version = await self.window.get()
+        size, self.version = await self.predictor.window()
         return answer.window(snapshot, ask, size, self.calendar, self.clock().date())
 
-    async def predict(self, payload: answer.Context, headers: dict | None = None, response_headers=None):
-        response = await self.call_predictor(self, answer.predictor_request(payload, self.name), headers)
+    async def predict(
+        self, payload: answer.Context | relay.Relay, headers: dict | None = None, response_headers=None
+    ):
+        if isinstance(payload, relay.Relay):
+            return payload, await self.predictor.infer(payload.request, headers, relayed=True)
+        response = await self.predictor.infer(answer.predictor_request(payload, self.name), headers)
         return payload, response
 
     async def postprocess(self, result, headers: dict | None = None, response_headers=None):
         context, response = result
+        if isinstance(context, relay.Relay):
+            return response if context.v2 else relay.v1_answer(response)
         body = answer.answer(context, response, self.version)
         if context.ask.v2:
             return answer.encode_v2(body, self.name, context.ask.request_id)

@@ -116,6 +116,26 @@ def test_the_cache_answers_repeated_calls_without_fetching(stack):
     assert transformer.metric("forecaster_marketdata_cache_hits_total", ticker="PETR4.SA") == hits + 3
 
 
+def test_calls_that_carry_closes_are_relayed_to_the_predictor(stack):
+    """The InferenceService's URL routes to the transformer: direct v2/v1 calls must still work."""
+    predictor, transformer, frame = stack
+    closes = closes_through(frame, "2024-06-03")
+    body = {"inputs": [{"name": "closes", "shape": [1, WINDOW], "datatype": "FP64", "data": closes.tolist()}]}
+    relayed = transformer.post(f"/v2/models/{NAME}/infer", json=body, headers=AUTH).json()
+    direct = predictor.post(f"/v2/models/{NAME}/infer", json=body, headers=AUTH).json()
+    assert relayed["outputs"] == direct["outputs"] and relayed["model_version"] == direct["model_version"]
+    v1_body = {"instances": [closes.tolist(), (closes * 1.1).tolist()]}
+    assert (
+        v1(transformer, v1_body).json()
+        == predictor.post(f"/v1/models/{NAME}:predict", json=v1_body, headers=AUTH).json()
+    )
+    short = {"instances": [closes[:5].tolist()]}
+    response = v1(transformer, short)
+    assert response.status_code == 400 and "needs 8" in response.json()["error"]  # the predictor's words
+    ragged = v1(transformer, {"instances": [closes.tolist(), closes[:3].tolist()]})
+    assert ragged.status_code == 400 and "instance 1 has 3 closes" in ragged.json()["error"]
+
+
 def test_a_token_is_required_when_set(stack):
     _, transformer, _ = stack
     assert v1(transformer, {}, headers={}).status_code == 401
@@ -132,6 +152,7 @@ def test_a_token_is_required_when_set(stack):
         ({"as_of": "03/06/2024"}, 400, "YYYY-MM-DD"),
         ({"ticker": "VALE3.SA"}, 400, "forecasts PETR4.SA"),
         ({"closes": [1.0, 2.0]}, 400, "send none"),
+        ({"instances": [{"closes": [1.0]}]}, 400, "send none"),
         ({"instances": [{}, {}]}, 400, "at most one"),
     ],
 )
