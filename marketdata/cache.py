@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
+import numpy as np
 import pandas as pd
 
 from marketdata.calendar import SessionCalendar
@@ -38,11 +39,31 @@ class StaleDataError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class Closes:
+    """A validated series as plain arrays (a request reads it in microseconds, never through pandas)."""
+
+    dates: np.ndarray  # datetime64[D], ascending, unique
+    values: np.ndarray  # float64 closes
+    first: date
+    last: date
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame) -> Closes:
+        dates = frame["date"].to_numpy().astype("datetime64[D]")
+        values = frame["close"].to_numpy(dtype=np.float64)
+        return cls(dates, values, dates[0].item(), dates[-1].item())
+
+    def through(self, day: date) -> int:
+        """How many sessions are at or before `day`."""
+        return int(np.searchsorted(self.dates, np.datetime64(day, "D"), side="right"))
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """The closes one request is answered from, and how fresh they are."""
 
     ticker: str
-    frame: pd.DataFrame  # validated: date, close, volume; oldest first
+    closes: Closes
     source: str
     fetched_at: datetime
     age_s: float
@@ -51,20 +72,21 @@ class Snapshot:
 
     @property
     def last_session(self) -> date:
-        return self.frame["date"].iloc[-1].date()
+        return self.closes.last
 
 
 @dataclass
 class _Entry:
-    frame: pd.DataFrame | None = None
+    closes: Closes | None = None
     fetched_at: datetime | None = None
+    valid_until: datetime | None = None  # the next session's settled close after the data's last
     attempted_at: datetime | None = None
     error: str | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def last_session(self) -> date | None:
-        return None if self.frame is None else self.frame["date"].iloc[-1].date()
+        return None if self.closes is None else self.closes.last
 
 
 @dataclass(frozen=True)
@@ -100,15 +122,15 @@ class MarketData:
         last = entry.last_session
         if last is not None and as_of is not None and last >= as_of:
             return False  # a past date the cache already covers: nothing newer is needed
-        if last is not None and last >= self.calendar.last_settled_session(now):
-            return False
+        if entry.valid_until is not None and now < entry.valid_until:
+            return False  # no newer close can exist yet
         attempted = entry.attempted_at
         return attempted is None or (now - attempted).total_seconds() >= self.policy.refetch_interval_s
 
     def cached(self, ticker: str, as_of: date | None = None) -> Snapshot | None:
         """The snapshot when no refresh is due (no I/O, no waiting), else None: call `get`."""
         entry, now = self._entry(ticker), self.clock()
-        if entry.frame is None or self._due(entry, now, as_of):
+        if entry.closes is None or self._due(entry, now, as_of):
             return None
         return self._serve(ticker, entry, now, as_of)
 
@@ -127,7 +149,7 @@ class MarketData:
     ) -> Snapshot:
         if not fetched:
             CACHE_HITS.labels(ticker).inc()
-        if entry.frame is None or entry.fetched_at is None:
+        if entry.closes is None or entry.fetched_at is None:
             REFUSED.labels(ticker).inc()
             raise StaleDataError(f"no market data for {ticker} from {self.source.name}: {entry.error}")
         age = (now - entry.fetched_at).total_seconds()
@@ -142,7 +164,7 @@ class MarketData:
                 f"over the bound of {self.policy.max_age_s:g} s; "
                 f"{self.source.name} is failing: {entry.error}"
             )
-        return Snapshot(ticker, entry.frame, self.source.name, entry.fetched_at, age, stale,
+        return Snapshot(ticker, entry.closes, self.source.name, entry.fetched_at, age, stale,
                         entry.error if stale else None)  # fmt: skip
 
     def _refresh(self, ticker: str, entry: _Entry, now: datetime) -> None:
@@ -161,20 +183,21 @@ class MarketData:
                     self.sleep(delay)
                     delay *= 2
                 continue
-            entry.frame, entry.fetched_at, entry.attempted_at, entry.error = frame, self.clock(), now, None
+            entry.closes, entry.fetched_at, entry.attempted_at, entry.error = frame, self.clock(), now, None
+            entry.valid_until = self.calendar.settled_close_after(frame.last)
             FETCHES.labels(ticker, "success").inc()
             STALE.labels(ticker).set(0)
             LAST_SUCCESS.labels(ticker).set(entry.fetched_at.timestamp())
             return
         entry.attempted_at, entry.error = self.clock(), error
         FETCHES.labels(ticker, "failure").inc()
-        STALE.labels(ticker).set(1 if entry.frame is not None else 0)
+        STALE.labels(ticker).set(1 if entry.closes is not None else 0)
 
-    def _fetch_valid(self, ticker: str) -> pd.DataFrame:
+    def _fetch_valid(self, ticker: str) -> Closes:
         """The source's rows through training's checks (frozen sessions dropped, sanity rules)."""
         frame = self.source.fetch(ticker)
         frame, _dropped = validate(frame, window=1, min_windows=max(self.policy.min_rows - 1, 0),
                                    drop_frozen=True)  # fmt: skip
         for warning in check_series(frame, today=self.clock().date()):
             log.warning("%s: %s", ticker, warning)
-        return frame
+        return Closes.of(frame)

@@ -7,7 +7,7 @@ Closes change once per session, so a cache is valid until the next session's clo
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from functools import cache
+from functools import cache, lru_cache
 
 import pandas as pd
 
@@ -27,6 +27,10 @@ class SessionCalendar:
     def __init__(self, name: str, settle: timedelta = timedelta(minutes=30)) -> None:
         self.name, self.settle = name, settle
         self.calendar = _calendar(name)
+        # Requests ask about a handful of dates: exchange_calendars' ~100 µs lookups, once each.
+        self.is_session = lru_cache(maxsize=4096)(self.is_session)
+        self.session_on_or_before = lru_cache(maxsize=4096)(self.session_on_or_before)
+        self.next_session = lru_cache(maxsize=4096)(self.next_session)
 
     def last_settled_session(self, now: datetime) -> date:
         """The latest session whose close (plus `settle`) is at or before `now` (aware, any zone)."""
@@ -60,3 +64,11 @@ class SessionCalendar:
         if not self.calendar.first_session <= stamp < self.calendar.last_session:
             return None
         return self.calendar.date_to_session(stamp + pd.Timedelta(days=1), direction="next").date()
+
+    def settled_close_after(self, day: date) -> datetime | None:
+        """When the first session after `day` will have settled (its close plus `settle`): until
+        then no newer close can exist. None past the calendar's range (then: refetch by interval)."""
+        following = self.next_session(day)
+        if following is None:
+            return None
+        return (self.calendar.session_close(pd.Timestamp(following)) + self.settle).to_pydatetime()

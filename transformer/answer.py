@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
-import pandas as pd
 from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferInput, InferOutput, InferRequest, InferResponse
 
@@ -35,29 +34,30 @@ class Context:
 
 def window(snapshot: Snapshot, ask: Ask, size: int, calendar: SessionCalendar, today: date) -> Context:
     """The `size` closes ending at the as-of session; a 400 naming the date when the data cannot."""
-    frame, as_of = snapshot.frame, ask.as_of
-    note = None
+    series, as_of, note = snapshot.closes, ask.as_of, None
+    count = len(series.values)
     if as_of is not None:
         if as_of > today:
             raise InvalidInput(f"as_of {as_of} is in the future (today is {today})")
-        frame = frame[frame["date"] <= pd.Timestamp(as_of)]
-        first, last = snapshot.frame["date"].iloc[0].date(), snapshot.last_session
-        if len(frame) < size:
+        count = series.through(as_of)
+        if count < size:
             raise InvalidInput(
                 f"as_of {as_of} is outside the data: the model needs {size} sessions up to it and "
-                f"{snapshot.source} has {len(frame)} ({first} to {last})"
+                f"{snapshot.source} has {count} ({series.first} to {series.last})"
             )
         expected = calendar.session_on_or_before(as_of)
-        if expected is not None and last < expected and not snapshot.stale:
-            raise InvalidInput(f"as_of {as_of} is after the data, which ends at {last} ({snapshot.source})")
+        if expected is not None and series.last < expected and not snapshot.stale:
+            raise InvalidInput(
+                f"as_of {as_of} is after the data, which ends at {series.last} ({snapshot.source})"
+            )
         if calendar.is_session(as_of) is False:
             note = f"{as_of} is no {calendar.name} session: answered from the previous session"
-    elif len(frame) < size:
+    elif count < size:
         raise StaleDataError(
-            f"{snapshot.source} has {len(frame)} sessions of {ask.ticker}; the model needs {size}"
+            f"{snapshot.source} has {count} sessions of {ask.ticker}; the model needs {size}"
         )
-    session = frame["date"].iloc[-1].date()
-    closes = frame["close"].to_numpy(dtype=np.float64)[-size:]
+    session = series.dates[count - 1].item()
+    closes = series.values[count - size : count]
     return Context(ask, snapshot, session, closes, calendar.next_session(session), note)
 
 
