@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import requests
 
-from bench.common import PY, free_port, predictor_args, save, start, stop, wait_http
+from bench.common import PY, cpu_seconds, free_port, predictor_args, save, start, stop, wait_http
 from marketdata.frames import read_sample
 
 AS_OF = "2024-12-27"
@@ -75,6 +75,20 @@ def main() -> None:
                 elapsed = timed(sessions[name], url, body)
                 if i >= args.warmup:
                     samples[name].append(elapsed)
+        # CPU per request of each server process, path by path: wall time on a loaded machine
+        # measures the queue for the cores; CPU time measures the work each path adds.
+        cpu = {}
+        for name, (url, body) in paths.items():
+            before = {
+                p: cpu_seconds(proc.pid)
+                for p, proc in (("predictor", predictor), ("transformer", transformer))
+            }
+            for _ in range(args.requests // 2):
+                timed(sessions[name], url, body)
+            cpu[name] = {
+                f"{p}_cpu_ms": round((cpu_seconds(proc.pid) - before[p]) / (args.requests // 2) * 1000, 3)
+                for p, proc in (("predictor", predictor), ("transformer", transformer))
+            }
         answer = sessions["one_call_v1"].post(paths["one_call_v1"][0], json=one_call, timeout=10).json()
         fetches = requests.get(f"http://127.0.0.1:{front}/metrics", timeout=10).text
     finally:
@@ -84,6 +98,8 @@ def main() -> None:
     base = results["direct_v2"]["p50_ms"]
     for name in ("one_call_v1", "one_call_v2", "relayed_v2"):
         results[name]["added_p50_ms"] = round(results[name]["p50_ms"] - base, 3)
+    for name, result in results.items():
+        result.update(cpu[name])
     fetch_lines = [
         line for line in fetches.splitlines() if line.startswith("forecaster_marketdata_fetches_total")
     ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-import httpx
+import aiohttp
 import orjson
 from kserve.constants.constants import INFERENCE_CONTENT_LENGTH_HEADER
 from kserve.protocol.infer_type import InferRequest, InferResponse
@@ -26,43 +26,61 @@ class UpstreamError(RuntimeError):
         self.status = status
 
 
-def _message(response: httpx.Response) -> str | None:
+def _message(body: bytes) -> str | None:
     try:
-        body = response.json()
-    except ValueError:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
         return None
-    return body.get("error") if isinstance(body, dict) and isinstance(body.get("error"), str) else None
+    return parsed.get("error") if isinstance(parsed, dict) and isinstance(parsed.get("error"), str) else None
 
 
-def from_http_error(exc: httpx.HTTPError, url: str, relayed: bool = False) -> UpstreamError:
-    if isinstance(exc, httpx.HTTPStatusError):
-        code, text = exc.response.status_code, exc.response.text[:300]
-        if relayed and 400 <= code < 500 and code != 401:  # the client's closes, refused: say why
-            return UpstreamError(code, _message(exc.response) or text)
-        if code == 503:
-            return UpstreamError(503, f"the predictor is not ready: {text}")
-        if code == 401:
-            return UpstreamError(502, "the predictor refused the transformer's token (set predictor_token)")
-        return UpstreamError(502, f"the predictor answered {code}: {text}")
+def refused(code: int, body: bytes, relayed: bool = False) -> UpstreamError:
+    """The predictor answered `code`: what the transformer answers instead."""
+    text = body[:300].decode(errors="replace")
+    if relayed and 400 <= code < 500 and code != 401:  # the client's closes, refused: say why
+        return UpstreamError(code, _message(body) or text)
+    if code == 503:
+        return UpstreamError(503, f"the predictor is not ready: {text}")
+    if code == 401:
+        return UpstreamError(502, "the predictor refused the transformer's token (set predictor_token)")
+    return UpstreamError(502, f"the predictor answered {code}: {text}")
+
+
+def unreachable(exc: Exception, url: str) -> UpstreamError:
     return UpstreamError(503, f"the predictor at {url} is unreachable: {type(exc).__name__}: {exc}")
 
 
 class PredictorClient:
+    """aiohttp (a kserve dependency): a third of httpx's CPU per call, which is most of what the
+    transformer adds to a request (bench/one_call.py)."""
+
     def __init__(
         self, base_url: str, model: str, token: str | None, timeout_s: float, retries: int, ttl_s: float
     ) -> None:
         self.model_url = f"{base_url}/v2/models/{model}"
         self.ttl_s, self.timeout_s, self.retries = ttl_s, timeout_s, retries
         self.auth = {"authorization": f"Bearer {token}"} if token else {}
-        self._client: httpx.AsyncClient | None = None
+        self._session: aiohttp.ClientSession | None = None
         self._window: tuple[float, int, str | None] | None = None  # (expires, window, version)
 
-    @property
-    def client(self) -> httpx.AsyncClient:
-        if self._client is None:  # created in the server's event loop, on first use
-            transport = httpx.AsyncHTTPTransport(retries=self.retries)  # connection failures only
-            self._client = httpx.AsyncClient(timeout=self.timeout_s, transport=transport)
-        return self._client
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:  # made in the server's event loop
+            timeout = aiohttp.ClientTimeout(total=self.timeout_s)
+            self._session = aiohttp.ClientSession(timeout=timeout)
+        return self._session
+
+    async def _call(
+        self, method: str, url: str, body: bytes | None, headers: dict
+    ) -> tuple[int, dict, bytes]:
+        """(status, headers, body); connection failures retried `retries` times, then 503."""
+        for attempt in range(self.retries + 1):
+            try:
+                async with self.session().request(method, url, data=body, headers=headers) as response:
+                    return response.status, dict(response.headers), await response.read()
+            except (aiohttp.ClientConnectionError, TimeoutError) as exc:
+                if attempt == self.retries or isinstance(exc, TimeoutError):
+                    raise unreachable(exc, url) from exc
+        raise AssertionError("unreachable")  # the loop returns or raises
 
     async def window(self) -> tuple[int, str | None]:
         """(window, version) of the served model, from `GET /v2/models/{name}` every `ttl_s` at most
@@ -70,19 +88,16 @@ class PredictorClient:
         cached = self._window
         if cached is not None and time.monotonic() < cached[0]:
             return cached[1], cached[2]
+        status, _, body = await self._call("GET", self.model_url, None, self.auth)
+        if status != 200:
+            raise refused(status, body)
         try:
-            response = await self.client.get(self.model_url, headers=self.auth)
-            response.raise_for_status()
-            meta = response.json()
-        except httpx.HTTPError as exc:
-            raise from_http_error(exc, self.model_url) from exc
-        except ValueError as exc:
-            raise UpstreamError(502, f"the predictor's metadata is not JSON: {exc}") from exc
-        try:
+            meta = orjson.loads(body)
             window = int(meta["inputs"][0]["shape"][1])
-        except (KeyError, IndexError, TypeError, ValueError) as exc:
-            detail = repr(meta)[:200]
-            raise UpstreamError(502, f"the predictor's metadata names no input window: {detail}") from exc
+        except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, ValueError) as exc:
+            raise UpstreamError(
+                502, f"the predictor's metadata names no input window: {body[:200]!r}"
+            ) from exc
         if window < 1:
             raise UpstreamError(503, "the predictor has no model loaded yet")
         versions = meta.get("versions") or [None]
@@ -97,21 +112,16 @@ class PredictorClient:
         body, json_length = request.to_rest()
         sent = {k: v for k, v in (headers or {}).items() if k.lower() in FORWARDED} | self.auth
         if json_length:  # the binary tensor extension
-            sent |= {
-                INFERENCE_CONTENT_LENGTH_HEADER: str(json_length),
-                "content-type": "application/octet-stream",
-            }
+            sent[INFERENCE_CONTENT_LENGTH_HEADER] = str(json_length)
+            sent["content-type"] = "application/octet-stream"
         else:
             body, sent["content-type"] = orjson.dumps(body), "application/json"
-        try:
-            response = await self.client.post(f"{self.model_url}/infer", content=body, headers=sent)
-            response.raise_for_status()
-        except httpx.HTTPError as exc:
-            if isinstance(exc, httpx.HTTPStatusError) and exc.response.status_code == 400 and not relayed:
+        status, answered, content = await self._call("POST", f"{self.model_url}/infer", body, sent)
+        if status != 200:
+            if status == 400 and not relayed:
                 self._window = None
-            raise from_http_error(exc, self.model_url, relayed) from exc
-        content = response.content
-        length = int(response.headers.get(INFERENCE_CONTENT_LENGTH_HEADER, len(content)))
+            raise refused(status, content, relayed)
+        length = int(answered.get(INFERENCE_CONTENT_LENGTH_HEADER, len(content)))
         try:
             result = InferResponse.from_bytes(content, length)
             result.model_version = orjson.loads(content[:length]).get("model_version")

@@ -203,7 +203,10 @@ def test_source_down_answers_stale_then_503_past_the_bound(tmp_path):
         assert transformer.metric("forecaster_marketdata_refused_total", ticker="PETR4.SA") >= 1
         # a past date the last good data covers is still answered, not stale
         assert v1(transformer, {"as_of": "2024-06-03"}).json()["predictions"][0]["stale"] is False
-        assert transformer.proc.poll() is None
+        predictor.stop()  # and the predictor gone: 503 naming it, the transformer still up
+        response = v1(transformer, {"as_of": "2024-06-03"})
+        assert response.status_code == 503 and "unreachable" in response.json()["error"]
+        assert transformer.get("/v2/health/live").status_code == 200
     finally:
         transformer.stop()
         predictor.stop()
