@@ -116,6 +116,46 @@ def intervals(data: dict) -> list[str]:
     return out
 
 
+def one_call(data: dict) -> list[str]:
+    """The transformer's one-call forecast beside a direct v2 call (`python -m bench.one_call`)."""
+    rows = [
+        [
+            name,
+            r["p50_ms"],
+            r["p99_ms"],
+            r.get("added_p50_ms", ""),
+            r["predictor_cpu_ms"],
+            r["transformer_cpu_ms"],
+        ]
+        for name, r in data["results"].items()
+    ]
+    header = [
+        "path",
+        "p50 ms",
+        "p99 ms",
+        "added p50 ms",
+        "predictor CPU ms / req",
+        "transformer CPU ms / req",
+    ]
+    m = data["machine"]
+    return [
+        f"## One-call forecast through the transformer (`python -m bench.one_call`, {data['requests']} requests)",
+        "",
+        "Sequential keep-alive clients, the paths interleaved; a window-60 model, the cache valid (as of "
+        f"{data['as_of']}, no fetch).",
+        f"Target: <= {data['target_added_p50_ms']} ms added p50 over the direct v2 call. Run {m['date']}.",
+        "",
+        table(header, rows),
+        "",
+        "The transformer's CPU per one call is "
+        f"{data['results']['one_call_v1']['transformer_cpu_ms'] / data['results']['direct_v2']['predictor_cpu_ms']:.2f}x"
+        " the predictor's per direct call (its own kserve request handling plus the v2 call it makes); on a",
+        "loaded machine wall times queue for the cores and the added milliseconds grow with them: compare",
+        "the CPU columns, and rerun on an idle machine to judge the target.",
+        "",
+    ]
+
+
 def main() -> None:
     parts = [
         "# Benchmarks",
@@ -213,6 +253,9 @@ def main() -> None:
             f"{s['torch_lightning_mlflow_mib']:.0f} MiB.",
             "",
         ]
+    one = load("one_call")
+    if one:
+        parts += one_call(one)
     parts += [
         "## Notes",
         "",
