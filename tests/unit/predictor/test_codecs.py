@@ -185,6 +185,12 @@ def test_encode_v2_gives_the_declared_outputs_forecast_then_intervals_by_coverag
     assert {k: list(o["data"]) for k, o in outputs.items()} == expected
 
 
+def test_encode_v2_names_the_version_that_answered():
+    """The transformer reports it: an alias may move between two requests."""
+    assert encode_v2(FORECAST, DECLARED, "petr4", "r", "7").to_rest()[0]["model_version"] == "7"
+    assert encode_v2(FORECAST, DECLARED, "petr4", "r").to_rest()[0]["model_version"] is None
+
+
 def test_encode_v2_invents_an_id_when_the_request_has_none():
     first, second = (encode_v2(FORECAST, DECLARED, "petr4", None).to_rest()[0]["id"] for _ in range(2))
     assert len(first) == 32 and int(first, 16) >= 0 and first != second
