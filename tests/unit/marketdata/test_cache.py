@@ -192,3 +192,10 @@ def test_a_data_error_is_a_value_error_shared_with_training():
     from training.errors import DataError as TrainingDataError
 
     assert TrainingDataError is DataError and issubclass(DataError, ValueError)
+
+
+def test_a_session_still_open_is_not_cached_as_a_close():
+    """During a session Yahoo's daily history ends with the live price: not a close."""
+    source, clock = FlakySource(b3_frame("2024-06-05")), at("2024-06-05T18:00")  # B3 open until 21:00 UTC
+    snap = market(source, clock).get("PETR4.SA")
+    assert snap.last_session == date(2024, 6, 4)
