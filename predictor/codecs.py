@@ -193,10 +193,10 @@ def encode_v2(
         for out, values in zip(declared, columns(result, declared).values(), strict=True)
     ]
     flags = binary or (False,) * len(declared)
+    wanted = [RequestedOutput(o.name, {"binary_data": b}) for o, b in zip(declared, flags, strict=True)]
     return InferResponse(
         response_id=request_id or uuid.uuid4().hex, model_name=model_name, model_version=version,
-        infer_outputs=outputs,
-        requested_outputs=[RequestedOutput(o.name, {"binary_data": b}) for o, b in zip(declared, flags, strict=True)],
+        infer_outputs=outputs, requested_outputs=wanted,
     )  # fmt: skip
 
 

@@ -26,5 +26,6 @@ def error_type(status: int) -> str:
 def error_body(path: str, status: int, message: str, param: str | None = None) -> dict:
     """The error object for a response to `path`: time-series shape under /v1/timeseries/, else v1/v2."""
     if path.startswith(TIMESERIES_PREFIX):
-        return {"error": {"code": str(status), "message": message, "param": param or "", "type": error_type(status)}}
+        code, kind = str(status), error_type(status)
+        return {"error": {"code": code, "message": message, "param": param or "", "type": kind}}
     return {"error": message}

@@ -310,13 +310,13 @@ class ForecastServicer(InferenceServicer):
     NOT_FOUND (kserve ignores `model_version`: ModelReady(version="999") was true), metadata names
     the served version, and a lower-case datatype is refused by name."""
 
-    async def ModelReady(self, request: pb.ModelReadyRequest, context) -> pb.ModelReadyResponse:
+    async def ModelReady(self, request: pb.ModelReadyRequest, context) -> pb.ModelReadyResponse:  # noqa: N802 (gRPC's name)
         ready = await self._data_plane.model_ready(model_name=request.name)  # ModelNotFound
         if ready:
             self._data_plane.check_version(request.name, request.version)
         return pb.ModelReadyResponse(ready=ready)
 
-    async def ModelMetadata(self, request: pb.ModelMetadataRequest, context) -> pb.ModelMetadataResponse:
+    async def ModelMetadata(self, request: pb.ModelMetadataRequest, context) -> pb.ModelMetadataResponse:  # noqa: N802 (gRPC's name)
         self._data_plane.check_version(request.name, request.version)
         meta = await self._data_plane.model_metadata(model_name=request.name)
         return pb.ModelMetadataResponse(
@@ -324,7 +324,7 @@ class ForecastServicer(InferenceServicer):
             inputs=meta["inputs"], outputs=meta["outputs"],
         )  # fmt: skip
 
-    async def ModelInfer(self, request: pb.ModelInferRequest, context) -> pb.ModelInferResponse:
+    async def ModelInfer(self, request: pb.ModelInferRequest, context) -> pb.ModelInferResponse:  # noqa: N802 (gRPC's name)
         self._data_plane.check_version(request.model_name, request.model_version)
         check_datatype_case(t.datatype for t in request.inputs)
         return await super().ModelInfer(request, context)
@@ -428,7 +428,9 @@ class ForecastRESTServer(RESTServer):
 
         app.add_api_route("/v1/timeseries/forecast", forecast, methods=["POST"],
                           response_model=ForecastResponse, response_model_exclude_none=True)  # fmt: skip
-        app.add_api_route("/v1/timeseries/models", forecast_model_names, methods=["GET"], response_model=list[str])
+        app.add_api_route(
+            "/v1/timeseries/models", forecast_model_names, methods=["GET"], response_model=list[str]
+        )
         for model in forecast_models(models):
             model.start_loading()  # this worker's own session and loader
 

@@ -43,7 +43,7 @@ def _unavailable(served: Served, wanted: list[float]) -> list[float]:
     if served.forecaster.bundle.metadata.distribution is not None:
         return [q for q in wanted if not 0.0 < q < 1.0]
     default = available_quantiles(served)
-    return [q for q in wanted if not any(math.isclose(q, d, rel_tol=0.0, abs_tol=LEVEL_TOLERANCE) for d in default)]
+    return [q for q in wanted if not any(math.isclose(q, d, abs_tol=LEVEL_TOLERANCE) for d in default)]
 
 
 def _next_timestamp(start: str | None, frequency, steps: int, param: str) -> str:
@@ -78,9 +78,8 @@ def forecast(
             if served.forecaster.bundle.metadata.distribution is not None
             else f"{available} (from its format 1 bundle's static intervals)"
         )
-        raise Rejected(
-            "quantile", f"quantiles {missing} are not available; this model gives {gives}", "options.quantiles"
-        )
+        message = f"quantiles {missing} are not available; this model gives {gives}"
+        raise Rejected("quantile", message, "options.quantiles")
     rows = []
     for i, item in enumerate(request.inputs):
         if item.type != TimeSeriesType.UNIVARIATE or any(isinstance(v, list) for v in item.series):
