@@ -30,7 +30,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from kserve import ModelServer, model_server
 from kserve.constants.constants import INFERENCE_CONTENT_LENGTH_HEADER, PredictorProtocol
-from kserve.errors import InvalidInput, ModelNotFound, ModelNotReady, generic_exception_handler
+from kserve.errors import (
+    InferenceError,
+    InvalidInput,
+    ModelNotFound,
+    ModelNotReady,
+    generic_exception_handler,
+)
 from kserve.logging import KSERVE_LOG_CONFIG
 from kserve.protocol.dataplane import DataPlane
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
@@ -163,6 +169,7 @@ class ForecastDataPlane(DataPlane):
             IndexError,
             AttributeError,
             struct.error,
+            InferenceError,  # e.g. shape [-1] with binary_data_size 0: "unexpected numpy array shape"
         ) as exc:  # kserve's parser
             raise InvalidInput(f"malformed binary tensor request: {type(exc).__name__}: {exc}") from exc
 
