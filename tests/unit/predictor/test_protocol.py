@@ -123,6 +123,14 @@ def test_grpc_readiness_of_a_model_not_yet_served_is_false_whatever_the_version(
     assert not asyncio.run(servicer.ModelReady(pb.ModelReadyRequest(name="tiny", version="1"), None)).ready
 
 
+def test_metadata_keeps_tritons_platform_name_and_lists_the_binary_extension(client, model):
+    """Kept on purpose (docs/reliability.md): `onnxruntime_onnx` is Triton's name for this backend."""
+    assert client.get("/v2/models/tiny").json()["platform"] == "onnxruntime_onnx"
+    meta = asyncio.run(grpc_servicer(model).ModelMetadata(pb.ModelMetadataRequest(name="tiny"), None))
+    assert meta.platform == "onnxruntime_onnx"
+    assert client.get("/v2").json()["extensions"] == ["binary_tensor_data"]
+
+
 # -- one error shape on v1 and v2 --------------------------------------------------------------------
 JSON = {"content-type": "application/json"}
 
