@@ -57,7 +57,7 @@ from starlette.exceptions import HTTPException
 
 from bundle.conventions import CLI_CONVENTION
 from predictor import timeseries
-from predictor.codecs import check_datatype_case
+from predictor.codecs import Rejected, check_datatype_case
 from predictor.deadline import DeadlineProtocol
 from predictor.errors import error_body
 from predictor.gatekeeper import LOCKED, Gatekeeper
@@ -128,11 +128,9 @@ class ForecastDataPlane(DataPlane):
         if not version:
             return
         model = self.get_model_from_registry(model_name)  # ModelNotFound
-        if not forecast_models([model]):
-            raise VersionNotFound(model_name, version, "")
-        served = model.require()  # NotReadyError
-        if version != served.version:
-            raise VersionNotFound(model_name, version, served.version)
+        served = model.require() if forecast_models([model]) else None  # NotReadyError
+        if served is None or version != served.version:
+            raise VersionNotFound(model_name, version, served.version if served else "none")
 
     def decode(self, body, headers, protocol_version=PredictorProtocol.REST_V1.value, model_name=None):
         """A body is JSON whatever Content-Type it declares (curl -d sends a form type, tritonclient
@@ -365,8 +363,6 @@ class ForecastGRPCServer(grpc_server.GRPCServer):
 
 def strict_forecast_request(body: bytes) -> ForecastRequest:
     """KServe's time-series request without pydantic's coercions: "1" or true is not a price."""
-    from predictor.codecs import Rejected
-
     try:
         return ForecastRequest.model_validate_json(body, strict=True)
     except ValidationError as exc:
