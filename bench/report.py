@@ -87,7 +87,7 @@ def accuracy(data: dict) -> list[str]:
 def intervals(data: dict) -> list[str]:
     """Served (EWMA-scaled conformal) vs static conformal vs GARCH(1,1)-t, around one point forecast."""
     out = []
-    for key in ("petr4", "sp500", "rolling_petr4"):
+    for key in ("petr4", "sp500", "aapl", "rolling_petr4"):
         part = data.get(key)
         if not part:
             continue
@@ -185,7 +185,8 @@ def main() -> None:
         parts += ["## Intervals and proper scores (`python -m bench.intervals`)", ""]
         parts += [
             "One default training run per series; every interval method sits around the same served point",
-            "forecast. Served: split-conformal |log residual| / EWMA sigma (lambda 0.94) of the request's window.",
+            "forecast. Served: split-conformal |log residual| / EWMA sigma (lambda 0.94) of the request's window,",
+            "calibrated on the 750 windows before test (validation + the end of training).",
             "Static: split-conformal |log residual| (format 1 bundles). GARCH(1,1)-t: `arch`, fitted on the",
             "returns before test, rolled with fixed parameters. Width and Winkler (interval score) in price",
             "units; pinball: mean over the quantiles 0.025, 0.1, 0.5, 0.9, 0.975; lower is better. DM p:",
