@@ -27,7 +27,7 @@ def by_kind(docs, kind):
 
 
 def predictor_args(predictor: dict) -> dict[str, str]:
-    args = predictor["containers"][0]["args"]
+    args = predictor["model"]["args"]
     return dict(zip(args[::2], args[1::2], strict=True))
 
 
@@ -39,23 +39,32 @@ def test_default_render(mode):
     isvc = by_kind(docs, "InferenceService")["petr4-sa-forecaster"]
     assert isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == mode
     predictor = isvc["spec"]["predictor"]
-    container = predictor["containers"][0]
-    assert container["name"] == "kserve-container"
+    # KServe-native delivery: the storage initializer puts the champion at /mnt/models, the revision
+    # pins it (no alias polling, no MLflow client in the serving container).
+    container = predictor["model"]
+    assert container["storageUri"] == "models:/petr4-sa-forecaster@champion"
+    assert container["runtime"] == "petr4-forecaster-predictor"
+    assert container["modelFormat"] == {"name": "petr4-forecaster-bundle", "version": "1"}
+    assert "containers" not in predictor
     assert predictor_args(predictor) == {
         "--model_name": "petr4-sa-forecaster",
-        "--model-source": "models:/petr4-sa-forecaster@champion",
-        "--tracking-uri": "$(FORECASTER_TRACKING_URI)",
+        "--model-source": "/mnt/models",
         "--http_port": "8080",
         "--grpc_port": "8081",
         "--workers": "1",
         "--threads": "1",
         "--variant": "fp32",
-        "--reload-interval-s": "60",
+        "--reload-interval-s": "0",
     }
     env = {e["name"]: e for e in container["env"]}
     assert env["PROMETHEUS_MULTIPROC_DIR"]["value"] == "/tmp/metrics"
     assert env["FORECASTER_PREDICTOR_CACHE_DIR"]["value"] == "/tmp/bundles"
-    assert env["FORECASTER_TRACKING_URI"]["valueFrom"]["configMapKeyRef"]["key"] == "tracking-uri"
+    assert "FORECASTER_TRACKING_URI" not in env
+    runtime = by_kind(docs, "ServingRuntime")["petr4-forecaster-predictor"]["spec"]
+    assert runtime["supportedModelFormats"] == [
+        {"name": "petr4-forecaster-bundle", "version": "1", "autoSelect": False}
+    ]
+    assert [c["name"] for c in runtime["containers"]] == ["kserve-container"]
     assert container["livenessProbe"]["httpGet"] == {"path": "/v2/health/live", "port": 8080}
     assert container["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": 8080}
     security = container["securityContext"]
@@ -132,8 +141,9 @@ def test_multi_ticker_canary_render(mode):
     assert by_kind(docs, "CronJob")["petr4-forecaster-retrain-vale"]["spec"]["schedule"] == "0 22 * * 1-5"
     vale = isvcs["vale-forecaster"]["spec"]["predictor"]
     assert (vale["minReplicas"], vale["maxReplicas"]) == (2, 5)
-    assert vale["containers"][0]["resources"]["limits"] == {"cpu": "2", "memory": "2Gi"}
-    assert vale["containers"][0]["image"] == "registry.invalid/ml/petr4-forecaster-serve:0.1.0"
+    assert vale["model"]["resources"]["limits"] == {"cpu": "2", "memory": "2Gi"}
+    assert vale["model"]["image"] == "registry.invalid/ml/petr4-forecaster-serve:0.1.0"
+    assert vale["model"]["storageUri"] == "models:/vale-forecaster/7", "a pinned version"
     job = by_kind(docs, "Job")["petr4-forecaster-train-itub4-sa"]["spec"]["template"]["spec"]
     assert job["containers"][0]["image"].startswith("registry.invalid/ml/petr4-forecaster-train@sha256:")
     assert job["containers"][0]["resources"]["limits"]["memory"] == "6Gi"
@@ -145,20 +155,17 @@ def test_multi_ticker_canary_render(mode):
         "key": "password",
     }
     petr4 = isvcs["petr4-sa-forecaster"]["spec"]
-    if mode == "Standard":  # spec.canary: a second predictor on the challenger alias
-        assert predictor_args(petr4["predictor"])["--model-source"] == "models:/petr4-sa-forecaster@champion"
+    if mode == "Standard":  # spec.canary: a second, named predictor on the challenger alias
+        assert petr4["predictor"]["model"]["storageUri"] == "models:/petr4-sa-forecaster@champion"
         (canary,) = petr4["canary"]
         assert canary["trafficPercent"] == 20
-        assert (
-            predictor_args(canary["predictor"])["--model-source"] == "models:/petr4-sa-forecaster@challenger"
-        )
+        assert canary["predictor"]["name"] == "canary"
+        assert canary["predictor"]["model"]["storageUri"] == "models:/petr4-sa-forecaster@challenger"
         assert "canaryTrafficPercent" not in petr4["predictor"]
     else:  # Knative: this revision serves the challenger with 20%, the last rolled-out one the rest
         assert "canary" not in petr4
         assert petr4["predictor"]["canaryTrafficPercent"] == 20
-        assert (
-            predictor_args(petr4["predictor"])["--model-source"] == "models:/petr4-sa-forecaster@challenger"
-        )
+        assert petr4["predictor"]["model"]["storageUri"] == "models:/petr4-sa-forecaster@challenger"
     for name in ("vale-forecaster", "itub4-sa-forecaster"):
         assert (
             "canary" not in isvcs[name]["spec"]

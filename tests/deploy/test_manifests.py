@@ -49,7 +49,10 @@ def pod_specs(doc: dict) -> list[dict]:
         template = doc["spec"]["jobTemplate"]["spec"]["template"]
         return [{**template["spec"], "_labels": template["metadata"]["labels"]}]
     predictors = [doc["spec"]["predictor"]] + [c["predictor"] for c in doc["spec"].get("canary", [])]
-    return [{**p, "_labels": p["labels"]} for p in predictors]
+    # A `model:` predictor's container is its model (KServe merges it over the ServingRuntime's).
+    return [
+        {**p, "_labels": p["labels"], "containers": p.get("containers", [p.get("model")])} for p in predictors
+    ]
 
 
 def surface(docs: list[dict]) -> dict:
