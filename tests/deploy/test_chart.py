@@ -4,6 +4,7 @@ per model) and the retraining webhook receiver: arguments, token reference, RBAC
 
 from __future__ import annotations
 
+import copy
 import json
 
 import helm_python
@@ -118,11 +119,20 @@ def test_default_render(mode):
         "$(FORECASTER_TRACKING_URI)",
         "--output-dir",
         "/tmp/out",
+        "--skip-if-champion",
+        "--require-promotion",
     ]
     assert job["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
+    # Bootstrap on every install and upgrade (idempotent), also under Argo CD (a Sync hook).
+    annotations = job["metadata"]["annotations"]
+    assert annotations["helm.sh/hook"] == "post-install,post-upgrade"
+    assert annotations["argocd.argoproj.io/hook"] == "Sync"
     cron = by_kind(docs, "CronJob")["petr4-forecaster-retrain-petr4-sa"]
     assert cron["spec"]["concurrencyPolicy"] == "Forbid" and cron["spec"]["schedule"] == "30 21 * * 1-5"
-    assert cron["spec"]["jobTemplate"]["spec"]["template"] == job["spec"]["template"]
+    # The retraining run is the bootstrap run without its two flags (a refusal there is normal).
+    retrain = copy.deepcopy(job["spec"]["template"])
+    retrain["spec"]["containers"][0]["args"] = train["args"][:-2]
+    assert cron["spec"]["jobTemplate"]["spec"]["template"] == retrain
     for sa in by_kind(docs, "ServiceAccount").values():
         assert sa["automountServiceAccountToken"] is False
     # Only the retrainer calls the Kubernetes API (test_retrainer_role_is_exactly_what_it_calls).

@@ -408,8 +408,8 @@ model:
   {{- include "petr4.predictorModel" . | nindent 2 }}
 {{- end }}
 
-{{/* Pod template of a training run (the first-champion Job and the CronJob share it).
-(dict "ctx" $ "model" $model) */}}
+{{/* Pod template of a training run (the bootstrap Job and the CronJob share it).
+(dict "ctx" $ "model" $model "bootstrap" true|false) */}}
 {{- define "petr4.trainingPodTemplate" -}}
 {{- $ctx := .ctx }}
 {{- $v := $ctx.Values }}
@@ -466,6 +466,11 @@ spec:
         - $(FORECASTER_TRACKING_URI)
         - --output-dir
         - /tmp/out
+        {{- if .bootstrap }}
+        # Bootstrap: train only a model without a champion; fail when the gate refuses it.
+        - --skip-if-champion
+        - --require-promotion
+        {{- end }}
         {{- range $v.training.extraArgs }}
         - {{ . | quote }}
         {{- end }}
