@@ -53,6 +53,23 @@ def multi_values(mode: str) -> dict:
     return values
 
 
+# Under every test render unless a test sets these keys itself: the registry the chart requires, and
+# the prometheus-operator objects as on a cluster that serves their CRDs (offline,
+# `.Capabilities.APIVersions.Has` is false, so the chart's default leaves them out; see
+# test_defaults_that_fail_early_or_work).
+TEST_DEFAULTS: dict = {
+    "images": {"registry": "registry.example.org/ml"},  # the kustomize base's placeholder
+    "monitoring": {"serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True}},
+}
+
+
+def merged(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = merged(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
 @functools.cache
 def _render(key: str) -> dict[str, str]:
     import helm_python
@@ -62,17 +79,18 @@ def _render(key: str) -> dict[str, str]:
         return chart.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)
 
 
-def render(values: dict | None = None) -> dict[str, str]:
-    """helm template: template path -> text (cached by values)."""
-    return _render(yaml.safe_dump(values or {}, sort_keys=True))
+def render(values: dict | None = None, defaults: bool = True) -> dict[str, str]:
+    """helm template: template path -> text (cached by values), over TEST_DEFAULTS unless told not to."""
+    values = merged(TEST_DEFAULTS, values or {}) if defaults else values or {}
+    return _render(yaml.safe_dump(values, sort_keys=True))
 
 
 def docs_of(texts) -> list[dict]:
     return [doc for text in texts for doc in yaml.safe_load_all(text) if doc]
 
 
-def render_docs(values: dict | None = None) -> list[dict]:
-    return docs_of(text for path, text in render(values).items() if path.endswith(".yaml"))
+def render_docs(values: dict | None = None, defaults: bool = True) -> list[dict]:
+    return docs_of(text for path, text in render(values, defaults).items() if path.endswith(".yaml"))
 
 
 @functools.cache

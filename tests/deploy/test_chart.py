@@ -16,7 +16,9 @@ from tests.deploy.conftest import (
     MODES,
     MONITOR_KINDS,
     RETRAINER_KINDS,
+    TEST_DEFAULTS,
     key,
+    merged,
     multi_values,
     render,
     render_docs,
@@ -226,7 +228,7 @@ def test_notes_tell_how_to_call_the_model():
 @pytest.mark.parametrize("kube", KUBE_VERSIONS)
 @pytest.mark.parametrize("values", [{}, "multi"], ids=["default", "multi"])
 def test_lint_strict(kube, values):
-    values = multi_values("Standard") if values == "multi" else values
+    values = multi_values("Standard") if values == "multi" else merged(TEST_DEFAULTS, values)
     report = helm_python.lint(
         CHART, values, strict=True, namespace="petr4-forecaster", kube_version=f"v{kube}.0"
     )
@@ -321,7 +323,7 @@ def test_monitor_render():
     (container,) = monitor_containers(docs).values()
     deployment = by_kind(docs, "Deployment")["petr4-forecaster-monitor-petr4-sa"]
     pod = deployment["spec"]["template"]["spec"]
-    assert container["image"] == "petr4-forecaster-train:0.1.0", "pandas and yfinance: the training image"
+    assert container["image"] == "registry.example.org/ml/petr4-forecaster-train:0.1.0", "the training image"
     assert container["command"] == ["python", "-m", "monitor"]
     isvc = by_kind(docs, "InferenceService")["petr4-sa-forecaster"]
     assert args_of(container) == {
@@ -373,7 +375,7 @@ def test_retrainer_render():
     deployment = by_kind(docs, "Deployment")["petr4-forecaster-retrainer"]
     pod = deployment["spec"]["template"]["spec"]
     (container,) = pod["containers"]
-    assert container["image"] == "petr4-forecaster-serve:0.1.0", "torch-free: the serving image"
+    assert container["image"] == "registry.example.org/ml/petr4-forecaster-serve:0.1.0", "torch-free"
     assert container["command"] == ["python", "-m", "retrainer"] and "args" not in container
     assert deployment["spec"]["replicas"] == 1 and deployment["spec"]["strategy"] == {"type": "Recreate"}
     env = retrainer_env(docs)
@@ -549,3 +551,31 @@ def test_monitor_and_retrainer_switch_off():
     # And the chart's NetworkPolicy switch.
     docs = render_docs({"networkPolicy": {"enabled": False}})
     assert not by_kind(docs, "NetworkPolicy")
+
+
+# --- defaults that fail early or work -------------------------------------------------------------
+def test_defaults_that_fail_early_or_work():
+    """No registry: refused at template time with the way out. The prometheus-operator objects
+    follow `.Capabilities.APIVersions.Has` by default (false offline, as on a cluster without the
+    CRDs: the install works without them), and true/false force them."""
+    with pytest.raises(helm_python.HelmError, match=r"images.registry is required: .*--set images.registry="):
+        render({}, defaults=False)
+    bare = {"images": {"registry": "registry.example.org/ml/"}}
+    docs = render_docs(bare, defaults=False)
+    assert not {d["kind"] for d in docs} & {"ServiceMonitor", "PrometheusRule", "AlertmanagerConfig"}
+    assert by_kind(docs, "Deployment")["petr4-forecaster-retrainer"]["spec"]["template"]["spec"][
+        "containers"
+    ][0]["image"] == ("registry.example.org/ml/petr4-forecaster-serve:0.1.0")
+    forced = render_docs(
+        {**bare, "monitoring": {"serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True}}},
+        defaults=False,
+    )
+    assert set(by_kind(forced, "ServiceMonitor")) == {
+        "petr4-forecaster-predictor",
+        "petr4-forecaster-monitor",
+    }
+    assert set(by_kind(forced, "PrometheusRule")) == {"petr4-forecaster-alerts"}
+    off = render_docs(
+        {"monitoring": {"serviceMonitor": {"enabled": False}, "prometheusRule": {"enabled": False}}}
+    )
+    assert not by_kind(off, "ServiceMonitor") and not by_kind(off, "PrometheusRule")

@@ -33,7 +33,9 @@ def seconds(duration: str) -> int:
 
 def helm_install_docs() -> list[dict]:
     with helm_python.Chart.load(CHART) as chart:
-        rendered = chart.render({}, name=HELM_RELEASE, namespace=NAMESPACE, is_install=True)
+        # docs/deploy.md installs with `--set images.registry=REGISTRY`
+        values = {"images": {"registry": "REGISTRY"}}
+        rendered = chart.render(values, name=HELM_RELEASE, namespace=NAMESPACE, is_install=True)
     return [d for p, t in rendered.items() if p.endswith(".yaml") for d in yaml.safe_load_all(t) if d]
 
 

@@ -53,11 +53,12 @@ helm.sh/chart: {{ printf "%s-%s" .ctx.Chart.Name .ctx.Chart.Version | replace "+
 {{- end }}
 {{- end }}
 
-{{/* Image reference: [registry/]repository(@digest|:tag). (dict "ctx" $ "image" "serve"|"train") */}}
+{{/* Image reference: registry/repository(@digest|:tag); no registry is an error at template time
+(an unqualified name would be pulled from Docker Hub). (dict "ctx" $ "image" "serve"|"train") */}}
 {{- define "petr4.image" -}}
 {{- $img := index .ctx.Values.images .image }}
-{{- $repo := $img.repository }}
-{{- with .ctx.Values.images.registry }}{{ $repo = printf "%s/%s" (trimSuffix "/" .) $repo }}{{ end }}
+{{- $registry := required "images.registry is required: the registry your cluster pulls petr4-forecaster-serve and petr4-forecaster-train from (e.g. --set images.registry=registry.example.org/ml; docs/deploy.md, Images)" .ctx.Values.images.registry }}
+{{- $repo := printf "%s/%s" (trimSuffix "/" $registry) $img.repository }}
 {{- if $img.digest }}
 {{- printf "%s@%s" $repo $img.digest }}
 {{- else }}
@@ -486,4 +487,14 @@ spec:
         - {name: tmp, mountPath: /tmp}
   volumes:
     {{- include "petr4.tmpVolume" (dict "sizeLimit" "2Gi") | nindent 4 }}
+{{- end }}
+
+{{/* "true" when objects of a CRD-backed API are to be rendered: `enabled` true or false decides;
+null (the default) = when the cluster serves the API (`.Capabilities.APIVersions.Has`), so an
+install without the prometheus-operator CRDs works. (dict "ctx" $ "enabled" nil|bool "api" "group/version/Kind") */}}
+{{- define "petr4.apiEnabled" -}}
+{{- if kindIs "invalid" .enabled }}
+{{- if .ctx.Capabilities.APIVersions.Has .api }}true{{ end }}
+{{- else if .enabled }}true
+{{- end }}
 {{- end }}
