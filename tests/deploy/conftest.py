@@ -134,15 +134,21 @@ def variants() -> dict[str, list[dict]]:
             }
         }
     )
+    out["chart-hatches"] = render_docs(hatches_values())
     for overlay in OVERLAYS:
         out[f"kustomize-{overlay}"] = kustomize_docs(overlay)
     return out
 
 
+def hatches_values() -> dict:
+    """values-hatches.yaml: every escape hatch set at once."""
+    return yaml.safe_load((HERE / "values-hatches.yaml").read_text())
+
+
 VARIANT_NAMES = (
     [f"chart-default-{m}" for m in MODES]
     + [f"chart-multi-{m}" for m in MODES]
-    + ["chart-external-mlflow", *(f"kustomize-{o}" for o in OVERLAYS)]
+    + ["chart-external-mlflow", "chart-hatches", *(f"kustomize-{o}" for o in OVERLAYS)]
 )
 
 

@@ -17,6 +17,7 @@ from tests.deploy.conftest import (
     MONITOR_KINDS,
     RETRAINER_KINDS,
     TEST_DEFAULTS,
+    hatches_values,
     key,
     merged,
     multi_values,
@@ -579,3 +580,76 @@ def test_defaults_that_fail_early_or_work():
         {"monitoring": {"serviceMonitor": {"enabled": False}, "prometheusRule": {"enabled": False}}}
     )
     assert not by_kind(off, "ServiceMonitor") and not by_kind(off, "PrometheusRule")
+
+
+# --- escape hatches on every workload -------------------------------------------------------------
+def workload_pods(docs) -> dict[str, tuple[dict, dict, dict]]:
+    """(kind/name) -> (pod metadata, pod spec, main container) of every workload, predictors included."""
+    out = {}
+    for d in docs:
+        name = f"{d['kind']}/{d['metadata']['name']}"
+        if d["kind"] in ("Deployment", "Job"):
+            template = d["spec"]["template"]
+            out[name] = (template["metadata"], template["spec"], template["spec"]["containers"][0])
+        elif d["kind"] == "CronJob":
+            template = d["spec"]["jobTemplate"]["spec"]["template"]
+            out[name] = (template["metadata"], template["spec"], template["spec"]["containers"][0])
+        elif d["kind"] == "InferenceService":
+            predictors = [d["spec"]["predictor"], *(c["predictor"] for c in d["spec"].get("canary", []))]
+            for i, p in enumerate(predictors):
+                meta = {"labels": p["labels"], "annotations": p.get("annotations", {})}
+                out[f"{name}#{i}"] = (meta, p, p["model"])
+    return out
+
+
+def test_escape_hatches_reach_every_workload():
+    values = hatches_values()
+    docs = render_docs(values)
+    pods = workload_pods(docs)
+    kinds = {n.split("/")[0] for n in pods}
+    assert kinds == {"Deployment", "Job", "CronJob", "InferenceService"}
+    for name, (meta, spec, container) in pods.items():
+        assert meta["labels"]["team"] == "quant", name
+        assert meta["annotations"] == values["podAnnotations"], name
+        for field in ("nodeSelector", "tolerations", "affinity", "priorityClassName"):
+            assert spec[field] == values[field], (name, field)
+        env = {e["name"]: e for e in container["env"]}
+        assert env["HTTPS_PROXY"]["value"] == "http://proxy.example.org:3128", name
+        assert container["envFrom"] == [{"configMapRef": {"name": "site-env"}}], name
+        # runAsUser left to the platform (OpenShift restricted-v2), the rest of the hardening kept.
+        security = container["securityContext"]
+        assert "runAsUser" not in security and security["runAsNonRoot"] and security["readOnlyRootFilesystem"]
+        assert "runAsUser" not in spec.get("securityContext", {}) and "fsGroup" not in spec.get(
+            "securityContext", {}
+        )
+    # Selectors still select: the extra label sits beside the chart's own.
+    for deployment in by_kind(docs, "Deployment").values():
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    (isvc,) = by_kind(docs, "InferenceService").values()
+    token = {e["name"]: e for e in isvc["spec"]["predictor"]["model"]["env"]}[
+        "FORECASTER_PREDICTOR_API_TOKEN"
+    ]
+    assert token == {
+        "name": "FORECASTER_PREDICTOR_API_TOKEN",
+        "valueFrom": {"secretKeyRef": {"name": "forecaster-api", "key": "bearer"}},
+    }
+    assert not by_kind(docs, "Secret")
+    for name, policy in by_kind(docs, "NetworkPolicy").items():
+        if name.endswith("default-deny"):
+            continue
+        spec = policy["spec"]
+        assert values["networkPolicy"]["extraEgress"][0] in spec["egress"], name
+        assert values["networkPolicy"]["extraIngress"][0] in spec["ingress"], name
+        dns = {
+            (p["protocol"], p["port"]) for r in spec["egress"] for p in r["ports"] if p["port"] in (53, 5353)
+        }
+        assert name.endswith("-mlflow") or dns == {("UDP", 53), ("TCP", 53), ("UDP", 5353), ("TCP", 5353)}, (
+            name
+        )
+    # Without them: nothing of the kind in any pod, and no token.
+    for name, (_meta, spec, container) in workload_pods(render_docs()).items():
+        assert not {"nodeSelector", "tolerations", "affinity", "priorityClassName"} & set(spec), name
+        assert "envFrom" not in container and "FORECASTER_PREDICTOR_API_TOKEN" not in {
+            e["name"] for e in container["env"]
+        }

@@ -34,6 +34,8 @@ def trivy_findings(target, cache) -> list[str]:
             str(REPO / ".trivyignore.rego"),
             "--format",
             "json",
+            # The chart refuses to render without a registry (trivy renders it with its defaults).
+            *(["--helm-set", "images.registry=registry.example.org/ml"] if target == CHART else []),
             str(target),
         ]
     )

@@ -128,11 +128,11 @@ kustomize overlay swaps it in one place) and the optional auth Secret, reference
 {{- end }}
 {{- end }}
 
+{{/* Pod security context; uid/gid/fsGroup left to the platform when null (OpenShift's
+restricted-v2 assigns them from the namespace's range). */}}
 {{- define "petr4.podSecurityContext" -}}
 runAsNonRoot: true
-runAsUser: {{ .Values.securityContext.runAsUser }}
-runAsGroup: {{ .Values.securityContext.runAsGroup }}
-fsGroup: {{ .Values.securityContext.fsGroup }}
+{{- include "petr4.ids" (dict "sc" .Values.securityContext "fs" true) }}
 seccompProfile:
   type: RuntimeDefault
 {{- end }}
@@ -140,8 +140,7 @@ seccompProfile:
 {{/* Complete at container level too: Knative allows no pod securityContext by default. */}}
 {{- define "petr4.containerSecurityContext" -}}
 runAsNonRoot: true
-runAsUser: {{ .Values.securityContext.runAsUser }}
-runAsGroup: {{ .Values.securityContext.runAsGroup }}
+{{- include "petr4.ids" (dict "sc" .Values.securityContext "fs" false) }}
 readOnlyRootFilesystem: true
 allowPrivilegeEscalation: false
 privileged: false
@@ -219,8 +218,10 @@ subjects:
         matchLabels:
           {{- toYaml .Values.networkPolicy.dns.podLabels | nindent 10 }}
   ports:
-    - {protocol: UDP, port: 53}
-    - {protocol: TCP, port: 53}
+    {{- range .Values.networkPolicy.dns.ports }}
+    - {protocol: UDP, port: {{ . }}}
+    - {protocol: TCP, port: {{ . }}}
+    {{- end }}
 {{- end }}
 
 {{/* NetworkPolicy egress rule: the MLflow server (in-cluster pods, or the external peers). */}}
@@ -321,6 +322,14 @@ env:
   {{- if ne $v.predictor.delivery "storageUri" }}
   {{- include "petr4.mlflowClientEnv" $ctx | nindent 2 }}
   {{- end }}
+  {{- with $v.predictor.apiToken.existingSecret }}
+  # Bearer token required on the inference routes, from a Secret the chart only references.
+  - name: FORECASTER_PREDICTOR_API_TOKEN
+    valueFrom:
+      secretKeyRef: {name: {{ . }}, key: {{ $v.predictor.apiToken.key }}}
+  {{- end }}
+  {{- with (include "petr4.extraEnv" $ctx) }}{{ . | trim | nindent 2 }}{{ end }}
+{{- include "petr4.extraEnvFrom" $ctx }}
 ports:
   - {name: http1, containerPort: 8080, protocol: TCP}
   {{- if $standard }}
@@ -359,6 +368,14 @@ automountServiceAccountToken: false
 labels:
   {{- include "petr4.selectorLabels" (dict "ctx" $ctx "component" "predictor") | nindent 2 }}
   app.kubernetes.io/part-of: petr4-forecaster
+  {{- with $v.podLabels }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+{{- with $v.podAnnotations }}
+annotations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- include "petr4.podScheduling" $ctx }}
 {{- if $standard }}
 securityContext:
   {{- include "petr4.podSecurityContext" $ctx | nindent 2 }}
@@ -419,10 +436,18 @@ metadata:
   labels:
     {{- include "petr4.labels" (dict "ctx" $ctx "component" "training") | nindent 4 }}
     petr4-forecaster/model: {{ $name }}
+    {{- with $v.podLabels }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  {{- with $v.podAnnotations }}
+  annotations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
 spec:
   serviceAccountName: {{ include "petr4.componentName" (dict "ctx" $ctx "component" "training") }}
   automountServiceAccountToken: false
   restartPolicy: Never
+  {{- with (include "petr4.podScheduling" $ctx) }}{{ . | trim | nindent 2 }}{{ end }}
   securityContext:
     {{- include "petr4.podSecurityContext" $ctx | nindent 4 }}
   {{- include "petr4.imagePullSecrets" $ctx | indent 2 }}
@@ -479,6 +504,8 @@ spec:
         - {name: HOME, value: /tmp}
         - {name: MPLCONFIGDIR, value: /tmp/matplotlib}
         {{- include "petr4.mlflowClientEnv" $ctx | nindent 8 }}
+        {{- with (include "petr4.extraEnv" $ctx) }}{{ . | trim | nindent 8 }}{{ end }}
+      {{- with (include "petr4.extraEnvFrom" $ctx) }}{{ . | trim | nindent 6 }}{{ end }}
       resources:
         {{- toYaml (default $v.training.resources .model.trainingResources) | nindent 8 }}
       securityContext:
@@ -496,5 +523,73 @@ install without the prometheus-operator CRDs works. (dict "ctx" $ "enabled" nil|
 {{- if kindIs "invalid" .enabled }}
 {{- if .ctx.Capabilities.APIVersions.Has .api }}true{{ end }}
 {{- else if .enabled }}true
+{{- end }}
+{{- end }}
+
+{{/* runAsUser / runAsGroup (/ fsGroup), each only when set. (dict "sc" .Values.securityContext "fs" bool) */}}
+{{- define "petr4.ids" -}}
+{{- with .sc.runAsUser }}
+runAsUser: {{ . }}
+{{- end }}
+{{- with .sc.runAsGroup }}
+runAsGroup: {{ . }}
+{{- end }}
+{{- if .fs }}
+{{- with .sc.fsGroup }}
+fsGroup: {{ . }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Escape hatches of every pod: extra annotations and labels (pod metadata, indented by the caller). */}}
+{{- define "petr4.podMetadataExtras" -}}
+{{- with .Values.podLabels }}
+labels:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.podAnnotations }}
+annotations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/* Escape hatches of every pod spec: scheduling. */}}
+{{- define "petr4.podScheduling" -}}
+{{- with .Values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- end }}
+
+{{/* Escape hatches of every main container: extra env items (appended to a container's env list). */}}
+{{- define "petr4.extraEnv" -}}
+{{- with .Values.extraEnv }}
+{{- toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* ... and envFrom (a whole `envFrom:` key, or nothing). */}}
+{{- define "petr4.extraEnvFrom" -}}
+{{- with .Values.extraEnvFrom }}
+envFrom:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/* Extra NetworkPolicy rules of every component (networkPolicy.extraIngress / extraEgress). */}}
+{{- define "petr4.extraRules" -}}
+{{- with . }}
+{{- toYaml . }}
 {{- end }}
 {{- end }}
