@@ -41,7 +41,11 @@ BASE_VALUES: dict = {
     "helmLabels": False,
     "namespace": {"create": True},
     "images": {"registry": "registry.example.org/ml"},
-    "monitoring": {"serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True}},
+    "monitoring": {
+        "serviceMonitor": {"enabled": True},
+        "prometheusRule": {"enabled": True},
+        "runbookBaseUrl": "https://git.example.org/ml/petr4-forecaster/-/blob/main/docs/runbook.md",
+    },
 }
 # Each variant overlay: (values on top of BASE_VALUES, what the overlay is for).
 VARIANTS: dict[str, tuple[dict, str]] = {

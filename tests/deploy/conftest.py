@@ -53,13 +53,18 @@ def multi_values(mode: str) -> dict:
     return values
 
 
+RUNBOOK = "https://git.example.org/ml/petr4-forecaster/-/blob/main/docs/runbook.md"  # the kustomize base's
 # Under every test render unless a test sets these keys itself: the registry the chart requires, and
 # the prometheus-operator objects as on a cluster that serves their CRDs (offline,
 # `.Capabilities.APIVersions.Has` is false, so the chart's default leaves them out; see
 # test_defaults_that_fail_early_or_work).
 TEST_DEFAULTS: dict = {
     "images": {"registry": "registry.example.org/ml"},  # the kustomize base's placeholder
-    "monitoring": {"serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True}},
+    "monitoring": {
+        "serviceMonitor": {"enabled": True},
+        "prometheusRule": {"enabled": True},
+        "runbookBaseUrl": RUNBOOK,
+    },
 }
 
 

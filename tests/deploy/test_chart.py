@@ -568,7 +568,7 @@ def test_defaults_that_fail_early_or_work():
         "containers"
     ][0]["image"] == ("registry.example.org/ml/petr4-forecaster-serve:0.1.0")
     forced = render_docs(
-        {**bare, "monitoring": {"serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True}}},
+        {**bare, "monitoring": {**TEST_DEFAULTS["monitoring"]}},
         defaults=False,
     )
     assert set(by_kind(forced, "ServiceMonitor")) == {
