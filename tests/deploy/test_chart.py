@@ -364,9 +364,32 @@ def test_monitor_render():
         policy["podSelector"]["matchLabels"].items()
         <= deployment["spec"]["template"]["metadata"]["labels"].items()
     )
-    # Prometheus reaches the monitor's 9090 from wherever it may reach the predictors' metrics.
-    predictor_from = policies["petr4-forecaster-predictor"]["spec"]["ingress"][0]["from"]
-    assert policy["ingress"] == [{"from": predictor_from, "ports": [{"protocol": "TCP", "port": 9090}]}]
+    # Prometheus reaches the monitor's 9090 from where it reaches the predictors' metrics, no one else.
+    clients, scrape = policies["petr4-forecaster-predictor"]["spec"]["ingress"]
+    prometheus = [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+        }
+    ]
+    assert scrape == {"from": prometheus, "ports": [{"protocol": "TCP", "port": 8080}]}
+    assert {"namespaceSelector": {}} not in clients["from"] and clients["from"]
+    assert policy["ingress"] == [{"from": prometheus, "ports": [{"protocol": "TCP", "port": 9090}]}]
+    # MLflow: this release's training, predictor and monitor pods only.
+    (mlflow_in,) = policies["petr4-forecaster-mlflow"]["spec"]["ingress"]
+    (peer,) = mlflow_in["from"]
+    assert peer == {
+        "podSelector": {
+            "matchExpressions": [
+                {"key": "app.kubernetes.io/instance", "operator": "In", "values": ["petr4-forecaster"]},
+                {
+                    "key": "app.kubernetes.io/component",
+                    "operator": "In",
+                    "values": ["training", "predictor", "monitor"],
+                },
+            ]
+        }
+    }
     egress_ports = {(p["protocol"], p["port"]) for rule in policy["egress"] for p in rule["ports"]}
     assert egress_ports == {("TCP", 5000), ("UDP", 53), ("TCP", 53), ("TCP", 443)}
 

@@ -197,8 +197,21 @@ def test_dashboard_configmap():
         d for d in render_docs() if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-dashboard")
     ]
     assert config["metadata"]["labels"]["grafana_dashboard"] == "1"
-    dashboard = json.loads(config["data"]["petr4-forecaster.json"])
-    assert dashboard == json.loads((CHART / "files" / "dashboard.json").read_text())
+    (key,) = config["data"]
+    assert key == f"{NAMESPACE}-petr4-forecaster.json"
+    dashboard = json.loads(config["data"][key])
+    source = json.loads((CHART / "files" / "dashboard.json").read_text())
+    assert dashboard["uid"] != source["uid"] and len(dashboard["uid"]) <= 40
+    assert dashboard["title"].startswith(f"{NAMESPACE}-petr4-forecaster predictors")
+    assert {**dashboard, "uid": source["uid"], "title": source["title"]} == source
+    # Another release (name or namespace) gets another uid and key: no overwriting in Grafana.
+    other = next(
+        d
+        for d in render_docs({"fullnameOverride": "other"})
+        if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-dashboard")
+    )
+    (other_key,) = other["data"]
+    assert other_key != key and json.loads(other["data"][other_key])["uid"] != dashboard["uid"]
     titles = " | ".join(p["title"] for p in dashboard["panels"]).lower()
     for topic in ("request rate", "error ratio", "p50 / p99", "model version", "reloads", "ready"):
         assert topic in titles
