@@ -41,6 +41,7 @@ BASE_VALUES: dict = {
     "helmLabels": False,
     "namespace": {"create": True},
     "images": {"registry": "registry.example.org/ml"},
+    "helmTest": {"enabled": False},  # a `helm test` Pod; kubectl would start it at once
     "monitoring": {
         "serviceMonitor": {"enabled": True},
         "prometheusRule": {"enabled": True},

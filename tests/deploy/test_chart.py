@@ -365,7 +365,8 @@ def test_monitor_render():
         <= deployment["spec"]["template"]["metadata"]["labels"].items()
     )
     # Prometheus reaches the monitor's 9090 from where it reaches the predictors' metrics, no one else.
-    clients, scrape = policies["petr4-forecaster-predictor"]["spec"]["ingress"]
+    rules = policies["petr4-forecaster-predictor"]["spec"]["ingress"]
+    clients, scrape = rules[0], rules[-1]
     prometheus = [
         {
             "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
@@ -676,3 +677,35 @@ def test_escape_hatches_reach_every_workload():
         assert "envFrom" not in container and "FORECASTER_PREDICTOR_API_TOKEN" not in {
             e["name"] for e in container["env"]
         }
+
+
+def test_helm_test_pods():
+    """One `helm test` Pod per model: hardened, through the predictor's Service, admitted by the
+    predictors' NetworkPolicy and allowed out by its own (files/helm_test.py runs against a real
+    predictor in tests/integration/storage)."""
+    docs = render_docs(multi_values("Standard"))
+    pods = {d["metadata"]["labels"]["petr4-forecaster/model"]: d for d in docs if d["kind"] == "Pod"}
+    assert set(pods) == set(MULTI_MODELS)
+    pod = pods["vale-forecaster"]
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    (container,) = pod["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["FORECASTER_TEST_URL"] == "http://vale-forecaster-predictor.petr4-forecaster.svc.cluster.local"
+    assert env["FORECASTER_TEST_MODEL"] == "vale-forecaster" and env["FORECASTER_TEST_WINDOW"] == "60"
+    assert container["args"][0].strip() == (CHART / "files" / "helm_test.py").read_text().strip()
+    security = container["securityContext"]
+    assert security["readOnlyRootFilesystem"] and security["capabilities"]["drop"] == ["ALL"]
+    labels = pod["metadata"]["labels"]
+    policies = by_kind(docs, "NetworkPolicy")
+    admitted = [
+        r
+        for r in policies["petr4-forecaster-predictor"]["spec"]["ingress"]
+        if any(p.get("podSelector", {}).get("matchLabels", {}).items() <= labels.items() for p in r["from"])
+        and all("namespaceSelector" not in p for p in r["from"])
+    ]
+    assert admitted and {"protocol": "TCP", "port": 8080} in admitted[0]["ports"]
+    own = policies["petr4-forecaster-test"]["spec"]
+    assert own["podSelector"]["matchLabels"].items() <= labels.items()
+    assert not render_docs({"helmTest": {"enabled": False}}) or not [
+        d for d in render_docs({"helmTest": {"enabled": False}}) if d["kind"] == "Pod"
+    ]

@@ -92,8 +92,26 @@ def test_fetch_then_serve(registry, tmp_path):
         assert answer.status_code == 200, answer.text
         forecast = next(o for o in answer.json()["outputs"] if o["name"] == "forecast")
         assert np.allclose(forecast["data"], expected_forecast(closes), rtol=1e-5)
+        # The chart's `helm test` script, as its Pod runs it, against this predictor.
+        ok = run_helm_test(predictor.url, "tiny", WINDOW)
+        assert ok.returncode == 0 and ok.stdout.startswith("OK tiny: forecast "), ok.stderr
+        wrong = run_helm_test(predictor.url, "other", WINDOW, timeout_s=1)
+        assert wrong.returncode == 1 and "FAIL other" in wrong.stderr and "not ready in time" in wrong.stderr
+        short = run_helm_test(predictor.url, "tiny", WINDOW - 1)
+        assert short.returncode == 1 and "FAIL tiny: inference answered 4" in short.stderr
     finally:
         predictor.stop()
+
+
+def run_helm_test(url: str, model: str, window: int, timeout_s: int = 30) -> subprocess.CompletedProcess:
+    script = (REPO / "helm" / "petr4-forecaster" / "files" / "helm_test.py").read_text()
+    env = {
+        "PATH": os.environ["PATH"], "FORECASTER_TEST_URL": url, "FORECASTER_TEST_MODEL": model,
+        "FORECASTER_TEST_WINDOW": str(window), "FORECASTER_TEST_TIMEOUT_S": str(timeout_s),
+    }  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
 
 
 def test_pinned_version(registry, tmp_path):
