@@ -224,6 +224,16 @@ def test_notes_tell_how_to_call_the_model():
     for name in ("petr4-sa-forecaster", "vale-forecaster", "itub4-sa-forecaster"):
         assert f"localhost:8080/v2/models/{name}/infer" in notes
     assert "port-forward" in notes and '"datatype":"FP64"' in notes
+    # The webhook token: generated where the user sees it, and how to read it back.
+    assert "TOKEN=$(openssl rand -hex 32)" in notes and '--from-literal=token="$TOKEN"' in notes
+    assert "get secret petr4-forecaster-retrainer-token -o jsonpath='{.data.token}' | base64 -d" in notes
+    assert "logs job/petr4-forecaster-train-<model>" in notes and "-c storage-initializer" in notes
+    assert "helm test petr4-forecaster -n petr4-forecaster" in notes
+    assert "pod-security.kubernetes.io/enforce=restricted" in notes, "offline: the reminder"
+    bare = render({"images": {"registry": "r.example/ml"}}, defaults=False)[
+        "petr4-forecaster/templates/NOTES.txt"
+    ]
+    assert "no ServiceMonitor was created" in bare and "no ServiceMonitor" not in notes
 
 
 @pytest.mark.parametrize("kube", KUBE_VERSIONS)
