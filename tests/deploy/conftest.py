@@ -33,6 +33,7 @@ CRD_FILES = {
     ("monitoring.coreos.com/v1", "PrometheusRule"): "monitoring.coreos.com_prometheusrules.yaml",
 }
 MODES = ("Standard", "Knative")
+DOCKERFILES = ("Dockerfile.serve", "Dockerfile.train", "Dockerfile.monitor", "Dockerfile.mlflow")
 # Kinds of the realized-accuracy monitor's objects (a Deployment and Service per model) and of the
 # retraining webhook receiver's.
 MONITOR_KINDS = ("Deployment", "Service", "ServiceMonitor", "NetworkPolicy", "ServiceAccount")
@@ -223,7 +224,7 @@ def checkov() -> str:
 def scan_dir(tmp_path_factory, all_variants) -> Path:
     """What the scanners read: the Dockerfiles, and every chart render and kustomize build."""
     root = tmp_path_factory.mktemp("scan")
-    for name in ("Dockerfile.serve", "Dockerfile.train"):
+    for name in DOCKERFILES:
         shutil.copy(REPO / name, root / name)
     for name, docs in all_variants.items():
         (root / f"{name}.yaml").write_text(yaml.safe_dump_all(docs, sort_keys=False))
