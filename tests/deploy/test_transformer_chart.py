@@ -28,8 +28,9 @@ def test_every_inferenceservice_has_a_transformer_like_its_predictor(mode):
         predictor, transformer = isvc["spec"]["predictor"], isvc["spec"]["transformer"]
         (container,) = transformer["containers"]
         assert container["command"] == ["python", "-m", "transformer"]
-        assert container["image"] == predictor["containers"][0]["image"]  # the serving image: no torch
-        assert container["securityContext"] == predictor["containers"][0]["securityContext"]
+        model = predictor["model"]  # the predictor's container (KServe merges it over the runtime's)
+        assert container["image"] == model["image"]  # the serving image: no torch
+        assert container["securityContext"] == model["securityContext"]
         assert transformer.get("securityContext") == predictor.get("securityContext")
         args = args_of(container)
         assert args["--model_name"] == name and args["--predictor_protocol"] == "v2"
@@ -49,12 +50,14 @@ def test_one_flag_turns_it_off():
     assert list(by_kind(docs, "PrometheusRule")) == ["petr4-forecaster-alerts"]
 
 
-def test_the_token_comes_from_a_secret_by_reference():
-    docs = render_docs({"transformer": {"apiTokenSecret": {"name": "forecast-token"}}})
+def test_the_token_is_the_predictor_s_by_reference():
+    docs = render_docs({"predictor": {"apiToken": {"existingSecret": "forecast-token"}}})
     (isvc,) = by_kind(docs, "InferenceService").values()
     env = {e["name"]: e for e in isvc["spec"]["transformer"]["containers"][0]["env"]}
     ref = env["FORECASTER_TRANSFORMER_API_TOKEN"]["valueFrom"]["secretKeyRef"]
+    predictor = {e["name"]: e for e in isvc["spec"]["predictor"]["model"]["env"]}
     assert ref == {"name": "forecast-token", "key": "token"}
+    assert ref == predictor["FORECASTER_PREDICTOR_API_TOKEN"]["valueFrom"]["secretKeyRef"]
     assert "FORECASTER_TRANSFORMER_API_TOKEN" not in {
         e["name"] for e in by_kind(render_docs(), "InferenceService")["petr4-sa-forecaster"]["spec"][
             "transformer"]["containers"][0]["env"]
@@ -82,7 +85,14 @@ def test_network_policy_allows_exactly_the_transformer_s_paths(source, internet)
     assert not selector.items() <= isvc["spec"]["predictor"]["labels"].items()
     predictor_selector = policies["petr4-forecaster-predictor"]["spec"]["podSelector"]["matchLabels"]
     assert not predictor_selector.items() <= isvc["spec"]["transformer"]["labels"].items()
-    assert [p["port"] for rule in policy["ingress"] for p in rule["ports"]] == [8080]
+    ports = [p["port"] for rule in policy["ingress"] for p in rule["ports"]]
+    assert ports == [8080, 8080]  # the predictor's clients, Prometheus
+    # ... and the predictor's policy admits the transformers
+    ingress = policies["petr4-forecaster-predictor"]["spec"]["ingress"]
+    admitted = [
+        r for r in ingress if any(p.get("podSelector", {}).get("matchLabels") == selector for p in r["from"])
+    ]
+    assert [p["port"] for r in admitted for p in r["ports"]] == [8080]
     egress = policy["egress"]
     to_predictor, *rest = egress
     assert peers(to_predictor) == [(tuple(sorted(predictor_selector.items())), None)]

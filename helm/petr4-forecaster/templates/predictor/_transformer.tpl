@@ -16,6 +16,16 @@ transformer:
   labels:
     {{- include "petr4.selectorLabels" (dict "ctx" $ctx "component" "transformer") | nindent 4 }}
     app.kubernetes.io/part-of: petr4-forecaster
+    {{- with $v.podLabels }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  {{- with $v.podAnnotations }}
+  annotations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with include "petr4.podScheduling" $ctx }}
+  {{- . | nindent 2 }}
+  {{- end }}
   {{- if $standard }}
   securityContext:
     {{- include "petr4.podSecurityContext" $ctx | nindent 4 }}
@@ -51,12 +61,16 @@ transformer:
       env:
         - {name: PROMETHEUS_MULTIPROC_DIR, value: /tmp/metrics}
         - {name: HOME, value: /tmp}
-        {{- with $t.apiTokenSecret.name }}
-        # The same token as the predictor's: required from clients, sent to the predictor.
+        {{- with $v.predictor.apiToken.existingSecret }}
+        # The predictor's token (predictor.apiToken): required from clients, sent to the predictor.
         - name: FORECASTER_TRANSFORMER_API_TOKEN
           valueFrom:
-            secretKeyRef: {name: {{ . }}, key: {{ $t.apiTokenSecret.key }}}
+            secretKeyRef: {name: {{ . }}, key: {{ $v.predictor.apiToken.key }}}
         {{- end }}
+        {{- with (include "petr4.extraEnv" $ctx) }}{{ . | trim | nindent 8 }}{{ end }}
+      {{- with include "petr4.extraEnvFrom" $ctx }}
+      {{- . | nindent 6 }}
+      {{- end }}
       ports:
         - {name: http1, containerPort: 8080, protocol: TCP}
       livenessProbe:
