@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
-from datetime import date
-from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -22,8 +19,9 @@ from marketdata.frames import (  # noqa: F401  (re-exported: training's callers 
     read_sample,
     validate,
 )
+from marketdata.history import FetchSettings, fetch_yfinance  # noqa: F401  (re-exported)
 from marketdata.sanity import check_series
-from training.errors import DataError
+from training.errors import DataError  # noqa: F401  (re-exported)
 from training.settings import TrainSettings
 
 log = logging.getLogger(__name__)
@@ -48,52 +46,6 @@ def sample_test_windows(metadata: BundleMetadata) -> np.ndarray:
     """The raw-close windows of a sample-trained bundle's test part, rebuilt from the sample."""
     closes = read_sample()["close"].to_numpy()
     return recent_windows(closes, metadata.features.window, metadata.splits["test"].sessions)
-
-
-class FetchSettings(Protocol):
-    """What a Yahoo fetch needs (TrainSettings and the monitor's settings both have it)."""
-
-    ticker: str
-    start: date
-    end: date | None
-    fetch_retries: int
-    fetch_backoff_s: float
-
-
-def fetch_yfinance(settings: FetchSettings, sleep=None) -> pd.DataFrame:
-    """Daily history from Yahoo, retried with exponential backoff; raises DataError at the end."""
-    import yfinance as yf
-
-    sleep = sleep or time.sleep
-    delay, last_error = settings.fetch_backoff_s, None
-    for attempt in range(1, settings.fetch_retries + 1):
-        try:
-            raw = yf.Ticker(settings.ticker).history(
-                start=settings.start.isoformat(),
-                end=settings.end.isoformat() if settings.end else None,
-                interval="1d",
-                auto_adjust=False,
-                actions=False,
-                raise_errors=True,
-            )
-            if raw is None or raw.empty:
-                raise DataError(f"yfinance returned no rows for {settings.ticker}")
-            return normalize_columns(raw)
-        except Exception as exc:  # network, parsing and Yahoo errors alike
-            last_error = exc
-            log.warning(
-                "fetch %s attempt %d/%d failed: %s",
-                settings.ticker,
-                attempt,
-                settings.fetch_retries,
-                exc,
-            )
-            if attempt < settings.fetch_retries:
-                sleep(delay)
-                delay *= 2
-    raise DataError(
-        f"could not fetch {settings.ticker} after {settings.fetch_retries} attempts: {last_error}"
-    )
 
 
 def load_series(settings: TrainSettings, min_windows: int) -> Series:
