@@ -56,9 +56,9 @@ def train_bundle(out: Path, epochs: int = 5):
     captured = {}
     original = pipeline.export
 
-    def keep(module, features):
+    def keep(module, features, **kwargs):
         captured["module"] = module
-        return original(module, features)
+        return original(module, features, **kwargs)
 
     pipeline.export = keep
     try:
@@ -108,13 +108,16 @@ def rss_bytes(pid: int) -> int:
     return total
 
 
-def start(args: list[str], env: dict | None = None, log: Path | None = None) -> subprocess.Popen:
+def start(
+    args: list[str], env: dict | None = None, log: Path | None = None, cwd: Path | None = None
+) -> subprocess.Popen:
+    """`args` in its own session, from `cwd` (default: this checkout), importing from that checkout."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     out = log.open("wb") if log else subprocess.DEVNULL
     return subprocess.Popen(
         args,
-        cwd=REPO,
-        env={**clean, "PYTHONPATH": str(REPO), **(env or {})},
+        cwd=cwd or REPO,
+        env={**clean, "PYTHONPATH": str(cwd or REPO), **(env or {})},
         stdout=out,
         stderr=subprocess.STDOUT,
         start_new_session=True,

@@ -156,6 +156,50 @@ def one_call(data: dict) -> list[str]:
     ]
 
 
+def serving(srv: dict) -> list[str]:
+    """The Serving section: every server's median round, then the ratios of that same run."""
+    parts = [
+        f"## Serving (wrk on 127.0.0.1, batch 1, {srv['duration_s']} s per run)",
+        "",
+        f"All servers run at once and are measured in {srv.get('rounds', 1)} interleaved rounds; each row is the",
+        "median round (every round's req/s in the last column), so drift on the shared machine hits all alike.",
+        "CPU µs / req is the server's own CPU (all its processes) over the run, per answered request.",
+        '"bare kserve + onnxruntime" is kserve\'s documented custom-model path on its default settings (a',
+        "`kserve.Model` running the same bundle's ONNX session as the floor, `ModelServer().start([model])`):",
+        "what kserve itself costs; the predictor's own layer is the difference between it and",
+        '"predictor (kserve default logging)", which runs with the same logging. "predictor (baseline',
+        "checkout)\", when present, is another checkout's predictor (`--baseline DIR`) in the same run.",
+        "",
+    ]
+    rows = [
+        [
+            r["server"],
+            r["concurrency"],
+            r["rps"],
+            r["p50_ms"],
+            r["p99_ms"],
+            r["cpu_us_per_request"],
+            r["rss_mib"],
+            r["non_2xx"],
+            ", ".join(map(str, r.get("rps_all_rounds", []))),
+        ]
+        for r in srv["rows"]
+    ]
+    header = [
+        "server",
+        "conc.",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "CPU µs / req",
+        "RSS MiB",
+        "non-2xx",
+        "req/s by round",
+    ]
+    parts += [table(header, rows), "", "Ratios from the same run:", ""]
+    return parts + [f"- `{k}`: {v}" for k, v in srv["ratios"].items()] + [""]
+
+
 def main() -> None:
     parts = [
         "# Benchmarks",
@@ -207,40 +251,7 @@ def main() -> None:
         ]
     srv = load("serving")
     if srv:
-        parts += [
-            f"## Serving (wrk on 127.0.0.1, batch 1, {srv['duration_s']} s per run)",
-            "",
-            f"All servers run at once and are measured in {srv.get('rounds', 1)} interleaved rounds; each row is the",
-            "median round (every round's req/s in the last column), so drift on the shared machine hits all alike.",
-            "",
-        ]
-        rows = [
-            [
-                r["server"],
-                r["concurrency"],
-                r["rps"],
-                r["p50_ms"],
-                r["p99_ms"],
-                r["cpu_us_per_request"],
-                r["rss_mib"],
-                r["non_2xx"],
-                ", ".join(map(str, r.get("rps_all_rounds", []))),
-            ]
-            for r in srv["rows"]
-        ]
-        header = [
-            "server",
-            "conc.",
-            "req/s",
-            "p50 ms",
-            "p99 ms",
-            "CPU µs / req",
-            "RSS MiB",
-            "non-2xx",
-            "req/s by round",
-        ]
-        parts += [table(header, rows), "", "Ratios from the same run:", ""]
-        parts += [f"- `{k}`: {v}" for k, v in srv["ratios"].items()] + [""]
+        parts += serving(srv)
     cold = load("coldstart")
     if cold:
         parts += ["## Cold start and size", ""]

@@ -1,10 +1,13 @@
 """Serving throughput, latency and CPU per request, measured side by side in one run with wrk.
 
 Servers (batch 1, one 60-close window per request, 127.0.0.1 only, each run bounded in time):
-our predictor with its quiet default, with kserve's default logging, and with 2 workers; a
-seed-style FastAPI server (torch eager in the route); a bare Starlette + onnxruntime floor.
+our predictor with its quiet default, with kserve's default logging, and with 2 workers; bare
+kserve + onnxruntime (kserve's custom-model path on its defaults, nothing of ours: what kserve
+costs); a seed-style FastAPI server (torch eager in the route); a bare Starlette + onnxruntime floor.
+`--baseline DIR` adds the predictor as checked out in DIR (e.g. `git archive main | tar -x -C DIR`), so a
+change to the request path is measured before and after in the same interleaved run.
 
-    .venv/bin/python -m bench.serving [--duration 8] [--concurrency 1 8 32]
+    .venv/bin/python -m bench.serving [--duration 8] [--concurrency 1 8 32] [--baseline DIR]
 """
 
 from __future__ import annotations
@@ -31,13 +34,17 @@ from bench.common import (
 )
 
 UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
+BARE_KSERVE = "bare kserve + onnxruntime (defaults)"
+BASELINE = "predictor (baseline checkout)"
 
 
-def servers(bundle: Path, weights: Path, window: list[float]) -> dict[str, dict]:
+def servers(
+    bundle: Path, weights: Path, window: list[float], baseline: Path | None = None
+) -> dict[str, dict]:
     v2 = json.dumps({"inputs": [{"name": "closes", "shape": [1, 60], "datatype": "FP64", "data": window}]})
     plain = json.dumps({"closes": [window]})
 
-    def predictor(*extra: str) -> dict:
+    def predictor(*extra: str, cwd: Path | None = None) -> dict:
         port = free_port()
         args = predictor_args(bundle, port, "--enable_grpc", "false", *extra)
         return {
@@ -46,6 +53,19 @@ def servers(bundle: Path, weights: Path, window: list[float]) -> dict[str, dict]
             "path": "/v2/models/m/infer",
             "body": v2,
             "ready": "/v2/health/ready",
+            "cwd": cwd,
+        }
+
+    def bare_kserve() -> dict:
+        port = free_port()
+        ports = ["--http_port", str(port), "--grpc_port", str(free_port())]
+        return {
+            "args": [PY, "-m", "bench.servers.bare_kserve", "--model_name", "m", *ports],
+            "port": port,
+            "path": "/v2/models/m/infer",
+            "body": v2,
+            "ready": "/v2/health/ready",
+            "env": {"BENCH_BUNDLE": str(bundle)},
         }
 
     def uvicorn(app: str, *extra: str) -> dict:
@@ -60,10 +80,13 @@ def servers(bundle: Path, weights: Path, window: list[float]) -> dict[str, dict]
             "env": {"BENCH_BUNDLE": str(bundle), "BENCH_WEIGHTS": str(weights)},
         }
 
+    baseline_server = {BASELINE: predictor(cwd=baseline.resolve())} if baseline else {}
     return {
         "predictor (quiet default)": predictor(),
+        **baseline_server,
         "predictor (kserve default logging)": predictor("--no-quiet"),
         "predictor (2 workers)": predictor("--workers", "2"),
+        BARE_KSERVE: bare_kserve(),
         "seed-style FastAPI + torch eager": uvicorn("bench.servers.seed:app"),
         "floor: Starlette + onnxruntime": uvicorn("bench.servers.floor:app", "--no-access-log"),
     }
@@ -119,6 +142,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--only", nargs="*", help="substring filter on server names")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median is reported")
+    parser.add_argument("--baseline", type=Path, help="a checkout whose predictor runs beside this one")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is missing: apt-get install wrk")
@@ -130,13 +154,13 @@ def main() -> None:
     window = sample_test_windows(result.metadata)[0].tolist()
     specs = {
         n: s
-        for n, s in servers(bundle, weights, window).items()
+        for n, s in servers(bundle, weights, window, args.baseline).items()
         if not args.only or any(o in n for o in args.only)
     }
     procs = {}
     try:
         for name, spec in specs.items():  # all up at once, so every round hits every server alike
-            procs[name] = start(spec["args"], spec.get("env"), work / f"{spec['port']}.log")
+            procs[name] = start(spec["args"], spec.get("env"), work / f"{spec['port']}.log", spec.get("cwd"))
         for spec in specs.values():
             url = f"http://127.0.0.1:{spec['port']}"
             if spec["ready"]:
@@ -197,6 +221,24 @@ def ratios_of(rows: list[dict]) -> dict:
                 get(floor, c, "cpu_us_per_request"),
             ),
         }
+        for key, server in (
+            ("kserve_logging", logging_on),
+            ("bare_kserve", BARE_KSERVE),
+            ("baseline", BASELINE),
+        ):
+            pairs[f"c{c}_cpu_predictor_over_{key}"] = (
+                get(ours, c, "cpu_us_per_request"),
+                get(server, c, "cpu_us_per_request"),
+            )
+        pairs[f"c{c}_cpu_bare_kserve_over_floor"] = (
+            get(BARE_KSERVE, c, "cpu_us_per_request"),
+            get(floor, c, "cpu_us_per_request"),
+        )
+        pairs[f"c{c}_cpu_kserve_logging_over_bare_kserve"] = (
+            get(logging_on, c, "cpu_us_per_request"),
+            get(BARE_KSERVE, c, "cpu_us_per_request"),
+        )
+        pairs[f"c{c}_rps_predictor_over_bare_kserve"] = (get(ours, c, "rps"), get(BARE_KSERVE, c, "rps"))
         out.update({k: round(a / b, 3) for k, (a, b) in pairs.items() if a and b})
     return out
 

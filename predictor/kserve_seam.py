@@ -395,7 +395,7 @@ class ForecastRESTServer(RESTServer):
     def _register_endpoints(self, app) -> None:
         """kserve's endpoints, behind ours for its v2 model routes: registered first, so they are
         the ones matched (kserve's stay in the OpenAPI document, with the same parameters)."""
-        v2 = V2Endpoints(self.dataplane, self.model_repository_extension)
+        v2 = ForecastV2Endpoints(self.dataplane, self.model_repository_extension)
         for suffix, handler, method in MODEL_ROUTES:
             for prefix in ("/v2/models/{model_name}", "/v2/models/{model_name}/versions/{model_version}"):
                 app.add_api_route(prefix + suffix, _versioned(getattr(v2, handler), self.dataplane),
@@ -436,6 +436,52 @@ class ForecastRESTServer(RESTServer):
         )
         for model in forecast_models(models):
             model.start_loading()  # this worker's own session and loader
+
+
+class ForecastV2Endpoints(V2Endpoints):
+    """kserve's v2 endpoints; its infer handler (as of KSERVE_VERSION) writes a JSON answer once.
+
+    kserve validates the encoded answer into a pydantic `InferenceResponse` for FastAPI to dump
+    again, and the predictor then dumped it a third time to drop null fields: the same bytes come
+    from the encoded dict itself (`json_answer`), without the two model round trips.
+    """
+
+    async def infer(
+        self,
+        raw_request: Request,
+        raw_response: Response,
+        model_name: str,
+        request_body: InferenceRequest | bytes,
+        model_version: str | None = None,
+    ) -> Response:
+        if model_version:  # unreachable behind `_versioned`, which pops it; kserve's answer
+            raise NotImplementedError("Model versioning not supported yet.")
+        if not await self.dataplane.model_ready(model_name, True):
+            raise ModelNotReady(model_name)
+        headers = dict(raw_request.headers)
+        request, _ = self.dataplane.decode(request_body, headers, PredictorProtocol.REST_V2.value, model_name)
+        response, response_headers = await self.dataplane.infer(model_name, request, headers)
+        response, encoded_headers = self.dataplane.encode(model_name, response, headers, {})
+        response_headers.update(encoded_headers)
+        response_headers.pop("content-length", None)
+        response_headers.pop("content-type", None)
+        if isinstance(response, bytes):  # binary tensor extension or a CloudEvent: kserve's answer
+            raw_response.headers.update(response_headers)
+            raw_response.status_code = 200
+            raw_response.body = response
+            return raw_response
+        return Response(json_answer(response), media_type="application/json")
+
+
+def json_answer(response: dict) -> bytes:
+    """A v2 REST answer as kserve's `InferenceResponse` writes it without null fields: its field
+    order, `parameters` only when set, output data as encoded (already JSON-native lists)."""
+    outputs = [
+        {k: o[k] for k in ("name", "shape", "datatype", "parameters", "data") if o.get(k) is not None}
+        for o in response["outputs"]
+    ]
+    fields = {k: response.get(k) for k in ("model_name", "model_version", "id", "parameters")}
+    return orjson.dumps({**{k: v for k, v in fields.items() if v is not None}, "outputs": outputs})
 
 
 # kserve's v2 model routes, which answer 501 to any version (`/versions/{v}/...`, `?model_version=`).

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 from kserve import Model
 from kserve.protocol.infer_type import InferRequest, InferResponse
+from prometheus_client import Counter, Histogram
 
 from bundle import BundleError, OnnxForecaster
 from bundle.outputs import Output, input_metadata, outputs
@@ -35,6 +36,9 @@ class Served:
 
     version: str
     forecaster: OnnxForecaster
+    # This model's series, labelled once per swap rather than looked up on every request.
+    latency: Histogram
+    predictions: Counter
 
     @property
     def info_labels(self) -> dict[str, str]:
@@ -148,7 +152,8 @@ class ForecastModel(Model):
         bundle = self.source.fetch(ref)
         forecaster = OnnxForecaster(bundle, self.settings.variant, self.settings.threads)
         forecaster.self_test()
-        old, new = self.served, Served(ref.version, forecaster)
+        latency, predictions = INFERENCE_LATENCY.labels(self.name), PREDICTIONS.labels(self.name, ref.version)
+        old, new = self.served, Served(ref.version, forecaster, latency, predictions)
         new_info = MODEL_INFO.labels(model=self.name, **new.info_labels)
         self.served = new  # one reference assignment: requests see the old or the new model
         if old is not None:
@@ -193,9 +198,9 @@ class ForecastModel(Model):
 
     def predict(self, payload: Decoded, headers: dict | None = None) -> InferResponse | dict:
         served = payload.served
-        with INFERENCE_LATENCY.labels(self.name).time():
+        with served.latency.time():
             result = codecs.finite_forecast(served.forecaster, payload.closes, horizon=1)
-        PREDICTIONS.labels(self.name, served.version).inc(len(payload.closes))
+        served.predictions.inc(len(payload.closes))
         if payload.v2:
             return codecs.encode_v2(
                 result, payload.outputs, self.name, payload.request_id, served.version, payload.binary

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import orjson
 import pytest
 from kserve.errors import ModelNotFound
+from kserve.protocol.rest.v2_datamodels import InferenceResponse
 
 from predictor import kserve_seam
 from predictor.kserve_seam import NotReadyError
@@ -85,3 +87,31 @@ def test_unknown_and_not_ready_models_keep_kserves_status_without_the_traceback(
 def test_quiet_logging_silences_rejections(tmp_path):
     config = json.loads(Path(kserve_seam.quiet_log_config(str(tmp_path))).read_text())
     assert config["loggers"]["predictor.rejected"]["level"] == "WARNING"
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        {
+            "id": "r1", "model_name": "m", "model_version": "3",
+            "outputs": [
+                {"name": "forecast", "shape": [2], "datatype": "FP64", "data": [31.4, 1e-300]},
+                {"name": "lower_80", "shape": [2], "datatype": "FP32", "data": [30.5, 2.0]},
+            ],
+        },
+        {
+            "id": "r2", "model_name": "m", "model_version": None, "parameters": {"p": 1},
+            "outputs": [
+                {"name": "forecast", "shape": [1], "datatype": "FP64", "parameters": {"q": "x"},
+                 "data": [1.5]},
+            ],
+        },
+    ],
+)  # fmt: skip
+def test_the_v2_answer_is_the_bytes_kserves_response_model_writes_without_nulls(response):
+    """The lean answer must stay what kserve's InferenceResponse (validated, dumped without nulls)
+    wrote: same fields, same order, same numbers."""
+    model = InferenceResponse.model_validate(response)
+    expected = orjson.dumps(model.model_dump(mode="json", exclude_none=True))
+    assert kserve_seam.json_answer(response) == expected
+    assert b"null" not in kserve_seam.json_answer(response)
