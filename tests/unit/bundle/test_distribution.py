@@ -130,10 +130,10 @@ def small(levels=(0.5, 0.9), score_quantiles=(1.0, 2.0), tail_slope=0.5, sigma_f
 
 
 def test_conformal_quantile_takes_the_exact_rank_when_n_plus_one_times_c_is_whole():
-    """(9 + 1) * 0.5 = 5 exactly: the 5th smallest, not the 6th; (29 + 1) * 0.1 is 3.0000000000000004
-    in floating point and still means the 3rd."""
+    """(9 + 1) * 0.5 = 5 exactly: the 5th smallest, not the 6th; (99 + 1) * 0.55 is
+    55.00000000000001 in floating point and still means the 55th."""
     assert conformal_quantile(np.arange(1.0, 10.0), 0.5) == 5.0
-    assert conformal_quantile(np.arange(1.0, 30.0), 0.1) == 3.0
+    assert conformal_quantile(np.arange(1.0, 100.0), 0.55) == 55.0
     assert conformal_quantile(np.arange(1.0, 10.0), 0.99) == 9.0  # ceil(9.9) = 10 > n: the largest
 
 
