@@ -4,14 +4,17 @@ Same protocol as bench.accuracy (test = last 500 sessions, validation = the 250 
 training run per series with the default settings. All three interval methods sit around the same
 served point forecast (the network's log return x the validation-chosen weight):
 
-- served: split-conformal scores normalized by the window's EWMA volatility (lambda 0.94);
+- served: split-conformal scores normalized by the window's EWMA volatility (lambda 0.94),
+  calibrated on validation + the end of training (750 windows, `calibration_sessions`);
 - static: split-conformal on |log residuals| (format 1 bundles, the previous default);
 - GARCH(1,1) with Student-t errors (`arch`), fitted on every return before the test window and
   rolled over test with fixed parameters (one-step variance from information up to the day before).
 
-Rolling origin (PETR4): refit every `--refit-every` sessions; the GARCH is refitted at each origin.
+Series: PETR4 (../shared/data), the S&P 500 (`arch`'s sample) and a third real series, AAPL
+2019-2024 (the `hvsampledata` sample; short: 699 training windows). Rolling origin (PETR4): refit
+every `--refit-every` sessions; the GARCH is refitted at each origin.
 
-    .venv/bin/python -m bench.intervals [--quick] [--refit-every 100]
+    .venv/bin/python -m bench.intervals [--quick] [--refit-every 100] [--no-rolling] [--no-third]
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +31,7 @@ import pandas as pd
 from bench.accuracy import diebold_mariano, sp500_csv
 from bench.common import PETR4_CSV, save
 from training import pipeline
+from training.data import SAMPLE_FILE, SAMPLE_PACKAGE
 from training.scores import SERVED_QUANTILES, interval_scores, symmetric_quantiles
 from training.settings import TrainSettings
 
@@ -40,6 +45,11 @@ def train(csv: Path, ticker: str, out: Path, **overrides) -> tuple[pd.DataFrame,
     start = time.perf_counter()
     result = pipeline.run(settings)
     return result.test_forecasts, result.metadata, time.perf_counter() - start
+
+
+def aapl_csv() -> Path:
+    """The packaged AAPL sample (real daily closes, offline)."""
+    return Path(str(resources.files(SAMPLE_PACKAGE).joinpath(SAMPLE_FILE)))
 
 
 def log_returns(csv: Path) -> pd.Series:
@@ -185,6 +195,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="3 epochs (a smoke run, not a result)")
     parser.add_argument("--refit-every", type=int, default=100)
     parser.add_argument("--no-rolling", action="store_true", help="skip the rolling-origin refits")
+    parser.add_argument("--no-third", action="store_true", help="skip the third series (AAPL sample)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-intervals-"))
     results: dict = {"quick": args.quick}
@@ -192,11 +203,14 @@ def main() -> None:
     save("intervals", results)
     results["sp500"] = evaluate(sp500_csv(work), "^GSPC", work / "sp500", args.quick)
     save("intervals", results)
+    if not args.no_third:
+        results["aapl"] = evaluate(aapl_csv(), "AAPL", work / "aapl", args.quick)
+        save("intervals", results)
     if not args.no_rolling:
         results["rolling_petr4"] = rolling(
             PETR4_CSV, "PETR4.SA", work / "rolling", args.refit_every, args.quick
         )
-    for key in ("petr4", "sp500", "rolling_petr4"):
+    for key in ("petr4", "sp500", "aapl", "rolling_petr4"):
         if key not in results:
             continue
         part = results[key]

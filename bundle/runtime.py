@@ -13,6 +13,10 @@ from bundle.outputs import Output, outputs
 from bundle.schema import Variant
 from bundle.transform import model_inputs, to_price
 
+# A format 1 level is matched up to float noise ((1 - 0.8) / 2 is 0.09999999999999998), not rounded:
+# 0.1000001 is another level, which a format 1 bundle does not have.
+LEVEL_TOLERANCE = 1e-12
+
 
 def shrink(forecast: np.ndarray, last_close: np.ndarray, weight: float) -> np.ndarray:
     """`last * (forecast / last) ** weight`: the log return scaled toward 0 (naive) by `weight`."""
@@ -132,10 +136,10 @@ class OnnxForecaster:
         dist = self.bundle.metadata.distribution
         if dist is not None and result.sigma is not None:
             return dist.quantile(result.mean, result.sigma, q, result.widen)
-        coverage = round(abs(2.0 * q - 1.0), 6)
+        coverage = abs(2.0 * q - 1.0)
         side = result.lower if q < 0.5 else result.upper
         for c, values in side.items():
-            if round(c, 6) == coverage:
+            if math.isclose(c, coverage, rel_tol=0.0, abs_tol=LEVEL_TOLERANCE):  # float noise, not rounding
                 return values
         raise ValueError(f"quantile {q} is not available from this format 1 bundle")
 

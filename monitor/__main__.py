@@ -14,11 +14,12 @@ from pydantic_settings import CliApp
 from bundle import BundleError, OnnxForecaster
 from bundle.outputs import level_label
 from bundle.source import BundleSource
+from marketdata.errors import DataError
+from marketdata.frames import read_csv, validate
+from marketdata.history import fetch_yfinance
 from monitor import metrics
 from monitor.realized import Realized, realized
 from monitor.settings import MonitorSettings
-from training.data import fetch_yfinance, read_csv, validate
-from training.errors import DataError
 
 log = logging.getLogger("monitor")
 # What a run can meet in normal weather: a data source down or returning garbage (DataError, OSError,

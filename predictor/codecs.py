@@ -10,7 +10,7 @@ import uuid
 
 import numpy as np
 from kserve.errors import InvalidInput
-from kserve.protocol.infer_type import InferInput, InferOutput, InferRequest, InferResponse
+from kserve.protocol.infer_type import InferInput, InferOutput, InferRequest, InferResponse, RequestedOutput
 
 from bundle import Forecast, OnnxForecaster
 from bundle.outputs import INPUT_DATATYPES, INPUT_NAME, Output, columns
@@ -20,12 +20,25 @@ FP32_MAX = float(np.finfo(np.float32).max)
 
 
 class Rejected(InvalidInput):
-    """A 400 with a reason label for the rejected-requests counter."""
+    """A 400 with a reason label for the rejected-requests counter, and the request field it is
+    about when one is (`param` of the time-series API's error object)."""
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: str, message: str, param: str | None = None) -> None:
         REJECTED.labels(reason).inc()
         super().__init__(message)  # kserve keeps the message in .reason
-        self.label = reason
+        self.label, self.param = reason, param
+
+
+def check_datatype_case(datatypes) -> None:
+    """The protocol's datatypes are upper-case ("FP64"); kserve upper-cases REST's but refuses
+    gRPC's with "invalid content type". One rule for both: a lower-case datatype is refused, by name."""
+    for datatype in datatypes:
+        if isinstance(datatype, str) and datatype != datatype.upper():
+            raise Rejected(
+                "datatype",
+                f"datatype {datatype!r} is not a protocol datatype: they are upper-case "
+                f"({datatype.upper()!r}); accepted: " + ", ".join(INPUT_DATATYPES),
+            )
 
 
 def _numbers(values: list) -> np.ndarray:
@@ -136,6 +149,24 @@ def requested_outputs(request: InferRequest, declared: tuple[Output, ...]) -> tu
     return tuple(o for o in declared if o.name in names)
 
 
+def _flag(parameters: dict | None, key: str, default: bool) -> bool:
+    value = (parameters or {}).get(key, default)
+    if not isinstance(value, bool):
+        raise Rejected("parameter", f"parameter {key!r} must be true or false, got {value!r}")
+    return value
+
+
+def binary_outputs(request: InferRequest, wanted: tuple[Output, ...]) -> tuple[bool, ...]:
+    """Which outputs go back as raw bytes (REST binary tensor extension): an output's own
+    `binary_data` parameter, else the request's `binary_data_output`, else JSON. gRPC answers raw
+    contents whatever these say (the extension is REST's)."""
+    if request.from_grpc:
+        return (False,) * len(wanted)
+    default = _flag(request.parameters, "binary_data_output", False)
+    own = {o.name: o.parameters for o in request.request_outputs or ()}
+    return tuple(_flag(own.get(o.name), "binary_data", default) for o in wanted)
+
+
 def finite_forecast(forecaster: OnnxForecaster, closes: np.ndarray, horizon: int) -> Forecast:
     """The forecast, refused when closes near the float64 limit overflow an output to inf (JSON
     would carry it as null): numpy's overflow warning is expected here, the refusal is the answer."""
@@ -148,16 +179,25 @@ def finite_forecast(forecaster: OnnxForecaster, closes: np.ndarray, horizon: int
 
 
 def encode_v2(
-    result: Forecast, declared: tuple[Output, ...], model_name: str, request_id: str | None
+    result: Forecast,
+    declared: tuple[Output, ...],
+    model_name: str,
+    request_id: str | None,
+    version: str,
+    binary: tuple[bool, ...] | None = None,
 ) -> InferResponse:
-    """One `[batch]` tensor per declared output (bundle.outputs), in declared order."""
+    """One `[batch]` tensor per declared output (bundle.outputs), in declared order, named with the
+    version that answered; `binary` (per output) sends an output as raw bytes over REST."""
     outputs = [
         InferOutput(out.name, [len(values)], out.datatype, values)
         for out, values in zip(declared, columns(result, declared).values(), strict=True)
     ]
+    flags = binary or (False,) * len(declared)
+    wanted = [RequestedOutput(o.name, {"binary_data": b}) for o, b in zip(declared, flags, strict=True)]
     return InferResponse(
-        response_id=request_id or uuid.uuid4().hex, model_name=model_name, infer_outputs=outputs
-    )
+        response_id=request_id or uuid.uuid4().hex, model_name=model_name, model_version=version,
+        infer_outputs=outputs, requested_outputs=wanted,
+    )  # fmt: skip
 
 
 def encode_v1(result: Forecast, declared: tuple[Output, ...]) -> dict:

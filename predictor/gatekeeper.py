@@ -11,10 +11,10 @@ import time
 
 import orjson
 
+from predictor.errors import error_body
 from predictor.metrics import REJECTED, REQUEST_LATENCY, REQUESTS, exposition
 
 REPOSITORY = re.compile(r"^/v2/repository/models/[^/]+/(load|unload)$")
-VERSIONED = re.compile(r"^/v2/models/[^/]+/versions/[^/]+(/(infer|ready)?)?$")
 EXPLAIN = re.compile(r"^/v1/models/[^/]+:explain$")
 ROUTES = (
     (re.compile(r"^/v2/models/[^/]+(/versions/[^/]+)?/infer$"), "v2_infer"),
@@ -22,9 +22,6 @@ ROUTES = (
     (re.compile(r"^/v1/timeseries/forecast$"), "timeseries"),
 )
 LOCKED = "model repository {} is disabled: the predictor follows its model source (the MLflow alias)"
-NO_VERSIONS = (
-    "versions are not addressable: the predictor serves what its source points at (GET /v2/models/{name})"
-)
 NO_EXPLAIN = "this model has no explainer: POST /v1/models/{name}:predict or /v2/models/{name}/infer"
 
 
@@ -46,7 +43,7 @@ async def _json(send, status: int, body: dict) -> None:
 
 
 class Gatekeeper:
-    """Pure ASGI, in front of kserve: serve /metrics; refuse repository calls, version paths,
+    """Pure ASGI, in front of kserve: serve /metrics; refuse repository calls, `:explain`,
     missing tokens and oversized bodies before anything is parsed; count and time inference."""
 
     def __init__(self, app, max_body_bytes: int, api_token: str | None = None) -> None:
@@ -58,8 +55,6 @@ class Gatekeeper:
         path = scope["path"]
         if REPOSITORY.match(path):
             return 403, "repository", LOCKED.format(path.rsplit("/", 1)[1])
-        if VERSIONED.match(path) or b"model_version" in scope.get("query_string", b""):  # kserve: 501
-            return 404, "version", NO_VERSIONS
         if EXPLAIN.match(path):  # kserve would read and parse any body, unguarded, then answer 501
             return 404, "explain", NO_EXPLAIN
         if (
@@ -94,7 +89,7 @@ class Gatekeeper:
             if refusal is not None:
                 status, reason, message = refusal
                 REJECTED.labels(reason).inc()
-                return await _json(send, status, {"error": message})
+                return await _json(send, status, error_body(path, status, message))
             if route is None:
                 return await self.app(scope, receive, send)
 
@@ -102,8 +97,6 @@ class Gatekeeper:
                 nonlocal status
                 if message["type"] == "http.response.start":
                     status = message["status"]
-                    if status == 422:
-                        REJECTED.labels("malformed").inc()
                 await send(message)
 
             return await self.app(scope, receive, send_status)

@@ -23,15 +23,23 @@ from importlib import metadata
 from pathlib import Path
 
 import grpc
+import orjson
 from cloudevents.sdk.converters.util import has_binary_headers
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from kserve import ModelServer, model_server
 from kserve.constants.constants import INFERENCE_CONTENT_LENGTH_HEADER, PredictorProtocol
-from kserve.errors import InvalidInput, ModelNotFound, ModelNotReady
+from kserve.errors import (
+    InferenceError,
+    InvalidInput,
+    ModelNotFound,
+    ModelNotReady,
+    generic_exception_handler,
+)
 from kserve.logging import KSERVE_LOG_CONFIG
 from kserve.protocol.dataplane import DataPlane
+from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc
 from kserve.protocol.grpc import server as grpc_server
 from kserve.protocol.grpc.interceptors import ExceptionToStatusInterceptor
@@ -42,12 +50,16 @@ from kserve.protocol.rest.multiprocess import server as multiprocess_server
 from kserve.protocol.rest.server import RESTServer
 from kserve.protocol.rest.timeseries.types import ForecastRequest, ForecastResponse
 from kserve.protocol.rest.v2_datamodels import InferenceRequest
-from pydantic import ValidationError
+from kserve.protocol.rest.v2_endpoints import V2Endpoints
+from pydantic import BaseModel, ValidationError
 from pydantic_settings import CliSettingsSource
+from starlette.exceptions import HTTPException
 
 from bundle.conventions import CLI_CONVENTION
 from predictor import timeseries
+from predictor.codecs import Rejected, check_datatype_case
 from predictor.deadline import DeadlineProtocol
+from predictor.errors import error_body
 from predictor.gatekeeper import LOCKED, Gatekeeper
 from predictor.metrics import REJECTED, init_route_series
 from predictor.settings import PredictorSettings
@@ -78,6 +90,17 @@ class NotReadyError(ModelNotReady):
         self.reason = self.error_msg
 
 
+class VersionNotFound(ModelNotFound):
+    """404 / NOT_FOUND: a version other than the one served (kserve answers 501 to any version)."""
+
+    def __init__(self, model_name: str, version: str, served: str) -> None:
+        super().__init__(model_name)
+        self.reason = (
+            f"model {model_name} has no version {version!r}: it serves version {served!r} "
+            f"(the one its source points at; GET /v2/models/{model_name} names it)"
+        )
+
+
 class ForecastDataPlane(DataPlane):
     """Server readiness that means it (kserve answers ready while models load), metadata that names
     the served version, and request decoding that never turns a client's mistake into a 500."""
@@ -98,6 +121,17 @@ class ForecastDataPlane(DataPlane):
         meta.update(platform="onnxruntime_onnx", versions=[served.version] if served else [])
         return meta
 
+    def check_version(self, model_name: str, version: str | None) -> None:
+        """Versioned addressing (REST `/versions/{v}` or `?model_version=`, gRPC `model_version`)
+        names the served version, which metadata advertises, or is refused: VersionNotFound.
+        Before a bundle is served, the model's not-ready answer."""
+        if not version:
+            return
+        model = self.get_model_from_registry(model_name)  # ModelNotFound
+        served = model.require() if forecast_models([model]) else None  # NotReadyError
+        if served is None or version != served.version:
+            raise VersionNotFound(model_name, version, served.version if served else "none")
+
     def decode(self, body, headers, protocol_version=PredictorProtocol.REST_V1.value, model_name=None):
         """A body is JSON whatever Content-Type it declares (curl -d sends a form type, tritonclient
         none) unless the binary tensor extension or a binary CloudEvent says otherwise."""
@@ -106,7 +140,9 @@ class ForecastDataPlane(DataPlane):
         return super().decode(body, headers, protocol_version, model_name)
 
     def decode_inference_request(self, body, headers, model_name):
+        """kserve's decoding, with the datatype-case rule (kserve upper-cases REST datatypes)."""
         if not isinstance(body, bytes):
+            check_datatype_case(i.datatype for i in body.inputs)
             return super().decode_inference_request(body, headers, model_name)
         declared = headers.get(INFERENCE_CONTENT_LENGTH_HEADER)
         if declared is None:  # a v2 JSON body that came without a JSON Content-Type
@@ -114,11 +150,13 @@ class ForecastDataPlane(DataPlane):
                 request = InferenceRequest.model_validate_json(body)
             except ValidationError as exc:
                 raise InvalidInput(body_error(exc.errors())) from exc
+            check_datatype_case(i.datatype for i in request.inputs)
             return InferRequest.from_inference_request(request, model_name)
         if not declared.isdigit() or int(declared) > len(body):
             raise InvalidInput(f"{INFERENCE_CONTENT_LENGTH_HEADER} must be a byte count within the "
                                f"{len(body)}-byte body, got {declared!r}")  # fmt: skip
         try:
+            check_datatype_case(_header_datatypes(orjson.loads(body[: int(declared)])))
             return InferRequest.from_bytes(body, int(declared), model_name)
         except InvalidInput:
             raise
@@ -129,8 +167,15 @@ class ForecastDataPlane(DataPlane):
             IndexError,
             AttributeError,
             struct.error,
+            InferenceError,  # e.g. shape [-1] with binary_data_size 0: "unexpected numpy array shape"
         ) as exc:  # kserve's parser
             raise InvalidInput(f"malformed binary tensor request: {type(exc).__name__}: {exc}") from exc
+
+
+def _header_datatypes(header) -> list:
+    """The datatypes a binary-extension JSON header declares (kserve's parser judges the rest)."""
+    inputs = header.get("inputs") if isinstance(header, dict) else None
+    return [i.get("datatype") for i in inputs if isinstance(i, dict)] if isinstance(inputs, list) else []
 
 
 def _binary(headers: dict) -> bool:
@@ -155,20 +200,54 @@ class LockedRepository(ModelRepositoryExtension):
         raise RepositoryLockedError("unload")
 
 
+def _where(errors: list) -> str:
+    first = errors[0] if errors else {}
+    return "/".join(str(p) for p in first.get("loc", ())) or "body"
+
+
 def body_error(errors: list) -> str:
     """The first validation error as one line naming its place, never the input itself."""
     first = errors[0] if errors else {}
-    where = "/".join(str(p) for p in first.get("loc", ())) or "body"
-    return f"invalid request body: {first.get('msg', 'invalid')} at {where}"
+    return f"invalid request body: {first.get('msg', 'invalid')} at {_where(errors)}"
 
 
-async def invalid_body(_request, exc: RequestValidationError) -> JSONResponse:
-    """FastAPI's own 422 echoes the input, and an input holding NaN or Infinity cannot be encoded:
-    the handler itself fails with a 500. Name the problem; never echo the input."""
-    errors = [{"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg", ""), "type": e.get("type", "")}
-              for e in exc.errors()]  # fmt: skip
-    message = body_error(errors)
-    return JSONResponse({"error": message, "detail": errors}, status_code=422)
+def _param(errors: list) -> str:
+    """The field a validation error is about, without FastAPI's leading "body", dotted."""
+    parts = _where(errors).split("/")
+    return ".".join(parts[1:] if parts[0] == "body" else parts)
+
+
+def _error(request, status: int, message: str, param: str | None = None, headers=None) -> JSONResponse:
+    path = request.url.path if request is not None else ""
+    return JSONResponse(error_body(path, status, message, param), status_code=status, headers=headers)
+
+
+async def invalid_body(request, exc: RequestValidationError) -> JSONResponse:
+    """A body that does not parse or validate is a 400 like every other bad request (FastAPI's 422
+    echoes the input, and one holding NaN or Infinity failed to encode: a 500). It names the
+    problem and its place, never the input, in the surface's one error shape."""
+    errors = list(exc.errors())
+    REJECTED.labels("malformed").inc()
+    rejections.info("rejected (400): %s", body_error(errors))
+    return _error(request, 400, body_error(errors), _param(errors))
+
+
+async def http_error(request, exc: HTTPException) -> JSONResponse:
+    """Unknown routes (404) and wrong methods (405) in the surface's error shape, not `{"detail"}`."""
+    message = str(exc.detail)
+    if exc.status_code == 405:
+        message = f"method {request.method} is not allowed on {request.url.path}"
+        allowed = (exc.headers or {}).get("Allow")
+        message += f"; allowed: {allowed}" if allowed else ""
+    elif exc.status_code == 404:
+        message = f"no route {request.url.path}: see /openapi.json"
+    return _error(request, exc.status_code, message, headers=exc.headers)
+
+
+async def server_error(request, exc: Exception) -> JSONResponse:
+    """A bug: kserve's traceback and 500, in the surface's error shape."""
+    await generic_exception_handler(request, exc)
+    return _error(request, 500, f"{type(exc).__name__} : {exc}")
 
 
 # Refusals that are the client's or the moment's, not bugs: kserve logs a 31-line traceback for each
@@ -177,13 +256,14 @@ QUIET_STATUS: tuple[tuple[type[Exception], int], ...] = (
     (InvalidInput, 400),
     (ModelNotFound, 404),
     (ModelNotReady, 503),
+    (NotImplementedError, 501),
 )
 
 
-async def rejected_request(_request, exc: Exception) -> JSONResponse:
+async def rejected_request(request, exc: Exception) -> JSONResponse:
     status = next(code for kind, code in QUIET_STATUS if isinstance(exc, kind))
     rejections.info("rejected (%d): %s", status, exc)
-    return JSONResponse({"error": str(exc)}, status_code=status)
+    return _error(request, status, str(exc), getattr(exc, "param", None))
 
 
 class QuietStatusInterceptor(ExceptionToStatusInterceptor):
@@ -230,6 +310,31 @@ def _refuse(code: grpc.StatusCode, message: str) -> grpc.RpcMethodHandler:
     return grpc.unary_unary_rpc_method_handler(abort)
 
 
+class ForecastServicer(InferenceServicer):
+    """kserve's servicer, plus what REST does: the served version is addressable and any other is
+    NOT_FOUND (kserve ignores `model_version`: ModelReady(version="999") was true), metadata names
+    the served version, and a lower-case datatype is refused by name."""
+
+    async def ModelReady(self, request: pb.ModelReadyRequest, context) -> pb.ModelReadyResponse:  # noqa: N802 (gRPC's name)
+        ready = await self._data_plane.model_ready(model_name=request.name)  # ModelNotFound
+        if ready:
+            self._data_plane.check_version(request.name, request.version)
+        return pb.ModelReadyResponse(ready=ready)
+
+    async def ModelMetadata(self, request: pb.ModelMetadataRequest, context) -> pb.ModelMetadataResponse:  # noqa: N802 (gRPC's name)
+        self._data_plane.check_version(request.name, request.version)
+        meta = await self._data_plane.model_metadata(model_name=request.name)
+        return pb.ModelMetadataResponse(
+            name=meta["name"], versions=meta.get("versions") or [], platform=meta["platform"],
+            inputs=meta["inputs"], outputs=meta["outputs"],
+        )  # fmt: skip
+
+    async def ModelInfer(self, request: pb.ModelInferRequest, context) -> pb.ModelInferResponse:  # noqa: N802 (gRPC's name)
+        self._data_plane.check_version(request.model_name, request.model_version)
+        check_datatype_case(t.datatype for t in request.inputs)
+        return await super().ModelInfer(request, context)
+
+
 class ForecastGRPCServer(grpc_server.GRPCServer):
     """kserve's gRPC server (its `start`, as of KSERVE_VERSION) with our interceptors: the token,
     one-line rejections, and no per-call INFO line when quiet."""
@@ -249,7 +354,7 @@ class ForecastGRPCServer(grpc_server.GRPCServer):
                 ("grpc.max_receive_message_length", self._kwargs.get("grpc_max_receive_message_length")),
             ],
         )
-        servicer = InferenceServicer(self._data_plane, self._model_repository_extension)
+        servicer = ForecastServicer(self._data_plane, self._model_repository_extension)
         grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(servicer, self._server)
         self._server.add_insecure_port(f"[::]:{self._port}")
         await self._server.start()
@@ -261,7 +366,7 @@ def strict_forecast_request(body: bytes) -> ForecastRequest:
     try:
         return ForecastRequest.model_validate_json(body, strict=True)
     except ValidationError as exc:
-        raise InvalidInput(body_error(exc.errors())) from exc
+        raise Rejected("malformed", body_error(exc.errors()), _param(exc.errors())) from exc
 
 
 def forecast_models(models: list) -> list:
@@ -287,6 +392,16 @@ class ForecastRESTServer(RESTServer):
         self.config.http = functools.partial(DeadlineProtocol, request_timeout=settings.request_timeout_s)
         self.config.limit_concurrency = settings.max_connections  # beyond it: 503 and close
 
+    def _register_endpoints(self, app) -> None:
+        """kserve's endpoints, behind ours for its v2 model routes: registered first, so they are
+        the ones matched (kserve's stay in the OpenAPI document, with the same parameters)."""
+        v2 = V2Endpoints(self.dataplane, self.model_repository_extension)
+        for suffix, handler, method in MODEL_ROUTES:
+            for prefix in ("/v2/models/{model_name}", "/v2/models/{model_name}/versions/{model_version}"):
+                app.add_api_route(prefix + suffix, _versioned(getattr(v2, handler), self.dataplane),
+                                  methods=[method], response_model=None, include_in_schema=False)  # fmt: skip
+        super()._register_endpoints(app)
+
     def create_application(self):
         """Runs in every worker: settings come with the (pickled) model, not module globals."""
         super().create_application()
@@ -298,6 +413,8 @@ class ForecastRESTServer(RESTServer):
         app.add_middleware(Gatekeeper, max_body_bytes=settings.max_body_bytes, api_token=token)
         init_route_series()
         app.add_exception_handler(RequestValidationError, invalid_body)
+        app.add_exception_handler(HTTPException, http_error)
+        app.add_exception_handler(Exception, server_error)
         for kind, _status in QUIET_STATUS:
             app.add_exception_handler(kind, rejected_request)
 
@@ -308,10 +425,43 @@ class ForecastRESTServer(RESTServer):
                 raise NotImplementedError(f"model {request.model} has no time-series forecast")
             return timeseries.forecast(model, request, settings.max_horizon, settings.max_batch)
 
+        async def forecast_model_names() -> list[str]:
+            """kserve's time-series API lists its models by name."""
+            return [m.name for m in forecast_models(list(dataplane.model_registry.get_models().values()))]
+
         app.add_api_route("/v1/timeseries/forecast", forecast, methods=["POST"],
                           response_model=ForecastResponse, response_model_exclude_none=True)  # fmt: skip
+        app.add_api_route(
+            "/v1/timeseries/models", forecast_model_names, methods=["GET"], response_model=list[str]
+        )
         for model in forecast_models(models):
             model.start_loading()  # this worker's own session and loader
+
+
+# kserve's v2 model routes, which answer 501 to any version (`/versions/{v}/...`, `?model_version=`).
+MODEL_ROUTES = (
+    ("", "model_metadata", "GET"),
+    ("/ready", "model_ready", "GET"),
+    ("/infer", "infer", "POST"),
+)
+
+
+def _versioned(handler, dataplane: ForecastDataPlane):
+    """kserve's handler, answering the served version and refusing any other (404, as over gRPC),
+    its answer without null fields (kserve writes `"parameters": null`)."""
+
+    @functools.wraps(handler)  # FastAPI reads the handler's signature through __wrapped__
+    async def call(**kwargs):
+        dataplane.check_version(kwargs["model_name"], kwargs.pop("model_version", None))
+        result = await handler(**kwargs)
+        if isinstance(result, BaseModel):
+            body = orjson.dumps(result.model_dump(mode="json", exclude_none=True))
+            return Response(body, media_type="application/json")
+        if isinstance(result, Response) and "content-type" not in result.headers:
+            result.headers["content-type"] = "application/octet-stream"  # binary tensor extension
+        return result
+
+    return call
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -52,6 +52,7 @@ class Decoded:
     v2: bool
     request_id: str | None
     outputs: tuple[Output, ...]  # what the client asked for (v2 `outputs`), else every declared output
+    binary: tuple[bool, ...] = ()  # per output: raw bytes over REST (binary tensor extension)
 
 
 class ForecastModel(Model):
@@ -186,7 +187,8 @@ class ForecastModel(Model):
         if isinstance(payload, InferRequest):
             closes = codecs.decode_v2(payload, window, limit)
             wanted = codecs.requested_outputs(payload, declared)
-            return Decoded(served, closes, True, payload.id, wanted)
+            binary = codecs.binary_outputs(payload, wanted)
+            return Decoded(served, closes, True, payload.id, wanted, binary)
         return Decoded(served, codecs.decode_v1(payload, window, limit), False, None, declared)
 
     def predict(self, payload: Decoded, headers: dict | None = None) -> InferResponse | dict:
@@ -195,5 +197,7 @@ class ForecastModel(Model):
             result = codecs.finite_forecast(served.forecaster, payload.closes, horizon=1)
         PREDICTIONS.labels(self.name, served.version).inc(len(payload.closes))
         if payload.v2:
-            return codecs.encode_v2(result, payload.outputs, self.name, payload.request_id)
+            return codecs.encode_v2(
+                result, payload.outputs, self.name, payload.request_id, served.version, payload.binary
+            )
         return codecs.encode_v1(result, payload.outputs)

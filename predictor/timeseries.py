@@ -8,6 +8,7 @@ Horizons > 1 are recursive, and the spread grows as sqrt(h) (see bundle.runtime.
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from datetime import datetime
@@ -24,6 +25,7 @@ from kserve.protocol.rest.timeseries.types import (
     TimeSeriesType,
 )
 
+from bundle.runtime import LEVEL_TOLERANCE
 from predictor.codecs import Rejected, check_closes, finite_forecast
 
 if TYPE_CHECKING:
@@ -36,22 +38,24 @@ def available_quantiles(served: Served) -> list[float]:
 
 
 def _unavailable(served: Served, wanted: list[float]) -> list[float]:
+    """Format 2 gives any level in (0, 1). Format 1 gives its declared levels only, matched up to
+    float noise (0.1 is (1 - 0.8) / 2), never to a rounding: 0.1000001 is not 0.1."""
     if served.forecaster.bundle.metadata.distribution is not None:
         return [q for q in wanted if not 0.0 < q < 1.0]
-    default = set(available_quantiles(served))
-    return [q for q in wanted if round(q, 6) not in default]
+    default = available_quantiles(served)
+    return [q for q in wanted if not any(math.isclose(q, d, abs_tol=LEVEL_TOLERANCE) for d in default)]
 
 
-def _next_timestamp(start: str | None, frequency, steps: int) -> str:
+def _next_timestamp(start: str | None, frequency, steps: int, param: str) -> str:
     if not start:
         return ""
     try:
         return (datetime.fromisoformat(start) + FREQUENCY_MAP[frequency.value](steps)).isoformat()
     except ValueError as exc:
-        raise Rejected("timestamp", f"start_timestamp {start!r} is not ISO 8601: {exc}") from exc
+        raise Rejected("timestamp", f"start_timestamp {start!r} is not ISO 8601: {exc}", param) from exc
     except OverflowError as exc:  # e.g. 9999-12-31 plus a few days
         raise Rejected(
-            "timestamp", f"start_timestamp {start!r} plus {steps} steps is past year 9999"
+            "timestamp", f"start_timestamp {start!r} plus {steps} steps is past year 9999", param
         ) from exc
 
 
@@ -62,9 +66,9 @@ def forecast(
     window = served.forecaster.window
     horizon = request.options.horizon
     if not 1 <= horizon <= max_horizon:
-        raise Rejected("horizon", f"horizon {horizon} is outside 1..{max_horizon}")
+        raise Rejected("horizon", f"horizon {horizon} is outside 1..{max_horizon}", "options.horizon")
     if not request.inputs:
-        raise Rejected("shape", "inputs is empty: send at least one series")
+        raise Rejected("shape", "inputs is empty: send at least one series", "inputs")
     available = available_quantiles(served)
     wanted = request.options.quantiles if request.options.quantiles is not None else available
     missing = _unavailable(served, wanted)
@@ -74,14 +78,17 @@ def forecast(
             if served.forecaster.bundle.metadata.distribution is not None
             else f"{available} (from its format 1 bundle's static intervals)"
         )
-        raise Rejected("quantile", f"quantiles {missing} are not available; this model gives {gives}")
+        message = f"quantiles {missing} are not available; this model gives {gives}"
+        raise Rejected("quantile", message, "options.quantiles")
     rows = []
-    for item in request.inputs:
+    for i, item in enumerate(request.inputs):
         if item.type != TimeSeriesType.UNIVARIATE or any(isinstance(v, list) for v in item.series):
-            raise Rejected("rank", f"series {item.name!r}: only univariate series are supported")
+            raise Rejected("rank", f"series {item.name!r}: only univariate series are supported",
+                           f"inputs.{i}.series")  # fmt: skip
         if len(item.series) < window:
             raise Rejected("window", f"series {item.name!r} has {len(item.series)} values; "
-                           f"this model needs at least {window} (the last {window} are used)")  # fmt: skip
+                           f"this model needs at least {window} (the last {window} are used)",
+                           f"inputs.{i}.series")  # fmt: skip
         series = check_closes(np.asarray(item.series, dtype=np.float64), 1, len(item.series), 1)  # all of it
         rows.append(series[0, -window:])
     closes = check_closes(np.concatenate(rows), len(rows), window, max_batch)
@@ -99,7 +106,8 @@ def forecast(
         content = TimeSeriesForecast(
             type=TimeSeriesType.UNIVARIATE, name=item.name, mean_forecast=result.mean[i].tolist(),
             frequency=item.frequency, quantiles=quantiles,
-            start_timestamp=_next_timestamp(item.start_timestamp, item.frequency, len(item.series)),
+            start_timestamp=_next_timestamp(item.start_timestamp, item.frequency, len(item.series),
+                                            f"inputs.{i}.start_timestamp"),
         )  # fmt: skip
         outputs.append(ForecastOutput(type="time_series_forecast", id=item.name,
                                       status=Status.COMPLETED, content=[content]))  # fmt: skip

@@ -10,4 +10,5 @@ $PY -m bench.intervals
 $PY -m bench.inference
 $PY -m bench.serving
 $PY -m bench.coldstart
+$PY -m bench.one_call
 $PY -m bench.report

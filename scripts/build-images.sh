@@ -78,6 +78,10 @@ t0=$(date +%s)
 "${build[@]}" --build-arg "TORCH_INDEX_URL=${TORCH_INDEX_URL:-}" -f Dockerfile.train \
   -t "localhost/petr4-forecaster-train:$TAG" .
 train_s=$(( $(date +%s) - t0 ))
+for image in monitor mlflow; do  # the torch-free long-lived pods
+  step "building petr4-forecaster-$image:$TAG"
+  "${build[@]}" -f "Dockerfile.$image" -t "localhost/petr4-forecaster-$image:$TAG" .
+done
 
 step "training a bundle on the packaged sample (host venv, 2 epochs)"
 rm -rf "$STATE/out"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job, offline: install, start an MLflow server (SQLite), train on the packaged sample,
-# register and promote, serve the champion with the KServe predictor, answer one v2 request, stop.
+# register and promote, serve the champion with the KServe predictor, answer one v2 request, then
+# tomorrow's forecast in one call through the KServe transformer (closes from the sample), stop.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -8,6 +9,8 @@ PY=.venv/bin/python
 MLFLOW_PORT=${MLFLOW_PORT:-5000}
 HTTP_PORT=${HTTP_PORT:-8080}
 GRPC_PORT=${GRPC_PORT:-8081}
+TRANSFORMER_PORT=${TRANSFORMER_PORT:-8082}
+AS_OF=${AS_OF:-2024-12-27}  # inside the packaged sample (2019-01-02..2024-12-30)
 STATE=${STATE:-.demo}
 mkdir -p "$STATE"
 pids=()
@@ -19,24 +22,35 @@ wait_http() { # url what seconds
   echo "timed out waiting for $2 ($1)" >&2; return 1
 }
 
-echo "== 1/4 MLflow tracking server on 127.0.0.1:$MLFLOW_PORT (SQLite, artifacts served; logs in $STATE/)"
+echo "== 1/5 MLflow tracking server on 127.0.0.1:$MLFLOW_PORT (SQLite, artifacts served; logs in $STATE/)"
 MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false .venv/bin/mlflow server --host 127.0.0.1 --port "$MLFLOW_PORT" \
   --backend-store-uri "sqlite:///$PWD/$STATE/mlflow.db" --artifacts-destination "$PWD/$STATE/artifacts" \
   --workers 1 >"$STATE/mlflow.log" 2>&1 &
 pids+=($!)
 wait_http "http://127.0.0.1:$MLFLOW_PORT/health" "MLflow" 120
 
-echo "== 2/4 training on the packaged sample (train -> evaluate -> ONNX -> register -> gate)"
+echo "== 2/5 training on the packaged sample (train -> evaluate -> ONNX -> register -> gate)"
 $PY -m training --source sample --tracking-uri "http://127.0.0.1:$MLFLOW_PORT" \
   --output-dir "$STATE/out" 2> >(grep -vE "Tip:|GPU available|TPU available|pre-processing|Quantization param" >&2)
 
-echo "== 3/4 KServe predictor serving models:/aapl-forecaster@champion on 127.0.0.1:$HTTP_PORT"
+echo "== 3/5 KServe predictor serving models:/aapl-forecaster@champion on 127.0.0.1:$HTTP_PORT"
 $PY -m predictor --model_name aapl-forecaster --model-source "models:/aapl-forecaster@champion" \
   --tracking-uri "http://127.0.0.1:$MLFLOW_PORT" --http_port "$HTTP_PORT" --grpc_port "$GRPC_PORT" \
   >"$STATE/predictor.log" 2>&1 &
 pids+=($!)
 wait_http "http://127.0.0.1:$HTTP_PORT/v2/health/ready" "predictor readiness" 120
 
-echo "== 4/4 one Open Inference Protocol v2 request: the last 60 closes of the sample"
+echo "== 4/5 one Open Inference Protocol v2 request: the last 60 closes of the sample"
 $PY scripts/request.py --url "http://127.0.0.1:$HTTP_PORT" --model aapl-forecaster
-echo "done: stopping the predictor and MLflow"
+
+echo "== 5/5 tomorrow's forecast in one call: the KServe transformer on 127.0.0.1:$TRANSFORMER_PORT"
+echo "   (kserve --predictor_host; closes from the packaged sample, offline; as of $AS_OF)"
+$PY -m transformer --model_name aapl-forecaster --predictor_host "127.0.0.1:$HTTP_PORT" \
+  --http_port "$TRANSFORMER_PORT" --ticker AAPL --source sample --calendar XNYS \
+  >"$STATE/transformer.log" 2>&1 &
+pids+=($!)
+wait_http "http://127.0.0.1:$TRANSFORMER_PORT/v2/health/ready" "transformer readiness" 60
+echo "\$ curl -s -X POST localhost:$TRANSFORMER_PORT/v1/models/aapl-forecaster:predict -d '{\"instances\": [{\"as_of\": \"$AS_OF\"}]}'"
+curl -fsS -X POST "http://127.0.0.1:$TRANSFORMER_PORT/v1/models/aapl-forecaster:predict" \
+  -d "{\"instances\": [{\"as_of\": \"$AS_OF\"}]}" | $PY -m json.tool
+echo "done: stopping the transformer, the predictor and MLflow"

@@ -57,7 +57,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     "bundle/distribution.py": ("tests/unit/bundle",),
     "training/gate.py": ("tests/unit/training/test_gate.py", "tests/unit/training/test_gate_intervals.py"),
     "training/quantize.py": ("tests/unit/training/test_quantize.py",),
-    "training/sanity.py": ("tests/unit/training/test_sanity.py",),
+    "marketdata/sanity.py": ("tests/unit/training/test_sanity.py",),
     "training/evaluation.py": ("tests/unit/training/test_evaluation.py",),
     "training/calibration.py": (
         "tests/unit/training/test_point_weight.py",

@@ -34,8 +34,20 @@ HEADER = (
     "# Do not edit: change the chart and run `.venv/bin/python scripts/render-manifests.py`.\n"
 )
 
-# Values of the kustomize base: the chart's defaults, plus the Namespace and without Helm's labels.
-BASE_VALUES: dict = {"helmLabels": False, "namespace": {"create": True}}
+# Values of the kustomize base: the chart's defaults, plus the Namespace, without Helm's labels, a
+# placeholder registry (the chart requires one; a site overlay sets its own with `images:`) and the
+# prometheus-operator objects on (kubectl has no capability check: an overlay deletes them).
+BASE_VALUES: dict = {
+    "helmLabels": False,
+    "namespace": {"create": True},
+    "images": {"registry": "registry.example.org/ml"},
+    "helmTest": {"enabled": False},  # a `helm test` Pod; kubectl would start it at once
+    "monitoring": {
+        "serviceMonitor": {"enabled": True},
+        "prometheusRule": {"enabled": True},
+        "runbookBaseUrl": "https://git.example.org/ml/petr4-forecaster/-/blob/main/docs/runbook.md",
+    },
+}
 # Each variant overlay: (values on top of BASE_VALUES, what the overlay is for).
 VARIANTS: dict[str, tuple[dict, str]] = {
     "knative": (

@@ -1,6 +1,9 @@
 """Validation-time choices that the bundle serves: the point weight and the predictive distribution.
 
-Both are fitted on the validation part only (the network never trained on it), and judged on test.
+The point weight is fitted on validation only (the network never trained on it). The distribution's
+normalized scores are calibrated on validation plus the end of training (`calibration_part`): 250
+scores leave the 80% level with a sampling error of ~2.5 pp in coverage, more than the +-2 pp the
+intervals are held to. Both are judged on test.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ import numpy as np
 
 from bundle.distribution import EWMA_LAMBDA, PredictiveDistribution, calibrate, ewma_sigma
 from bundle.runtime import shrink
+from training.splits import Part
 
 #: Weights tried for the point forecast (0 = naive, 1 = the network's raw forecast).
 WEIGHTS = np.round(np.linspace(0.0, 1.0, 101), 2)
@@ -36,9 +40,28 @@ def sigma_floor(train_closes: np.ndarray) -> float:
     return max(FLOOR_SHARE * float(np.std(returns)), 1e-6)
 
 
+def calibration_part(train: Part, validation: Part, sessions: int) -> Part:
+    """All validation windows, preceded by the last training windows, `sessions` in all when train has them.
+
+    Why training windows are fair here: the score is |log residual| / EWMA sigma of the window, and
+    the served point is within noise of naive (its weight is chosen on validation; a daily log
+    return is mostly unpredictable), so in-sample fit barely shrinks the residual while vol
+    normalization makes recent scores nearly exchangeable. More scores cut the quantile's sampling
+    error; older years are left out because the scores' law drifts slowly (regimes, tick size).
+    """
+    extra = min(max(sessions - len(validation), 0), len(train))
+    if not extra:
+        return validation
+    return Part(
+        np.concatenate([train.closes[-extra:], validation.closes]),
+        np.concatenate([train.next_close[-extra:], validation.next_close]),
+        train.dates[-extra:].append(validation.dates),
+    )
+
+
 def predictive_distribution(
     closes: np.ndarray, actual: np.ndarray, point: np.ndarray, floor: float, lam: float = EWMA_LAMBDA
 ) -> PredictiveDistribution:
-    """Split conformal on validation windows: |log(actual / point)| / EWMA sigma of each window."""
+    """Split conformal on calibration windows: |log(actual / point)| / EWMA sigma of each window."""
     sigma = ewma_sigma(closes, lam)
     return calibrate(np.log(np.asarray(actual) / np.asarray(point)), sigma, floor, lam)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from marketdata.errors import DataError as _DataError
+
 
 class TrainingError(RuntimeError):
     """A training run could not produce a checked bundle."""
 
 
-class DataError(TrainingError, ValueError):
-    """The price data is missing, malformed or too short (exit code 2: fix the input)."""
+# The data error is shared with serving (marketdata is torch-free); __main__ maps it to exit 2.
+DataError = _DataError
 
 
 class ExportError(TrainingError):

@@ -28,7 +28,7 @@ from bundle.runtime import shrink
 from bundle.schema import SplitRange
 from bundle.transform import model_inputs, to_price
 from training import registry
-from training.calibration import point_weight, predictive_distribution, sigma_floor
+from training.calibration import calibration_part, point_weight, predictive_distribution, sigma_floor
 from training.data import Series, load_series
 from training.errors import BundleRoundTripError
 from training.evaluation import (
@@ -128,8 +128,16 @@ def build_bundle(
         extra_columns["forecast_int8"] = int8_test
     metrics["parity_max_abs_diff"] = exported.parity_max_abs_diff
     intervals = conformal_intervals(val.next_close, val_point, settings.coverages, test.next_close, fp32_test)
+    cal = calibration_part(splits.train, val, settings.calibration_sessions)
+    cal_point = shrink(_forecast(exported.fp32, cal, splits), cal.closes[:, -1], weight)
+    if n_seen := len(cal) - len(val):  # in-sample windows: is the fit there much better than naive?
+        seen = slice(0, n_seen)
+        metrics["calibration_train_mae_ratio"] = float(
+            np.mean(np.abs(cal_point[seen] - cal.next_close[seen]))
+            / np.mean(np.abs(cal.closes[seen, -1] - cal.next_close[seen]))
+        )
     distribution = predictive_distribution(
-        val.closes, val.next_close, val_point, sigma_floor(splits.train.closes), settings.ewma_lambda
+        cal.closes, cal.next_close, cal_point, sigma_floor(splits.train.closes), settings.ewma_lambda
     )
     served = distribution_scores(distribution, test.closes, test.next_close, fp32_test, settings.coverages)
     metrics.update(served)

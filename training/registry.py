@@ -44,6 +44,15 @@ class ChampionUnavailableError(RuntimeError):
         self.version = version
 
 
+def alias_version(settings: TrainSettings) -> str | None:
+    """The version `<model>@<alias>` points at, or None when the alias is not set."""
+    client, _ = connect(settings)
+    try:
+        return str(client.get_model_version_by_alias(settings.registered_name, settings.alias).version)
+    except MlflowException:
+        return None
+
+
 def champion(client: MlflowClient, name: str, alias: str, workdir: Path) -> tuple[str, LoadedBundle] | None:
     """Download and verify the current champion's bundle; None if the alias is not set.
 

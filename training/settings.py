@@ -54,6 +54,11 @@ class TrainSettings(BaseSettings):
         True, description="scale the network's log return by a weight in [0, 1] chosen on validation"
     )
     ewma_lambda: float = Field(0.94, gt=0, lt=1, description="EWMA decay of the interval's volatility")
+    calibration_sessions: PositiveInt = Field(
+        750,
+        description="windows whose normalized scores calibrate the intervals: all of validation, "
+        "then the end of training (coverage sampling error at the 0.8 level: ~1.5 pp at 750)",
+    )
 
     # registry and gate
     tracking_uri: str = Field("sqlite:///mlflow/mlflow.db", description="MLflow tracking URI")
@@ -63,6 +68,16 @@ class TrainSettings(BaseSettings):
     alias: str = Field("champion", description="alias moved by the promotion gate")
     naive_margin: float = Field(0.05, ge=0, description="refuse promotion if MAE > naive MAE * (1 + margin)")
     registry: bool = Field(True, description="log and register in MLflow (else bundle only)")
+    skip_if_champion: bool = Field(
+        False,
+        description="do nothing (exit 0) when the model already has the alias: the bootstrap Job, "
+        "run on every install and upgrade, trains only a model that has no champion yet",
+    )
+    require_promotion: bool = Field(
+        False,
+        description="exit 3 when the gate does not promote the new version (the bootstrap Job: a "
+        "refused first model fails the Job instead of leaving a predictor with nothing to serve)",
+    )
     int8: bool = Field(
         True, description="also export a dynamic int8 variant (refused if it leaves most weights fp32)"
     )

@@ -33,6 +33,7 @@ CRD_FILES = {
     ("monitoring.coreos.com/v1", "PrometheusRule"): "monitoring.coreos.com_prometheusrules.yaml",
 }
 MODES = ("Standard", "Knative")
+DOCKERFILES = ("Dockerfile.serve", "Dockerfile.train", "Dockerfile.monitor", "Dockerfile.mlflow")
 # Kinds of the realized-accuracy monitor's objects (a Deployment and Service per model) and of the
 # retraining webhook receiver's.
 MONITOR_KINDS = ("Deployment", "Service", "ServiceMonitor", "NetworkPolicy", "ServiceAccount")
@@ -53,6 +54,28 @@ def multi_values(mode: str) -> dict:
     return values
 
 
+RUNBOOK = "https://git.example.org/ml/petr4-forecaster/-/blob/main/docs/runbook.md"  # the kustomize base's
+# Under every test render unless a test sets these keys itself: the registry the chart requires, and
+# the prometheus-operator objects as on a cluster that serves their CRDs (offline,
+# `.Capabilities.APIVersions.Has` is false, so the chart's default leaves them out; see
+# test_defaults_that_fail_early_or_work).
+TEST_DEFAULTS: dict = {
+    "images": {"registry": "registry.example.org/ml"},  # the kustomize base's placeholder
+    "monitoring": {
+        "serviceMonitor": {"enabled": True},
+        "prometheusRule": {"enabled": True},
+        "runbookBaseUrl": RUNBOOK,
+    },
+}
+
+
+def merged(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = merged(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
 @functools.cache
 def _render(key: str) -> dict[str, str]:
     import helm_python
@@ -62,17 +85,18 @@ def _render(key: str) -> dict[str, str]:
         return chart.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)
 
 
-def render(values: dict | None = None) -> dict[str, str]:
-    """helm template: template path -> text (cached by values)."""
-    return _render(yaml.safe_dump(values or {}, sort_keys=True))
+def render(values: dict | None = None, defaults: bool = True) -> dict[str, str]:
+    """helm template: template path -> text (cached by values), over TEST_DEFAULTS unless told not to."""
+    values = merged(TEST_DEFAULTS, values or {}) if defaults else values or {}
+    return _render(yaml.safe_dump(values, sort_keys=True))
 
 
 def docs_of(texts) -> list[dict]:
     return [doc for text in texts for doc in yaml.safe_load_all(text) if doc]
 
 
-def render_docs(values: dict | None = None) -> list[dict]:
-    return docs_of(text for path, text in render(values).items() if path.endswith(".yaml"))
+def render_docs(values: dict | None = None, defaults: bool = True) -> list[dict]:
+    return docs_of(text for path, text in render(values, defaults).items() if path.endswith(".yaml"))
 
 
 @functools.cache
@@ -116,15 +140,21 @@ def variants() -> dict[str, list[dict]]:
             }
         }
     )
+    out["chart-hatches"] = render_docs(hatches_values())
     for overlay in OVERLAYS:
         out[f"kustomize-{overlay}"] = kustomize_docs(overlay)
     return out
 
 
+def hatches_values() -> dict:
+    """values-hatches.yaml: every escape hatch set at once."""
+    return yaml.safe_load((HERE / "values-hatches.yaml").read_text())
+
+
 VARIANT_NAMES = (
     [f"chart-default-{m}" for m in MODES]
     + [f"chart-multi-{m}" for m in MODES]
-    + ["chart-external-mlflow", *(f"kustomize-{o}" for o in OVERLAYS)]
+    + ["chart-external-mlflow", "chart-hatches", *(f"kustomize-{o}" for o in OVERLAYS)]
 )
 
 
@@ -194,7 +224,7 @@ def checkov() -> str:
 def scan_dir(tmp_path_factory, all_variants) -> Path:
     """What the scanners read: the Dockerfiles, and every chart render and kustomize build."""
     root = tmp_path_factory.mktemp("scan")
-    for name in ("Dockerfile.serve", "Dockerfile.train"):
+    for name in DOCKERFILES:
         shutil.copy(REPO / name, root / name)
     for name, docs in all_variants.items():
         (root / f"{name}.yaml").write_text(yaml.safe_dump_all(docs, sort_keys=False))

@@ -4,6 +4,7 @@ per model) and the retraining webhook receiver: arguments, token reference, RBAC
 
 from __future__ import annotations
 
+import copy
 import json
 
 import helm_python
@@ -15,7 +16,10 @@ from tests.deploy.conftest import (
     MODES,
     MONITOR_KINDS,
     RETRAINER_KINDS,
+    TEST_DEFAULTS,
+    hatches_values,
     key,
+    merged,
     multi_values,
     render,
     render_docs,
@@ -27,7 +31,7 @@ def by_kind(docs, kind):
 
 
 def predictor_args(predictor: dict) -> dict[str, str]:
-    args = predictor["containers"][0]["args"]
+    args = predictor["model"]["args"]
     return dict(zip(args[::2], args[1::2], strict=True))
 
 
@@ -39,23 +43,32 @@ def test_default_render(mode):
     isvc = by_kind(docs, "InferenceService")["petr4-sa-forecaster"]
     assert isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == mode
     predictor = isvc["spec"]["predictor"]
-    container = predictor["containers"][0]
-    assert container["name"] == "kserve-container"
+    # KServe-native delivery: the storage initializer puts the champion at /mnt/models, the revision
+    # pins it (no alias polling, no MLflow client in the serving container).
+    container = predictor["model"]
+    assert container["storageUri"] == "models:/petr4-sa-forecaster@champion"
+    assert container["runtime"] == "petr4-forecaster-predictor"
+    assert container["modelFormat"] == {"name": "petr4-forecaster-bundle", "version": "1"}
+    assert "containers" not in predictor
     assert predictor_args(predictor) == {
         "--model_name": "petr4-sa-forecaster",
-        "--model-source": "models:/petr4-sa-forecaster@champion",
-        "--tracking-uri": "$(FORECASTER_TRACKING_URI)",
+        "--model-source": "/mnt/models",
         "--http_port": "8080",
         "--grpc_port": "8081",
         "--workers": "1",
         "--threads": "1",
         "--variant": "fp32",
-        "--reload-interval-s": "60",
+        "--reload-interval-s": "0",
     }
     env = {e["name"]: e for e in container["env"]}
     assert env["PROMETHEUS_MULTIPROC_DIR"]["value"] == "/tmp/metrics"
     assert env["FORECASTER_PREDICTOR_CACHE_DIR"]["value"] == "/tmp/bundles"
-    assert env["FORECASTER_TRACKING_URI"]["valueFrom"]["configMapKeyRef"]["key"] == "tracking-uri"
+    assert "FORECASTER_TRACKING_URI" not in env
+    runtime = by_kind(docs, "ServingRuntime")["petr4-forecaster-predictor"]["spec"]
+    assert runtime["supportedModelFormats"] == [
+        {"name": "petr4-forecaster-bundle", "version": "1", "autoSelect": False}
+    ]
+    assert [c["name"] for c in runtime["containers"]] == ["kserve-container"]
     assert container["livenessProbe"]["httpGet"] == {"path": "/v2/health/live", "port": 8080}
     assert container["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": 8080}
     security = container["securityContext"]
@@ -109,11 +122,20 @@ def test_default_render(mode):
         "$(FORECASTER_TRACKING_URI)",
         "--output-dir",
         "/tmp/out",
+        "--skip-if-champion",
+        "--require-promotion",
     ]
     assert job["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
+    # Bootstrap on every install and upgrade (idempotent), also under Argo CD (a Sync hook).
+    annotations = job["metadata"]["annotations"]
+    assert annotations["helm.sh/hook"] == "post-install,post-upgrade"
+    assert annotations["argocd.argoproj.io/hook"] == "Sync"
     cron = by_kind(docs, "CronJob")["petr4-forecaster-retrain-petr4-sa"]
     assert cron["spec"]["concurrencyPolicy"] == "Forbid" and cron["spec"]["schedule"] == "30 21 * * 1-5"
-    assert cron["spec"]["jobTemplate"]["spec"]["template"] == job["spec"]["template"]
+    # The retraining run is the bootstrap run without its two flags (a refusal there is normal).
+    retrain = copy.deepcopy(job["spec"]["template"])
+    retrain["spec"]["containers"][0]["args"] = train["args"][:-2]
+    assert cron["spec"]["jobTemplate"]["spec"]["template"] == retrain
     for sa in by_kind(docs, "ServiceAccount").values():
         assert sa["automountServiceAccountToken"] is False
     # Only the retrainer calls the Kubernetes API (test_retrainer_role_is_exactly_what_it_calls).
@@ -132,8 +154,9 @@ def test_multi_ticker_canary_render(mode):
     assert by_kind(docs, "CronJob")["petr4-forecaster-retrain-vale"]["spec"]["schedule"] == "0 22 * * 1-5"
     vale = isvcs["vale-forecaster"]["spec"]["predictor"]
     assert (vale["minReplicas"], vale["maxReplicas"]) == (2, 5)
-    assert vale["containers"][0]["resources"]["limits"] == {"cpu": "2", "memory": "2Gi"}
-    assert vale["containers"][0]["image"] == "registry.invalid/ml/petr4-forecaster-serve:0.1.0"
+    assert vale["model"]["resources"]["limits"] == {"cpu": "2", "memory": "2Gi"}
+    assert vale["model"]["image"] == "registry.invalid/ml/petr4-forecaster-serve:0.1.0"
+    assert vale["model"]["storageUri"] == "models:/vale-forecaster/7", "a pinned version"
     job = by_kind(docs, "Job")["petr4-forecaster-train-itub4-sa"]["spec"]["template"]["spec"]
     assert job["containers"][0]["image"].startswith("registry.invalid/ml/petr4-forecaster-train@sha256:")
     assert job["containers"][0]["resources"]["limits"]["memory"] == "6Gi"
@@ -145,20 +168,17 @@ def test_multi_ticker_canary_render(mode):
         "key": "password",
     }
     petr4 = isvcs["petr4-sa-forecaster"]["spec"]
-    if mode == "Standard":  # spec.canary: a second predictor on the challenger alias
-        assert predictor_args(petr4["predictor"])["--model-source"] == "models:/petr4-sa-forecaster@champion"
+    if mode == "Standard":  # spec.canary: a second, named predictor on the challenger alias
+        assert petr4["predictor"]["model"]["storageUri"] == "models:/petr4-sa-forecaster@champion"
         (canary,) = petr4["canary"]
         assert canary["trafficPercent"] == 20
-        assert (
-            predictor_args(canary["predictor"])["--model-source"] == "models:/petr4-sa-forecaster@challenger"
-        )
+        assert canary["predictor"]["name"] == "canary"
+        assert canary["predictor"]["model"]["storageUri"] == "models:/petr4-sa-forecaster@challenger"
         assert "canaryTrafficPercent" not in petr4["predictor"]
     else:  # Knative: this revision serves the challenger with 20%, the last rolled-out one the rest
         assert "canary" not in petr4
         assert petr4["predictor"]["canaryTrafficPercent"] == 20
-        assert (
-            predictor_args(petr4["predictor"])["--model-source"] == "models:/petr4-sa-forecaster@challenger"
-        )
+        assert petr4["predictor"]["model"]["storageUri"] == "models:/petr4-sa-forecaster@challenger"
     for name in ("vale-forecaster", "itub4-sa-forecaster"):
         assert (
             "canary" not in isvcs[name]["spec"]
@@ -204,12 +224,22 @@ def test_notes_tell_how_to_call_the_model():
     for name in ("petr4-sa-forecaster", "vale-forecaster", "itub4-sa-forecaster"):
         assert f"localhost:8080/v2/models/{name}/infer" in notes
     assert "port-forward" in notes and '"datatype":"FP64"' in notes
+    # The webhook token: generated where the user sees it, and how to read it back.
+    assert "TOKEN=$(openssl rand -hex 32)" in notes and '--from-literal=token="$TOKEN"' in notes
+    assert "get secret petr4-forecaster-retrainer-token -o jsonpath='{.data.token}' | base64 -d" in notes
+    assert "logs job/petr4-forecaster-train-<model>" in notes and "-c storage-initializer" in notes
+    assert "helm test petr4-forecaster -n petr4-forecaster" in notes
+    assert "pod-security.kubernetes.io/enforce=restricted" in notes, "offline: the reminder"
+    bare = render({"images": {"registry": "r.example/ml"}}, defaults=False)[
+        "petr4-forecaster/templates/NOTES.txt"
+    ]
+    assert "no ServiceMonitor was created" in bare and "no ServiceMonitor" not in notes
 
 
 @pytest.mark.parametrize("kube", KUBE_VERSIONS)
 @pytest.mark.parametrize("values", [{}, "multi"], ids=["default", "multi"])
 def test_lint_strict(kube, values):
-    values = multi_values("Standard") if values == "multi" else values
+    values = multi_values("Standard") if values == "multi" else merged(TEST_DEFAULTS, values)
     report = helm_python.lint(
         CHART, values, strict=True, namespace="petr4-forecaster", kube_version=f"v{kube}.0"
     )
@@ -304,7 +334,7 @@ def test_monitor_render():
     (container,) = monitor_containers(docs).values()
     deployment = by_kind(docs, "Deployment")["petr4-forecaster-monitor-petr4-sa"]
     pod = deployment["spec"]["template"]["spec"]
-    assert container["image"] == "petr4-forecaster-train:0.1.0", "pandas and yfinance: the training image"
+    assert container["image"] == "registry.example.org/ml/petr4-forecaster-monitor:0.1.0", "no torch"
     assert container["command"] == ["python", "-m", "monitor"]
     isvc = by_kind(docs, "InferenceService")["petr4-sa-forecaster"]
     assert args_of(container) == {
@@ -344,9 +374,33 @@ def test_monitor_render():
         policy["podSelector"]["matchLabels"].items()
         <= deployment["spec"]["template"]["metadata"]["labels"].items()
     )
-    # Prometheus reaches the monitor's 9090 from wherever it may reach the predictors' metrics.
-    predictor_from = policies["petr4-forecaster-predictor"]["spec"]["ingress"][0]["from"]
-    assert policy["ingress"] == [{"from": predictor_from, "ports": [{"protocol": "TCP", "port": 9090}]}]
+    # Prometheus reaches the monitor's 9090 from where it reaches the predictors' metrics, no one else.
+    rules = policies["petr4-forecaster-predictor"]["spec"]["ingress"]
+    clients, scrape = rules[0], rules[-1]
+    prometheus = [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+        }
+    ]
+    assert scrape == {"from": prometheus, "ports": [{"protocol": "TCP", "port": 8080}]}
+    assert {"namespaceSelector": {}} not in clients["from"] and clients["from"]
+    assert policy["ingress"] == [{"from": prometheus, "ports": [{"protocol": "TCP", "port": 9090}]}]
+    # MLflow: this release's training, predictor and monitor pods only.
+    (mlflow_in,) = policies["petr4-forecaster-mlflow"]["spec"]["ingress"]
+    (peer,) = mlflow_in["from"]
+    assert peer == {
+        "podSelector": {
+            "matchExpressions": [
+                {"key": "app.kubernetes.io/instance", "operator": "In", "values": ["petr4-forecaster"]},
+                {
+                    "key": "app.kubernetes.io/component",
+                    "operator": "In",
+                    "values": ["training", "predictor", "monitor"],
+                },
+            ]
+        }
+    }
     egress_ports = {(p["protocol"], p["port"]) for rule in policy["egress"] for p in rule["ports"]}
     assert egress_ports == {("TCP", 5000), ("UDP", 53), ("TCP", 53), ("TCP", 443)}
 
@@ -356,7 +410,7 @@ def test_retrainer_render():
     deployment = by_kind(docs, "Deployment")["petr4-forecaster-retrainer"]
     pod = deployment["spec"]["template"]["spec"]
     (container,) = pod["containers"]
-    assert container["image"] == "petr4-forecaster-serve:0.1.0", "torch-free: the serving image"
+    assert container["image"] == "registry.example.org/ml/petr4-forecaster-serve:0.1.0", "torch-free"
     assert container["command"] == ["python", "-m", "retrainer"] and "args" not in container
     assert deployment["spec"]["replicas"] == 1 and deployment["spec"]["strategy"] == {"type": "Recreate"}
     env = retrainer_env(docs)
@@ -495,7 +549,7 @@ def test_multi_ticker_monitors_and_cronjob_map(mode):
         args = args_of(containers[model])
         assert args["--model-name"] == model and args["--ticker"] == ticker
         assert args["--model-source"] == f"models:/{model}@champion"
-        assert containers[model]["image"].startswith("registry.invalid/ml/petr4-forecaster-train@sha256:")
+        assert containers[model]["image"] == "registry.invalid/ml/petr4-forecaster-monitor:0.1.0"
     services = {
         n
         for n, s in by_kind(docs, "Service").items()
@@ -532,3 +586,139 @@ def test_monitor_and_retrainer_switch_off():
     # And the chart's NetworkPolicy switch.
     docs = render_docs({"networkPolicy": {"enabled": False}})
     assert not by_kind(docs, "NetworkPolicy")
+
+
+# --- defaults that fail early or work -------------------------------------------------------------
+def test_defaults_that_fail_early_or_work():
+    """No registry: refused at template time with the way out. The prometheus-operator objects
+    follow `.Capabilities.APIVersions.Has` by default (false offline, as on a cluster without the
+    CRDs: the install works without them), and true/false force them."""
+    with pytest.raises(helm_python.HelmError, match=r"images.registry is required: .*--set images.registry="):
+        render({}, defaults=False)
+    bare = {"images": {"registry": "registry.example.org/ml/"}}
+    docs = render_docs(bare, defaults=False)
+    assert not {d["kind"] for d in docs} & {"ServiceMonitor", "PrometheusRule", "AlertmanagerConfig"}
+    assert by_kind(docs, "Deployment")["petr4-forecaster-retrainer"]["spec"]["template"]["spec"][
+        "containers"
+    ][0]["image"] == ("registry.example.org/ml/petr4-forecaster-serve:0.1.0")
+    forced = render_docs(
+        {**bare, "monitoring": {**TEST_DEFAULTS["monitoring"]}},
+        defaults=False,
+    )
+    assert set(by_kind(forced, "ServiceMonitor")) == {
+        "petr4-forecaster-predictor",
+        "petr4-forecaster-monitor",
+    }
+    assert set(by_kind(forced, "PrometheusRule")) == {
+        "petr4-forecaster-alerts",
+        "petr4-forecaster-alerts-marketdata",  # the transformer's (transformer.enabled)
+    }
+    off = render_docs(
+        {"monitoring": {"serviceMonitor": {"enabled": False}, "prometheusRule": {"enabled": False}}}
+    )
+    assert not by_kind(off, "ServiceMonitor") and not by_kind(off, "PrometheusRule")
+
+
+# --- escape hatches on every workload -------------------------------------------------------------
+def workload_pods(docs) -> dict[str, tuple[dict, dict, dict]]:
+    """(kind/name) -> (pod metadata, pod spec, main container) of every workload, predictors included."""
+    out = {}
+    for d in docs:
+        name = f"{d['kind']}/{d['metadata']['name']}"
+        if d["kind"] in ("Deployment", "Job"):
+            template = d["spec"]["template"]
+            out[name] = (template["metadata"], template["spec"], template["spec"]["containers"][0])
+        elif d["kind"] == "CronJob":
+            template = d["spec"]["jobTemplate"]["spec"]["template"]
+            out[name] = (template["metadata"], template["spec"], template["spec"]["containers"][0])
+        elif d["kind"] == "InferenceService":
+            predictors = [d["spec"]["predictor"], *(c["predictor"] for c in d["spec"].get("canary", []))]
+            for i, p in enumerate(predictors):
+                meta = {"labels": p["labels"], "annotations": p.get("annotations", {})}
+                out[f"{name}#{i}"] = (meta, p, p["model"])
+    return out
+
+
+def test_escape_hatches_reach_every_workload():
+    values = {**hatches_values(), "securityContext": {"runAsUser": None, "runAsGroup": None, "fsGroup": None}}
+    docs = render_docs(values)
+    pods = workload_pods(docs)
+    kinds = {n.split("/")[0] for n in pods}
+    assert kinds == {"Deployment", "Job", "CronJob", "InferenceService"}
+    for name, (meta, spec, container) in pods.items():
+        assert meta["labels"]["team"] == "quant", name
+        assert meta["annotations"] == values["podAnnotations"], name
+        for field in ("nodeSelector", "tolerations", "affinity", "priorityClassName"):
+            assert spec[field] == values[field], (name, field)
+        env = {e["name"]: e for e in container["env"]}
+        assert env["HTTPS_PROXY"]["value"] == "http://proxy.example.org:3128", name
+        assert container["envFrom"] == [{"configMapRef": {"name": "site-env"}}], name
+        # runAsUser left to the platform (OpenShift restricted-v2), the rest of the hardening kept.
+        security = container["securityContext"]
+        assert "runAsUser" not in security and security["runAsNonRoot"] and security["readOnlyRootFilesystem"]
+        assert "runAsUser" not in spec.get("securityContext", {}) and "fsGroup" not in spec.get(
+            "securityContext", {}
+        )
+    # Selectors still select: the extra label sits beside the chart's own.
+    for deployment in by_kind(docs, "Deployment").values():
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    (isvc,) = by_kind(docs, "InferenceService").values()
+    token = {e["name"]: e for e in isvc["spec"]["predictor"]["model"]["env"]}[
+        "FORECASTER_PREDICTOR_API_TOKEN"
+    ]
+    assert token == {
+        "name": "FORECASTER_PREDICTOR_API_TOKEN",
+        "valueFrom": {"secretKeyRef": {"name": "forecaster-api", "key": "bearer"}},
+    }
+    assert not by_kind(docs, "Secret")
+    for name, policy in by_kind(docs, "NetworkPolicy").items():
+        if name.endswith("default-deny"):
+            continue
+        spec = policy["spec"]
+        assert values["networkPolicy"]["extraEgress"][0] in spec["egress"], name
+        assert values["networkPolicy"]["extraIngress"][0] in spec["ingress"], name
+        dns = {
+            (p["protocol"], p["port"]) for r in spec["egress"] for p in r["ports"] if p["port"] in (53, 5353)
+        }
+        assert name.endswith("-mlflow") or dns == {("UDP", 53), ("TCP", 53), ("UDP", 5353), ("TCP", 5353)}, (
+            name
+        )
+    # Without them: nothing of the kind in any pod, and no token.
+    for name, (_meta, spec, container) in workload_pods(render_docs()).items():
+        assert not {"nodeSelector", "tolerations", "affinity", "priorityClassName"} & set(spec), name
+        assert "envFrom" not in container and "FORECASTER_PREDICTOR_API_TOKEN" not in {
+            e["name"] for e in container["env"]
+        }
+
+
+def test_helm_test_pods():
+    """One `helm test` Pod per model: hardened, through the predictor's Service, admitted by the
+    predictors' NetworkPolicy and allowed out by its own (files/helm_test.py runs against a real
+    predictor in tests/integration/storage)."""
+    docs = render_docs(multi_values("Standard"))
+    pods = {d["metadata"]["labels"]["petr4-forecaster/model"]: d for d in docs if d["kind"] == "Pod"}
+    assert set(pods) == set(MULTI_MODELS)
+    pod = pods["vale-forecaster"]
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    (container,) = pod["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["FORECASTER_TEST_URL"] == "http://vale-forecaster-predictor.petr4-forecaster.svc.cluster.local"
+    assert env["FORECASTER_TEST_MODEL"] == "vale-forecaster" and env["FORECASTER_TEST_WINDOW"] == "60"
+    assert container["args"][0].strip() == (CHART / "files" / "helm_test.py").read_text().strip()
+    security = container["securityContext"]
+    assert security["readOnlyRootFilesystem"] and security["capabilities"]["drop"] == ["ALL"]
+    labels = pod["metadata"]["labels"]
+    policies = by_kind(docs, "NetworkPolicy")
+    admitted = [
+        r
+        for r in policies["petr4-forecaster-predictor"]["spec"]["ingress"]
+        if any(p.get("podSelector", {}).get("matchLabels", {}).items() <= labels.items() for p in r["from"])
+        and all("namespaceSelector" not in p for p in r["from"])
+    ]
+    assert admitted and {"protocol": "TCP", "port": 8080} in admitted[0]["ports"]
+    own = policies["petr4-forecaster-test"]["spec"]
+    assert own["podSelector"]["matchLabels"].items() <= labels.items()
+    assert not render_docs({"helmTest": {"enabled": False}}) or not [
+        d for d in render_docs({"helmTest": {"enabled": False}}) if d["kind"] == "Pod"
+    ]

@@ -33,7 +33,9 @@ def seconds(duration: str) -> int:
 
 def helm_install_docs() -> list[dict]:
     with helm_python.Chart.load(CHART) as chart:
-        rendered = chart.render({}, name=HELM_RELEASE, namespace=NAMESPACE, is_install=True)
+        # docs/deploy.md installs with `--set images.registry=REGISTRY`
+        values = {"images": {"registry": "REGISTRY"}}
+        rendered = chart.render(values, name=HELM_RELEASE, namespace=NAMESPACE, is_install=True)
     return [d for p, t in rendered.items() if p.endswith(".yaml") for d in yaml.safe_load_all(t) if d]
 
 
@@ -82,3 +84,33 @@ def test_url_and_token_are_the_chart_s():
     assert f"create secret generic {ref['name']} \\\n  --from-literal={ref['key']}=" in text
     assert "create secret generic petr4-forecaster-retrainer-token \\\n  --from-literal=token=" in text
     assert f"-n monitoring create secret generic {mounted[0]} --from-literal={ref['key']}=" in text
+
+
+def test_alertmanager_config_matches_the_documented_route():
+    """The chart's optional AlertmanagerConfig (explicitly enabled: offline the API is not
+    detected) routes what the documented route routes, to the same URL, with the retrainer's own
+    Secret as the bearer token."""
+    (route,) = alertmanager_values()["config"]["route"]["routes"]
+    values = {"monitoring": {"alertmanagerConfig": {"enabled": True}}}
+    (config,) = [d for d in render_docs(values) if d["kind"] == "AlertmanagerConfig"]
+    spec = config["spec"]
+    key, value = RETRAIN_LABEL
+    assert spec["route"]["matchers"] == [{"name": key, "value": value, "matchType": "="}]
+    assert spec["route"]["groupBy"] == route["group_by"] and spec["route"]["continue"] is True
+    assert seconds(spec["route"]["groupInterval"]) == seconds(route["group_interval"])
+    assert seconds(spec["route"]["repeatInterval"]) == seconds(route["repeat_interval"])
+    (receiver,) = spec["receivers"]
+    assert receiver["name"] == spec["route"]["receiver"]
+    (webhook,) = receiver["webhookConfigs"]
+    assert webhook["url"] == f"http://petr4-forecaster-retrainer.{NAMESPACE}.svc:8080/alerts"
+    assert webhook["sendResolved"] is False
+    assert webhook["httpConfig"]["authorization"] == {
+        "type": "Bearer",
+        "credentials": {"name": "petr4-forecaster-retrainer-token", "key": "token"},
+    }
+    assert not [d for d in render_docs() if d["kind"] == "AlertmanagerConfig"], "auto: off offline"
+    assert not [
+        d
+        for d in render_docs({**values, "retrainer": {"enabled": False}})
+        if d["kind"] == "AlertmanagerConfig"
+    ]

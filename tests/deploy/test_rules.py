@@ -13,13 +13,20 @@ import pytest
 import yaml
 
 from retrainer.settings import RETRAIN_LABEL
-from tests.deploy.conftest import CHART, HERE, REPO, kustomize_docs, render_docs
+from tests.deploy.conftest import CHART, HERE, NAMESPACE, REPO, RUNBOOK, kustomize_docs, render_docs
+
+# The rules files (each the one source of a PrometheusRule) and their promtool unit tests.
+RULE_FILES = ("rules.yaml", "rules-marketdata.yaml")
+RULE_TESTS = ("rules_test.yaml", "rules_marketdata_test.yaml")
+
+
+def canonical_groups() -> list[dict]:
+    return [g for f in RULE_FILES for g in yaml.safe_load((CHART / "files" / f).read_text())["groups"]]
 
 
 def rule_alerts() -> dict[str, dict]:
-    """Every alert of the rules file (the one source), by name: tests derive their sets from it."""
-    canonical = yaml.safe_load((CHART / "files" / "rules.yaml").read_text())["groups"]
-    return {r["alert"]: r for g in canonical for r in g["rules"] if "alert" in r}
+    """Every alert of the rules files (the one source), by name: tests derive their sets from it."""
+    return {r["alert"]: r for g in canonical_groups() for r in g["rules"] if "alert" in r}
 
 
 def promtool() -> str:
@@ -29,28 +36,71 @@ def promtool() -> str:
 
 
 def groups(docs) -> list[dict]:
-    (rule,) = [d for d in docs if d["kind"] == "PrometheusRule"]
-    return rule["spec"]["groups"]
+    """The groups of every PrometheusRule, in the rules files' order (names sort the same way)."""
+    rules = sorted((d for d in docs if d["kind"] == "PrometheusRule"), key=lambda d: d["metadata"]["name"])
+    return [g for rule in rules for g in rule["spec"]["groups"]]
 
 
 @pytest.fixture(scope="module")
 def rules_dir(tmp_path_factory):
     """spec.groups of the chart's PrometheusRule as a plain rules file, beside the unit tests."""
     root = tmp_path_factory.mktemp("rules")
-    (root / "rules.yaml").write_text(yaml.safe_dump({"groups": groups(render_docs())}, sort_keys=False))
-    shutil.copy(HERE / "rules_test.yaml", root / "rules_test.yaml")
+    # The rule logic as written (the unit tests' series use namespace "ns"); the rendered rule is
+    # that file localized (test_rules_are_the_chart_file) and checked by promtool too.
+    for name in RULE_FILES:
+        shutil.copy(CHART / "files" / name, root / name)
+    (root / "rendered.yaml").write_text(yaml.safe_dump({"groups": groups(render_docs())}, sort_keys=False))
+    for name in RULE_TESTS:
+        shutil.copy(HERE / name, root / name)
     return root
 
 
+def localized(text: str, namespace: str, runbook: str) -> list[dict]:
+    """files/rules.yaml as the chart renders it: absolute runbook URLs, absence checks scoped."""
+    text = text.replace("docs/runbook.md", runbook)
+    for metric in ("forecaster_model_ready", "forecaster_monitor_last_success_timestamp_seconds"):
+        text = text.replace(f"absent({metric})", f'absent({metric}{{namespace="{namespace}"}})')
+    text = text.replace(
+        "count(forecaster_model_ready)", f'count(forecaster_model_ready{{namespace="{namespace}"}})'
+    )
+    return yaml.safe_load(text)["groups"]
+
+
 def test_rules_are_the_chart_file():
-    canonical = yaml.safe_load((CHART / "files" / "rules.yaml").read_text())["groups"]
-    assert groups(render_docs()) == canonical
-    assert groups(kustomize_docs("standard")) == canonical
+    texts = [(CHART / "files" / name).read_text() for name in RULE_FILES]
+    expected = [g for text in texts for g in localized(text, NAMESPACE, RUNBOOK)]
+    assert groups(render_docs()) == expected
+    assert groups(kustomize_docs("standard")) == expected
+    exprs = [r["expr"] for g in groups(render_docs()) for r in g["rules"]]
+    absent = [a for e in exprs for a in re.findall(r"absent\(([^)]*)\)", e)]
+    assert absent and all(a.endswith(f'{{namespace="{NAMESPACE}"}}') for a in absent), absent
+    alerts = [r for g in groups(render_docs()) for r in g["rules"] if "alert" in r]
+    assert all(r.get("for") for r in alerts), [r["alert"] for r in alerts if not r.get("for")]
+    assert all(r["annotations"]["runbook_url"].startswith(RUNBOOK + "#") for r in alerts)
+
+
+def test_runbook_base_url_is_required_and_absolute():
+    import helm_python
+
+    from tests.deploy.conftest import render
+
+    with pytest.raises(helm_python.HelmError, match=r"monitoring\.runbookBaseUrl is required"):
+        render({"monitoring": {"runbookBaseUrl": ""}})
+    with pytest.raises(helm_python.HelmError, match="runbookBaseUrl"):
+        render({"monitoring": {"runbookBaseUrl": "docs/runbook.md"}})
+    # No PrometheusRule, no URL needed.
+    assert render({"monitoring": {"runbookBaseUrl": "", "prometheusRule": {"enabled": False}}})
 
 
 def test_promtool_check_rules(rules_dir):
     result = subprocess.run(
-        [promtool(), "check", "rules", str(rules_dir / "rules.yaml")],
+        [
+            promtool(),
+            "check",
+            "rules",
+            *(str(rules_dir / n) for n in RULE_FILES),
+            str(rules_dir / "rendered.yaml"),
+        ],
         capture_output=True,
         text=True,
         timeout=60,
@@ -60,9 +110,10 @@ def test_promtool_check_rules(rules_dir):
     assert "SUCCESS" in result.stdout
 
 
-def test_promtool_unit_tests(rules_dir):
+@pytest.mark.parametrize("tests", RULE_TESTS)
+def test_promtool_unit_tests(rules_dir, tests):
     result = subprocess.run(
-        [promtool(), "test", "rules", "rules_test.yaml"],
+        [promtool(), "test", "rules", tests],
         cwd=rules_dir,
         capture_output=True,
         text=True,
@@ -73,7 +124,7 @@ def test_promtool_unit_tests(rules_dir):
 
 
 def test_every_alert_is_tested_firing_and_not():
-    cases = yaml.safe_load((HERE / "rules_test.yaml").read_text())["tests"]
+    cases = [c for name in RULE_TESTS for c in yaml.safe_load((HERE / name).read_text())["tests"]]
     fired, quiet = set(), set()
     for case in cases:
         for check in case.get("alert_rule_test", []):
@@ -114,7 +165,7 @@ def test_runbook_has_a_section_per_alert():
             annotations = rule["annotations"]
             assert {"summary", "description", "runbook_url"} <= annotations.keys(), rule["alert"]
             path, _, fragment = annotations["runbook_url"].partition("#")
-            assert path == "docs/runbook.md" and fragment == rule["alert"].lower(), rule["alert"]
+            assert path == RUNBOOK and fragment == rule["alert"].lower(), rule["alert"]
             assert fragment in anchors, f"docs/runbook.md has no section for {rule['alert']}"
 
 
@@ -164,8 +215,21 @@ def test_dashboard_configmap():
         d for d in render_docs() if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-dashboard")
     ]
     assert config["metadata"]["labels"]["grafana_dashboard"] == "1"
-    dashboard = json.loads(config["data"]["petr4-forecaster.json"])
-    assert dashboard == json.loads((CHART / "files" / "dashboard.json").read_text())
+    (key,) = config["data"]
+    assert key == f"{NAMESPACE}-petr4-forecaster.json"
+    dashboard = json.loads(config["data"][key])
+    source = json.loads((CHART / "files" / "dashboard.json").read_text())
+    assert dashboard["uid"] != source["uid"] and len(dashboard["uid"]) <= 40
+    assert dashboard["title"].startswith(f"{NAMESPACE}-petr4-forecaster predictors")
+    assert {**dashboard, "uid": source["uid"], "title": source["title"]} == source
+    # Another release (name or namespace) gets another uid and key: no overwriting in Grafana.
+    other = next(
+        d
+        for d in render_docs({"fullnameOverride": "other"})
+        if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-dashboard")
+    )
+    (other_key,) = other["data"]
+    assert other_key != key and json.loads(other["data"][other_key])["uid"] != dashboard["uid"]
     titles = " | ".join(p["title"] for p in dashboard["panels"]).lower()
     for topic in ("request rate", "error ratio", "p50 / p99", "model version", "reloads", "ready"):
         assert topic in titles

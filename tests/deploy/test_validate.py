@@ -26,6 +26,41 @@ def crd_errors(doc: dict, validators: dict) -> list[str]:
     return [f"{key(doc)}: {e.message} at {list(e.absolute_path)}" for e in validator.iter_errors(doc)]
 
 
+# KServe kinds whose CRDs are not in ../shared/crds: their fields as KServe 0.20's Go types declare
+# them (pkg/apis/serving/v1alpha1: servingruntime_types.go, storage_container_types.go), and their
+# containers checked as what they are, core/v1 Containers, by kubernetes-validate (strict) in a Pod.
+KSERVE_V1ALPHA1 = {
+    "ServingRuntime": {
+        "spec": {
+            "supportedModelFormats", "multiModel", "disabled", "protocolVersions", "workerSpec",
+            "containers", "volumes", "nodeSelector", "affinity", "tolerations", "labels",
+            "annotations", "imagePullSecrets", "hostIPC", "grpcEndpoint", "grpcDataEndpoint",
+            "httpDataEndpoint", "replicas", "storageHelper", "builtInAdapter",
+        },
+        "supportedModelFormats": {"name", "version", "autoSelect", "priority"},
+    },
+    "ClusterStorageContainer": {
+        "": {"apiVersion", "kind", "metadata", "spec", "disabled"},
+        "spec": {"container", "supportedUriFormats"},
+        "supportedUriFormats": {"prefix", "regex"},
+    },
+}  # fmt: skip
+
+
+def kserve_v1alpha1_errors(doc: dict, version: str) -> list[str]:
+    fields, spec, errors = KSERVE_V1ALPHA1[doc["kind"]], doc["spec"], []
+    top = fields.get("", {"apiVersion", "kind", "metadata", "spec"})
+    checks = [("", doc, top), ("spec", spec, fields["spec"])]
+    for name in ("supportedModelFormats", "supportedUriFormats"):
+        checks += [(name, item, fields[name]) for item in spec.get(name, [])]
+    for where, obj, allowed in checks:
+        errors += [f"{key(doc)}: unknown field {f!r} in {where or 'the object'}" for f in set(obj) - allowed]
+    containers = spec["containers"] if "containers" in spec else [spec["container"]]
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x"}, "spec": {"containers": containers}}
+    error = builtin_errors(pod, version)
+    return errors + ([f"{key(doc)} containers: {error}"] if error else [])
+
+
 @pytest.mark.parametrize("variant", VARIANT_NAMES)
 def test_every_document_validates(variant, all_variants, crd_validators):
     docs = all_variants[variant]
@@ -35,6 +70,10 @@ def test_every_document_validates(variant, all_variants, crd_validators):
         kinds.add(doc["kind"])
         if (doc["apiVersion"], doc["kind"]) in CRD_FILES:
             errors += crd_errors(doc, crd_validators)
+            continue
+        if doc["apiVersion"] == "serving.kserve.io/v1alpha1":
+            for version in KUBE_VERSIONS:
+                errors += kserve_v1alpha1_errors(doc, version)
             continue
         for version in KUBE_VERSIONS:  # SchemaNotFoundError (an unknown kind) fails the test
             error = builtin_errors(doc, version)
@@ -53,7 +92,7 @@ def test_validators_are_strict(all_variants, crd_validators):
     isvc = copy.deepcopy(docs["InferenceService", "petr4-sa-forecaster"])
     assert not crd_errors(isvc, crd_validators)
     isvc["spec"]["predictor"]["minReplica"] = 1
-    isvc["spec"]["canary"][0]["predictor"]["containers"][0]["imagePullPolicyy"] = "Always"
+    isvc["spec"]["canary"][0]["predictor"]["model"]["imagePullPolicyy"] = "Always"
     assert len(crd_errors(isvc, crd_validators)) == 2
     monitor = copy.deepcopy(docs["ServiceMonitor", "petr4-forecaster-predictor"])
     monitor["spec"]["endpoints"][0]["intervall"] = "30s"
@@ -93,3 +132,17 @@ def test_new_objects_fail_on_typos(all_variants, crd_validators):
     assert not crd_errors(monitor, crd_validators)
     monitor["spec"]["endpoints"][0]["portName"] = "metrics"
     assert crd_errors(monitor, crd_validators)
+
+
+def test_kserve_v1alpha1_checks_are_strict(all_variants):
+    """A misspelled field of the ServingRuntime or ClusterStorageContainer, or of their containers,
+    is caught (the chart renders both by default)."""
+    docs = {key(d): d for d in all_variants["chart-default-Standard"]}
+    runtime = copy.deepcopy(docs["ServingRuntime", "petr4-forecaster-predictor"])
+    storage = copy.deepcopy(docs["ClusterStorageContainer", "petr4-forecaster-models"])
+    assert not kserve_v1alpha1_errors(runtime, "1.33") and not kserve_v1alpha1_errors(storage, "1.33")
+    runtime["spec"]["supportedModelFormats"][0]["autoselect"] = True
+    runtime["spec"]["containers"][0]["imagePullPolicyy"] = "Always"
+    assert len(kserve_v1alpha1_errors(runtime, "1.33")) == 2
+    storage["spec"]["supportedUriFormat"] = storage["spec"].pop("supportedUriFormats")
+    assert kserve_v1alpha1_errors(storage, "1.33")

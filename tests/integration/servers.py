@@ -170,3 +170,22 @@ class Prometheus(Process):
     def alerts(self, name: str) -> list[dict]:
         data = requests.get(self.url + "/api/v1/alerts", timeout=5).json()["data"]["alerts"]
         return [a for a in data if a["labels"].get("alertname") == name]
+
+
+class Transformer(Process):
+    """`python -m transformer` in front of a predictor on loopback (kserve's --predictor_host)."""
+
+    def __init__(
+        self, tmp: Path, name: str, predictor_http: int, *extra: str, env: dict | None = None
+    ) -> None:
+        self.name, self.http = name, free_port()
+        self.url = f"http://127.0.0.1:{self.http}"
+        args = [sys.executable, "-m", "transformer", "--model_name", name, "--http_port", str(self.http),
+                "--predictor_host", f"127.0.0.1:{predictor_http}", *extra]  # fmt: skip
+        super().__init__(args, tmp / f"transformer-{self.http}.log", env)
+
+    get, post, metric = Predictor.get, Predictor.post, Predictor.metric
+
+    def wait_ready(self, timeout: float = 60) -> Transformer:
+        wait_for(lambda: self.get("/v2/health/ready").status_code == 200, timeout, "transformer", self.proc)
+        return self

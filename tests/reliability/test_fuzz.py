@@ -133,7 +133,128 @@ def test_deeply_nested_json_is_refused_not_crashing(served):
         assert 400 <= response.status_code < 500
 
 
-def test_server_survived_the_fuzzing(served, windows):
+# -- the binary tensor extension: random headers, binary_data_size and splits of the body -------------
+DATATYPES = ["FP64", "FP32", "FP16", "INT64", "INT8", "BYTES", "BOOL", "fp64", "X", ""]
+sizes = st.one_of(
+    st.integers(-100, 2000), st.sampled_from([0, 480, 960, 2**63]), st.text(max_size=5), st.none()
+)
+binary_tensors = st.fixed_dictionaries(
+    {
+        "name": st.sampled_from(["closes", "x"]),
+        "datatype": st.sampled_from(DATATYPES),
+        "shape": st.lists(st.integers(-3, 130), max_size=3),
+        "parameters": st.fixed_dictionaries({"binary_data_size": sizes}) | st.just({}),
+    }
+)
+headers_text = st.text(st.characters(min_codepoint=33, max_codepoint=126), max_size=8)  # a header value
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@given(
+    tensors_=st.lists(binary_tensors, min_size=0, max_size=2),
+    extra=st.fixed_dictionaries(
+        {}, optional={"outputs": st.lists(json_values, max_size=2), "parameters": json_values}
+    ),
+    payload=st.one_of(st.binary(max_size=1100), st.just(b"")),
+    split=st.one_of(st.none(), st.integers(-5, 3000), headers_text),
+    cut=st.integers(0, 50),
+)
+def test_binary_extension_requests_never_give_a_5xx(served, windows, tensors_, extra, payload, split, cut):
+    head = json.dumps({"inputs": tensors_, **extra}).encode()
+    body = head + (payload or windows[:2].tobytes())
+    body = body[: max(0, len(body) - cut)]
+    declared = str(len(head)) if split is None else str(split)  # the header's length, or anything else
+    response = requests.post(
+        served.url + "/v2/models/aapl/infer", data=body, timeout=10,
+        headers={"inference-header-content-length": declared, "content-type": "application/octet-stream"},
+    )  # fmt: skip
+    assert response.status_code < 500, (head[:200], declared, response.text[:300])
+    if response.status_code >= 400:
+        assert isinstance(response.json()["error"], str)
+
+
+# -- gRPC raw_input_contents: random bytes, shapes, datatypes, counts ---------------------------------
+@pytest.fixture(scope="module")
+def grpc_stub(served):
+    import grpc
+    from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
+
+    channel = grpc.insecure_channel(f"127.0.0.1:{served.grpc}")
+    grpc.channel_ready_future(channel).result(timeout=30)
+    yield pb_grpc.GRPCInferenceServiceStub(channel)
+    channel.close()
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@given(
+    specs=st.lists(
+        st.tuples(
+            st.sampled_from(["closes", "x", ""]),
+            st.sampled_from(DATATYPES),
+            st.lists(st.integers(-3, 2**40), max_size=3),
+        ),
+        max_size=2,
+    ),
+    raw=st.lists(st.one_of(st.binary(max_size=1000), st.sampled_from([b"", b"\0" * 480])), max_size=3),
+    version=st.sampled_from(["", "1", "999", "x" * 300]),
+)
+def test_grpc_raw_contents_never_give_internal_or_unknown(grpc_stub, specs, raw, version):
+    import grpc
+    from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+
+    inputs = [pb.ModelInferRequest.InferInputTensor(name=n, datatype=d, shape=s) for n, d, s in specs]
+    request = pb.ModelInferRequest(
+        model_name="aapl", model_version=version, inputs=inputs, raw_input_contents=raw
+    )
+    try:
+        grpc_stub.ModelInfer(request, timeout=10)
+    except grpc.RpcError as exc:
+        assert exc.code() not in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN), exc.details()
+        assert exc.details()
+
+
+# -- KServe's time-series API: any options, timestamps, frequencies; its own error model ---------------
+timeseries_items = st.fixed_dictionaries(
+    {
+        "type": st.sampled_from(["univariate_time_series", "multivariate_time_series", "x"]),
+        "name": st.text(max_size=8),
+        "series": st.lists(numbers, max_size=80) | st.lists(st.lists(numbers, max_size=3), max_size=70),
+        "frequency": st.sampled_from(["D", "day", "H", "W", "M", "Y", "S", "x", ""]),
+    },
+    optional={"start_timestamp": st.one_of(headers_text, st.sampled_from(
+        ["2024-01-02", "9999-12-31", "0001-01-01T00:00:00", "2024-13-01", "2024-01-02T10:00:00+03:00"]))},
+)  # fmt: skip
+timeseries_bodies = st.fixed_dictionaries(
+    {
+        "model": st.sampled_from(["aapl", "other", ""]),
+        "inputs": st.lists(timeseries_items, max_size=3),
+        "options": st.fixed_dictionaries(
+            {"horizon": st.one_of(st.integers(-5, 10**6), st.floats(), st.text(max_size=3))},
+            optional={
+                "quantiles": st.one_of(st.none(), st.lists(st.one_of(st.floats(), numbers), max_size=4))
+            },
+        ),
+    }
+)
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@given(body=timeseries_bodies)
+def test_time_series_requests_never_give_a_5xx_and_errors_keep_kserves_model(served, body):
+    from kserve.protocol.rest.timeseries.types import ErrorResponse
+
+    response = requests.post(served.url + "/v1/timeseries/forecast", data=json.dumps(body), timeout=10,
+                             headers={"content-type": "application/json"})  # fmt: skip
+    assert response.status_code < 500, (body, response.text[:300])
+    if response.status_code >= 400:
+        error = ErrorResponse.model_validate(response.json()).error
+        assert error.code == str(response.status_code) and error.message
+
+
+def test_server_survived_the_fuzzing(served, windows, grpc_stub):
+    from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+
     assert served.get("/v2/health/ready").status_code == 200
     assert served.infer(windows[:1]).status_code == 200
+    assert grpc_stub.ModelReady(pb.ModelReadyRequest(name="aapl")).ready
     assert 'code="500"' not in served.get("/metrics").text

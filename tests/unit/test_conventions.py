@@ -9,8 +9,9 @@ from monitor.settings import MonitorSettings
 from predictor.settings import PredictorSettings
 from retrainer.settings import RetrainerSettings
 from training.settings import TrainSettings
+from transformer.settings import TransformerSettings
 
-SETTINGS = [TrainSettings, PredictorSettings, MonitorSettings, RetrainerSettings]
+SETTINGS = [TrainSettings, PredictorSettings, MonitorSettings, RetrainerSettings, TransformerSettings]
 
 
 @pytest.mark.parametrize("settings", SETTINGS, ids=lambda s: s.__name__)

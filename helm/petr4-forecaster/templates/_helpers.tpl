@@ -53,11 +53,12 @@ helm.sh/chart: {{ printf "%s-%s" .ctx.Chart.Name .ctx.Chart.Version | replace "+
 {{- end }}
 {{- end }}
 
-{{/* Image reference: [registry/]repository(@digest|:tag). (dict "ctx" $ "image" "serve"|"train") */}}
+{{/* Image reference: registry/repository(@digest|:tag); no registry is an error at template time
+(an unqualified name would be pulled from Docker Hub). (dict "ctx" $ "image" "serve"|"train") */}}
 {{- define "petr4.image" -}}
 {{- $img := index .ctx.Values.images .image }}
-{{- $repo := $img.repository }}
-{{- with .ctx.Values.images.registry }}{{ $repo = printf "%s/%s" (trimSuffix "/" .) $repo }}{{ end }}
+{{- $registry := required "images.registry is required: the registry your cluster pulls petr4-forecaster-serve and petr4-forecaster-train from (e.g. --set images.registry=registry.example.org/ml; docs/deploy.md, Images)" .ctx.Values.images.registry }}
+{{- $repo := printf "%s/%s" (trimSuffix "/" $registry) $img.repository }}
 {{- if $img.digest }}
 {{- printf "%s@%s" $repo $img.digest }}
 {{- else }}
@@ -127,11 +128,11 @@ kustomize overlay swaps it in one place) and the optional auth Secret, reference
 {{- end }}
 {{- end }}
 
+{{/* Pod security context; uid/gid/fsGroup left to the platform when null (OpenShift's
+restricted-v2 assigns them from the namespace's range). */}}
 {{- define "petr4.podSecurityContext" -}}
 runAsNonRoot: true
-runAsUser: {{ .Values.securityContext.runAsUser }}
-runAsGroup: {{ .Values.securityContext.runAsGroup }}
-fsGroup: {{ .Values.securityContext.fsGroup }}
+{{- include "petr4.ids" (dict "sc" .Values.securityContext "fs" true) }}
 seccompProfile:
   type: RuntimeDefault
 {{- end }}
@@ -139,8 +140,7 @@ seccompProfile:
 {{/* Complete at container level too: Knative allows no pod securityContext by default. */}}
 {{- define "petr4.containerSecurityContext" -}}
 runAsNonRoot: true
-runAsUser: {{ .Values.securityContext.runAsUser }}
-runAsGroup: {{ .Values.securityContext.runAsGroup }}
+{{- include "petr4.ids" (dict "sc" .Values.securityContext "fs" false) }}
 readOnlyRootFilesystem: true
 allowPrivilegeEscalation: false
 privileged: false
@@ -218,8 +218,10 @@ subjects:
         matchLabels:
           {{- toYaml .Values.networkPolicy.dns.podLabels | nindent 10 }}
   ports:
-    - {protocol: UDP, port: 53}
-    - {protocol: TCP, port: 53}
+    {{- range .Values.networkPolicy.dns.ports }}
+    - {protocol: UDP, port: {{ . }}}
+    - {protocol: TCP, port: {{ . }}}
+    {{- end }}
 {{- end }}
 
 {{/* NetworkPolicy egress rule: the MLflow server (in-cluster pods, or the external peers). */}}
@@ -245,17 +247,39 @@ subjects:
 {{- end }}
 {{- end }}
 
+{{/* The MLflow URI a predictor serves: models:/<name>/<version> when a version is pinned,
+else models:/<name>@<alias>. (dict "model" $model "version" "" "alias" "champion") */}}
+{{- define "petr4.modelUri" -}}
+{{- $name := include "petr4.modelName" .model }}
+{{- if .version }}
+{{- printf "models:/%s/%v" $name .version }}
+{{- else }}
+{{- printf "models:/%s@%s" $name .alias }}
+{{- end }}
+{{- end }}
+
 {{/* Arguments of the predictor container (one place for the chart and the kustomize base).
-(dict "ctx" $ "model" $model "alias" "champion") */}}
+storageUri delivery: KServe's storage initializer has put the verified bundle at /mnt/models before
+the container starts, and the revision pins it (no polling). mlflow delivery: the predictor resolves
+the URI itself and polls the alias. (dict "ctx" $ "model" $model "uri" "models:/...") */}}
 {{- define "petr4.predictorArgs" -}}
 {{- $name := include "petr4.modelName" .model }}
 {{- $p := .ctx.Values.predictor -}}
 - --model_name
 - {{ $name }}
+{{- if eq $p.delivery "storageUri" }}
 - --model-source
-- models:/{{ $name }}@{{ .alias }}
+- /mnt/models
+- --reload-interval-s
+- "0"
+{{- else }}
+- --model-source
+- {{ .uri }}
 - --tracking-uri
 - $(FORECASTER_TRACKING_URI)
+- --reload-interval-s
+- {{ $p.reloadIntervalSeconds | quote }}
+{{- end }}
 - --http_port
 - "8080"
 - --grpc_port
@@ -266,25 +290,110 @@ subjects:
 - {{ $p.threads | quote }}
 - --variant
 - {{ $p.variant }}
-- --reload-interval-s
-- {{ $p.reloadIntervalSeconds | quote }}
 {{- range $p.extraArgs }}
 - {{ . | quote }}
 {{- end }}
 {{- end }}
 
-{{/* The predictor component of an InferenceService (used for spec.predictor and spec.canary).
-(dict "ctx" $ "model" $model "alias" "champion" "canaryTrafficPercent" nil|int) */}}
-{{- define "petr4.predictorSpec" -}}
+{{/* The `model:` of a predictor: KServe's documented shape for a custom runtime (ServingRuntime
+templates/predictor/servingruntime.yaml), which the canary rules require of the stable predictor.
+Its container fields override the runtime's. (dict "ctx" $ "model" $model "uri" "models:/...") */}}
+{{- define "petr4.predictorModel" -}}
+{{- $ctx := .ctx }}
+{{- $v := $ctx.Values }}
+{{- $standard := eq $v.kserve.deploymentMode "Standard" -}}
+name: kserve-container  # the runtime's container it overrides (required by the canary's schema)
+modelFormat:
+  name: {{ include "petr4.modelFormat" $ctx }}
+  version: "1"
+runtime: {{ include "petr4.componentName" (dict "ctx" $ctx "component" "predictor") }}
+protocolVersion: v2
+{{- if eq $v.predictor.delivery "storageUri" }}
+storageUri: {{ .uri }}
+{{- end }}
+image: {{ include "petr4.image" (dict "ctx" $ctx "image" "serve") }}
+imagePullPolicy: {{ $v.images.pullPolicy }}
+args:
+  {{- include "petr4.predictorArgs" . | nindent 2 }}
+env:
+  - {name: PROMETHEUS_MULTIPROC_DIR, value: /tmp/metrics}
+  - {name: FORECASTER_PREDICTOR_CACHE_DIR, value: /tmp/bundles}
+  - {name: HOME, value: /tmp}
+  {{- if ne $v.predictor.delivery "storageUri" }}
+  {{- include "petr4.mlflowClientEnv" $ctx | nindent 2 }}
+  {{- end }}
+  {{- with $v.predictor.apiToken.existingSecret }}
+  # Bearer token required on the inference routes, from a Secret the chart only references.
+  - name: FORECASTER_PREDICTOR_API_TOKEN
+    valueFrom:
+      secretKeyRef: {name: {{ . }}, key: {{ $v.predictor.apiToken.key }}}
+  {{- end }}
+  {{- with (include "petr4.extraEnv" $ctx) }}{{ . | trim | nindent 2 }}{{ end }}
+{{- include "petr4.extraEnvFrom" $ctx }}
+ports:
+  - {name: http1, containerPort: 8080, protocol: TCP}
+  {{- if $standard }}
+  - {name: grpc, containerPort: 8081, protocol: TCP}
+  {{- end }}
+livenessProbe:
+  httpGet: {path: /v2/health/live, port: 8080}
+  periodSeconds: 20
+  timeoutSeconds: 5
+  failureThreshold: 3
+readinessProbe:
+  httpGet: {path: /v2/health/ready, port: 8080}
+  periodSeconds: 10
+  timeoutSeconds: 5
+  failureThreshold: 3
+resources:
+  {{- toYaml (default $v.predictor.resources .model.resources) | nindent 2 }}
+securityContext:
+  {{- include "petr4.containerSecurityContext" $ctx | nindent 2 }}
+volumeMounts:
+  - {name: tmp, mountPath: /tmp}
+{{- end }}
+
+{{/* The model format the chart's ServingRuntime serves (bundle format of bundle/schema.py). */}}
+{{- define "petr4.modelFormat" -}}
+petr4-forecaster-bundle
+{{- end }}
+
+{{/* Pod-level fields of a predictor component (stable and canary alike). (dict "ctx" $) */}}
+{{- define "petr4.predictorPod" -}}
 {{- $ctx := .ctx }}
 {{- $v := $ctx.Values }}
 {{- $standard := eq $v.kserve.deploymentMode "Standard" -}}
 serviceAccountName: {{ include "petr4.componentName" (dict "ctx" $ctx "component" "predictor") }}
 automountServiceAccountToken: false
+labels:
+  {{- include "petr4.selectorLabels" (dict "ctx" $ctx "component" "predictor") | nindent 2 }}
+  app.kubernetes.io/part-of: petr4-forecaster
+  {{- with $v.podLabels }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+{{- with $v.podAnnotations }}
+annotations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- include "petr4.podScheduling" $ctx }}
+{{- if $standard }}
+securityContext:
+  {{- include "petr4.podSecurityContext" $ctx | nindent 2 }}
+{{- end }}
+{{- include "petr4.imagePullSecrets" $ctx }}
+volumes:
+  {{- include "petr4.tmpVolume" (dict) | nindent 2 }}
+{{- end }}
+
+{{/* The stable predictor: replica bounds and the autoscaler's metric and target live here only
+(KServe refuses them on canaries). (dict "ctx" $ "model" $model "uri" ... "canaryTrafficPercent" nil|int) */}}
+{{- define "petr4.predictorSpec" -}}
+{{- $v := .ctx.Values }}
+{{- $standard := eq $v.kserve.deploymentMode "Standard" -}}
 {{- if not (kindIs "invalid" .canaryTrafficPercent) }}
 canaryTrafficPercent: {{ .canaryTrafficPercent }}
 {{- end }}
-minReplicas: {{ ternary .model.minReplicas $v.predictor.minReplicas (not (kindIs "invalid" .model.minReplicas)) }}
+minReplicas: {{ include "petr4.minReplicas" (dict "ctx" .ctx "model" .model) }}
 maxReplicas: {{ ternary .model.maxReplicas $v.predictor.maxReplicas (not (kindIs "invalid" .model.maxReplicas)) }}
 {{- if $standard }}
 scaleMetric: {{ $v.kserve.hpa.metric }}
@@ -293,52 +402,32 @@ scaleTarget: {{ $v.kserve.hpa.targetUtilizationPercentage }}
 scaleMetric: {{ $v.kserve.knative.metric }}
 scaleTarget: {{ $v.kserve.knative.target }}
 {{- end }}
-labels:
-  {{- include "petr4.selectorLabels" (dict "ctx" $ctx "component" "predictor") | nindent 2 }}
-  app.kubernetes.io/part-of: petr4-forecaster
-{{- if $standard }}
-securityContext:
-  {{- include "petr4.podSecurityContext" $ctx | nindent 2 }}
-{{- end }}
-{{- include "petr4.imagePullSecrets" $ctx }}
-containers:
-  - name: kserve-container
-    image: {{ include "petr4.image" (dict "ctx" $ctx "image" "serve") }}
-    imagePullPolicy: {{ $v.images.pullPolicy }}
-    args:
-      {{- include "petr4.predictorArgs" . | nindent 6 }}
-    env:
-      - {name: PROMETHEUS_MULTIPROC_DIR, value: /tmp/metrics}
-      - {name: FORECASTER_PREDICTOR_CACHE_DIR, value: /tmp/bundles}
-      - {name: HOME, value: /tmp}
-      {{- include "petr4.mlflowClientEnv" $ctx | nindent 6 }}
-    ports:
-      - {name: http1, containerPort: 8080, protocol: TCP}
-      {{- if $standard }}
-      - {name: grpc, containerPort: 8081, protocol: TCP}
-      {{- end }}
-    livenessProbe:
-      httpGet: {path: /v2/health/live, port: 8080}
-      periodSeconds: 20
-      timeoutSeconds: 5
-      failureThreshold: 3
-    readinessProbe:
-      httpGet: {path: /v2/health/ready, port: 8080}
-      periodSeconds: 10
-      timeoutSeconds: 5
-      failureThreshold: 3
-    resources:
-      {{- toYaml (default $v.predictor.resources .model.resources) | nindent 6 }}
-    securityContext:
-      {{- include "petr4.containerSecurityContext" $ctx | nindent 6 }}
-    volumeMounts:
-      - {name: tmp, mountPath: /tmp}
-volumes:
-  {{- include "petr4.tmpVolume" (dict) | nindent 2 }}
+{{ include "petr4.predictorPod" . }}
+model:
+  {{- include "petr4.predictorModel" . | nindent 2 }}
 {{- end }}
 
-{{/* Pod template of a training run (the first-champion Job and the CronJob share it).
-(dict "ctx" $ "model" $model) */}}
+{{/* minReplicas of a model's stable predictor. (dict "ctx" $ "model" $model) */}}
+{{- define "petr4.minReplicas" -}}
+{{- ternary .model.minReplicas .ctx.Values.predictor.minReplicas (not (kindIs "invalid" .model.minReplicas)) }}
+{{- end }}
+
+{{/* A Standard-mode canary predictor (KServe 0.20 spec.canary[].predictor): a unique name, no
+maxReplicas / scaleMetric / scaleTarget / autoScaling / workerSpec, minReplicas at most the stable
+one's (left to KServe, which derives it from the traffic share, unless set).
+(dict "ctx" $ "model" $model "uri" ... "canary" $canary) */}}
+{{- define "petr4.canaryPredictorSpec" -}}
+name: canary
+{{- with .canary.minReplicas }}
+minReplicas: {{ . }}
+{{- end }}
+{{ include "petr4.predictorPod" . }}
+model:
+  {{- include "petr4.predictorModel" . | nindent 2 }}
+{{- end }}
+
+{{/* Pod template of a training run (the bootstrap Job and the CronJob share it).
+(dict "ctx" $ "model" $model "bootstrap" true|false) */}}
 {{- define "petr4.trainingPodTemplate" -}}
 {{- $ctx := .ctx }}
 {{- $v := $ctx.Values }}
@@ -347,10 +436,18 @@ metadata:
   labels:
     {{- include "petr4.labels" (dict "ctx" $ctx "component" "training") | nindent 4 }}
     petr4-forecaster/model: {{ $name }}
+    {{- with $v.podLabels }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  {{- with $v.podAnnotations }}
+  annotations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
 spec:
   serviceAccountName: {{ include "petr4.componentName" (dict "ctx" $ctx "component" "training") }}
   automountServiceAccountToken: false
   restartPolicy: Never
+  {{- with (include "petr4.podScheduling" $ctx) }}{{ . | trim | nindent 2 }}{{ end }}
   securityContext:
     {{- include "petr4.podSecurityContext" $ctx | nindent 4 }}
   {{- include "petr4.imagePullSecrets" $ctx | indent 2 }}
@@ -395,6 +492,11 @@ spec:
         - $(FORECASTER_TRACKING_URI)
         - --output-dir
         - /tmp/out
+        {{- if .bootstrap }}
+        # Bootstrap: train only a model without a champion; fail when the gate refuses it.
+        - --skip-if-champion
+        - --require-promotion
+        {{- end }}
         {{- range $v.training.extraArgs }}
         - {{ . | quote }}
         {{- end }}
@@ -402,6 +504,8 @@ spec:
         - {name: HOME, value: /tmp}
         - {name: MPLCONFIGDIR, value: /tmp/matplotlib}
         {{- include "petr4.mlflowClientEnv" $ctx | nindent 8 }}
+        {{- with (include "petr4.extraEnv" $ctx) }}{{ . | trim | nindent 8 }}{{ end }}
+      {{- with (include "petr4.extraEnvFrom" $ctx) }}{{ . | trim | nindent 6 }}{{ end }}
       resources:
         {{- toYaml (default $v.training.resources .model.trainingResources) | nindent 8 }}
       securityContext:
@@ -410,4 +514,82 @@ spec:
         - {name: tmp, mountPath: /tmp}
   volumes:
     {{- include "petr4.tmpVolume" (dict "sizeLimit" "2Gi") | nindent 4 }}
+{{- end }}
+
+{{/* "true" when objects of a CRD-backed API are to be rendered: `enabled` true or false decides;
+null (the default) = when the cluster serves the API (`.Capabilities.APIVersions.Has`), so an
+install without the prometheus-operator CRDs works. (dict "ctx" $ "enabled" nil|bool "api" "group/version/Kind") */}}
+{{- define "petr4.apiEnabled" -}}
+{{- if kindIs "invalid" .enabled }}
+{{- if .ctx.Capabilities.APIVersions.Has .api }}true{{ end }}
+{{- else if .enabled }}true
+{{- end }}
+{{- end }}
+
+{{/* runAsUser / runAsGroup (/ fsGroup), each only when set. (dict "sc" .Values.securityContext "fs" bool) */}}
+{{- define "petr4.ids" -}}
+{{- with .sc.runAsUser }}
+runAsUser: {{ . }}
+{{- end }}
+{{- with .sc.runAsGroup }}
+runAsGroup: {{ . }}
+{{- end }}
+{{- if .fs }}
+{{- with .sc.fsGroup }}
+fsGroup: {{ . }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Escape hatches of every pod: extra annotations and labels (pod metadata, indented by the caller). */}}
+{{- define "petr4.podMetadataExtras" -}}
+{{- with .Values.podLabels }}
+labels:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.podAnnotations }}
+annotations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/* Escape hatches of every pod spec: scheduling. */}}
+{{- define "petr4.podScheduling" -}}
+{{- with .Values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- end }}
+
+{{/* Escape hatches of every main container: extra env items (appended to a container's env list). */}}
+{{- define "petr4.extraEnv" -}}
+{{- with .Values.extraEnv }}
+{{- toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* ... and envFrom (a whole `envFrom:` key, or nothing). */}}
+{{- define "petr4.extraEnvFrom" -}}
+{{- with .Values.extraEnvFrom }}
+envFrom:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/* Extra NetworkPolicy rules of every component (networkPolicy.extraIngress / extraEgress). */}}
+{{- define "petr4.extraRules" -}}
+{{- with . }}
+{{- toYaml . }}
+{{- end }}
 {{- end }}

@@ -51,6 +51,17 @@ def test_tritonclient_http_infer_with_requested_outputs(triton, binary_in, binar
     case = triton[f"http in={binary_in} out={binary_out}"]
     np.testing.assert_allclose(case["forecast"], expected_forecast(np.array(triton["rows"])), rtol=1e-9)
     assert len(case["upper_95"]) == 3 and case["lower_80"] is None
+    assert case["sent as bytes"] == {"forecast": binary_out, "upper_95": binary_out}  # binary_data honoured
+
+
+def test_tritonclient_http_binary_data_output_and_versions(triton):
+    assert triton["http fp32 all outputs as bytes"] == [True] * len(ALL)  # tritonclient's default ask
+    np.testing.assert_allclose(
+        triton["http fp32 forecast"], expected_forecast(np.array(triton["rows"])), rtol=1e-6
+    )
+    assert triton["http versioned"]["answered"] == triton["http versioned"]["asked"]
+    assert "has no version '999'" in triton["http unknown version"]["error"]
+    assert triton["http unknown version ready"] is False
 
 
 def test_tritonclient_http_metadata_fp32_and_errors(triton):
@@ -68,6 +79,8 @@ def test_tritonclient_grpc_raw_contents(triton):
     assert triton["grpc output names"] == ["forecast"] and triton["grpc metadata outputs"] == ALL
     assert "INVALID_ARGUMENT" in triton["grpc negative"]["error"]
     assert "prices must be > 0" in triton["grpc negative"]["error"] and triton["grpc ready"]
+    assert [triton["grpc versioned"]] == triton["grpc metadata versions"]
+    assert "NOT_FOUND" in triton["grpc unknown version"]["error"]
 
 
 def kserve_request(rows: np.ndarray, binary: bool, outputs=None) -> InferRequest:

@@ -94,3 +94,25 @@ def test_raw_bytes_of_the_wrong_size_are_invalid_argument(stub, windows):
     with pytest.raises(grpc.RpcError) as err:
         stub.ModelInfer(request)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "cannot read input" in err.value.details()
+
+
+def test_versions_and_datatypes_agree_with_rest(stub, served, windows):
+    """The mapping of the in-process rules (tests/unit/predictor/test_protocol.py) to gRPC codes."""
+    version = served.get("/v2/models/aapl").json()["versions"][0]
+    assert list(stub.ModelMetadata(pb.ModelMetadataRequest(name="aapl")).versions) == [version]
+    assert stub.ModelReady(pb.ModelReadyRequest(name="aapl", version=version)).ready
+    request = infer_request(windows[:1])
+    request.model_version = version
+    assert stub.ModelInfer(request).model_version == version
+    request.model_version = "999"
+    unknown = pb.ModelReadyRequest(name="aapl", version="999")
+    for call, message in ((stub.ModelInfer, request), (stub.ModelReady, unknown)):
+        with pytest.raises(grpc.RpcError) as err:
+            call(message)
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND and "has no version '999'" in err.value.details()
+    with pytest.raises(grpc.RpcError) as err:
+        stub.ModelInfer(infer_request(windows[:1], datatype="fp64"))
+    assert (
+        err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        and "'fp64' is not a protocol datatype" in err.value.details()
+    )

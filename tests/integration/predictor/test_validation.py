@@ -65,7 +65,7 @@ def test_malformed_json_is_a_4xx_naming_it(served):
     response = served.post(
         "/v2/models/aapl/infer", data=b'{"inputs": [', headers={"content-type": "application/json"}
     )
-    assert response.status_code == 422 and "JSON decode error" in response.text
+    assert response.status_code == 400 and "JSON decode error" in response.json()["error"]
     response = served.post(
         "/v2/models/aapl/infer", data=b"plain text", headers={"content-type": "text/plain"}
     )
@@ -75,7 +75,8 @@ def test_malformed_json_is_a_4xx_naming_it(served):
 def test_bad_timeseries_options_are_400(served, windows):
     body = timeseries_body("aapl", windows[0].tolist(), horizon=21)
     response = served.post("/v1/timeseries/forecast", json=body)
-    assert response.status_code == 400 and "horizon 21 is outside 1..20" in response.json()["error"]
+    error = response.json()["error"]  # KServe's time-series error model
+    assert response.status_code == 400 and "horizon 21 is outside 1..20" in error["message"]
 
 
 def test_short_timeseries_is_400(served):
@@ -143,13 +144,21 @@ def test_an_integer_literal_beyond_float64_is_a_4xx(served, windows):
     assert 400 <= response.status_code < 500, response.text
 
 
-def test_explain_and_version_paths_are_refused_before_the_body_is_read(served):
-    head = (b"POST /v1/models/aapl:explain HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            b"Content-Length: 69000000\r\n\r\n")  # fmt: skip
-    reply = raw_request(served.http, head)  # no body sent: the answer comes anyway
-    assert reply.startswith(b"HTTP/1.1 404") and b"no explainer" in reply
+def test_explain_and_versioned_infer_are_refused_before_the_body_is_read(served):
+    for path, answer in ((b"/v1/models/aapl:explain", b"HTTP/1.1 404"), (b"/v2/models/aapl/versions/1/infer",
+                                                                         b"HTTP/1.1 413")):  # fmt: skip
+        head = (b"POST " + path + b" HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 69000000\r\n\r\n")  # fmt: skip
+        reply = raw_request(served.http, head)  # no body sent: the answer comes anyway
+        assert reply.startswith(answer), reply[:200]
+
+
+def test_the_served_version_is_addressable_and_no_other(served, windows):
+    version = served.get("/v2/models/aapl").json()["versions"][0]
+    answer = served.post(f"/v2/models/aapl/versions/{version}/infer", json=tensor(windows[0].tolist()))
+    assert answer.status_code == 200 and answer.json()["model_version"] == version
     response = served.get("/v2/models/aapl/versions/1")
-    assert response.status_code == 404 and "not addressable" in response.json()["error"]
+    assert response.status_code == 404 and f"it serves version {version!r}" in response.json()["error"]
 
 
 @pytest.mark.parametrize("action", ["load", "unload"])

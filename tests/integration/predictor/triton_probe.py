@@ -41,12 +41,21 @@ def http_cases(port: int, window: int) -> dict:
             tensor.set_data_from_numpy(data, binary_data=binary_in)
             wanted = [thttp.InferRequestedOutput(n, binary_data=binary_out) for n in ("forecast", "upper_95")]
             result = client.infer("m", [tensor], outputs=wanted)
-            cases[f"http in={binary_in} out={binary_out}"] = outputs(
-                result, ("forecast", "upper_95", "lower_80")
-            )
+            cases[f"http in={binary_in} out={binary_out}"] = {
+                **outputs(result, ("forecast", "upper_95", "lower_80")),
+                "sent as bytes": {n: "data" not in result.get_output(n) for n in ("forecast", "upper_95")},
+            }
     fp32 = thttp.InferInput("closes", [3, window], "FP32")
     fp32.set_data_from_numpy(data.astype(np.float32))
-    cases["http fp32 all outputs"] = [o["name"] for o in client.infer("m", [fp32]).get_response()["outputs"]]
+    everything = client.infer("m", [fp32])  # no outputs named: tritonclient asks binary_data_output
+    cases["http fp32 all outputs"] = [o["name"] for o in everything.get_response()["outputs"]]
+    cases["http fp32 all outputs as bytes"] = ["data" not in o for o in everything.get_response()["outputs"]]
+    cases["http fp32 forecast"] = everything.as_numpy("forecast").tolist()
+    version = client.get_model_metadata("m")["versions"][0]
+    versioned = client.infer("m", [fp32], model_version=version).get_response()
+    cases["http versioned"] = {"asked": version, "answered": versioned["model_version"]}
+    cases["http unknown version"] = attempt(lambda: client.infer("m", [fp32], model_version="999"))
+    cases["http unknown version ready"] = client.is_model_ready("m", "999")
     short = thttp.InferInput("closes", [1, 3], "FP64")
     short.set_data_from_numpy(data[:1, :3])
     cases["http short window"] = attempt(lambda: client.infer("m", [short]))
@@ -72,6 +81,9 @@ def grpc_cases(port: int, window: int) -> dict:
         "grpc metadata outputs": [o.name for o in client.get_model_metadata("m").outputs],
         "grpc negative": attempt(lambda: client.infer("m", [negative])),
         "grpc ready": client.is_server_ready() and client.is_model_ready("m"),
+        "grpc versioned": result.get_response().model_version,
+        "grpc metadata versions": list(client.get_model_metadata("m").versions),
+        "grpc unknown version": attempt(lambda: client.is_model_ready("m", "999")),
     }
 
 

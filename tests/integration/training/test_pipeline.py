@@ -81,6 +81,26 @@ def test_bundle_reproduces_the_pipeline_test_forecasts(trained):
     assert [i.coverage for i in meta.intervals] == [0.8, 0.95] and 0 < meta.intervals[0].log_halfwidth < 0.2
 
 
+def test_the_distribution_is_calibrated_on_the_750_windows_before_test(trained):
+    """Recomputed from the bundle alone: the served point and EWMA sigma over the 750 windows before
+    test (120 validation + 630 training), and the conformal |z| quantiles stored in the bundle."""
+    from bundle.distribution import conformal_quantile
+    from training.data import read_sample
+
+    settings, result = trained
+    bundle = load_bundle(result.bundle_path)
+    dist = bundle.metadata.distribution
+    assert settings.calibration_sessions == 750 and dist.calibration_sessions == 750
+    series = read_sample()["close"].to_numpy()
+    pairs = np.lib.stride_tricks.sliding_window_view(series, 61)[-120 - 750 : -120]
+    windows, actual = pairs[:, :60], pairs[:, 60]
+    point = OnnxForecaster(bundle, "fp32").predict(windows)
+    scores = np.abs(np.log(actual / point)) / dist.sigma(windows)
+    for c in (0.5, 0.8, 0.95):
+        assert dist.score_quantiles[dist.levels.index(c)] == pytest.approx(conformal_quantile(scores, c))
+    assert 0.9 < result.metrics["calibration_train_mae_ratio"] < 1.1  # in-sample, still ~ naive
+
+
 def test_run_logs_params_epoch_metrics_plot_and_bundle(trained):
     settings, _ = trained
     client = client_for(settings)

@@ -63,7 +63,7 @@ def test_persistent_failure_exits_with_the_registry_untouched(monkeypatch, tmp_p
         tmp_path, source="yfinance", start="2023-01-01", fetch_retries=3, fetch_backoff_s=0.01
     )
     delays = []
-    monkeypatch.setattr("training.data.time.sleep", delays.append)
+    monkeypatch.setattr("marketdata.history.time.sleep", delays.append)
     with (
         yahoo_stand_in(monkeypatch, tmp_path, petr4_2024, "PETR4.SA", failures=10**6),
         pytest.raises(DataError, match=r"could not fetch PETR4\.SA after 3 attempts"),

@@ -175,8 +175,8 @@ DECLARED = outputs((0.95, 0.8))
 
 
 def test_encode_v2_gives_the_declared_outputs_forecast_then_intervals_by_coverage():
-    body, _ = encode_v2(FORECAST, DECLARED, "petr4", "req-1").to_rest()
-    assert body["id"] == "req-1" and body["model_name"] == "petr4"
+    body, _ = encode_v2(FORECAST, DECLARED, "petr4", "req-1", "7").to_rest()
+    assert body["id"] == "req-1" and body["model_name"] == "petr4" and body["model_version"] == "7"
     outputs = {o["name"]: o for o in body["outputs"]}
     assert list(outputs) == ["forecast", "lower_80", "upper_80", "lower_95", "upper_95"]
     assert all(o["shape"] == [2] and o["datatype"] == "FP64" for o in outputs.values())
@@ -186,7 +186,7 @@ def test_encode_v2_gives_the_declared_outputs_forecast_then_intervals_by_coverag
 
 
 def test_encode_v2_invents_an_id_when_the_request_has_none():
-    first, second = (encode_v2(FORECAST, DECLARED, "petr4", None).to_rest()[0]["id"] for _ in range(2))
+    first, second = (encode_v2(FORECAST, DECLARED, "petr4", None, "7").to_rest()[0]["id"] for _ in range(2))
     assert len(first) == 32 and int(first, 16) >= 0 and first != second
 
 
@@ -201,7 +201,7 @@ def test_encode_v1_gives_one_row_per_window():
 
 def test_encode_honours_a_subset_of_the_declared_outputs():
     subset = tuple(o for o in DECLARED if o.name in {"forecast", "upper_95"})
-    body, _ = encode_v2(FORECAST, subset, "petr4", "r").to_rest()
+    body, _ = encode_v2(FORECAST, subset, "petr4", "r", "7").to_rest()
     assert [o["name"] for o in body["outputs"]] == ["forecast", "upper_95"]
     assert encode_v1(FORECAST, subset)["predictions"][0] == {"forecast": 11.0, "upper_95": 13.0}
 

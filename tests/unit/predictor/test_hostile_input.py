@@ -137,6 +137,14 @@ MALFORMED = {
     "string binary_data_size": (tensor({"binary_data_size": "32"}), GOOD_BYTES),
     "body shorter than declared": (tensor({"binary_data_size": 32}), GOOD_BYTES[:16]),
     "BYTES datatype": (tensor({"binary_data_size": 32}, "BYTES"), GOOD_BYTES),
+    "shape [-1] and binary_data_size 0": (  # found by the fuzz test: kserve's InferenceError, a 500
+        {
+            "inputs": [
+                {"name": "closes", "shape": [-1], "datatype": "FP64", "parameters": {"binary_data_size": 0}}
+            ]
+        },
+        GOOD_BYTES,
+    ),
 }
 
 

@@ -1,0 +1,1 @@
+"""Market data shared by training and serving (torch-free): readers, validation, sources, a cache."""

@@ -1,0 +1,57 @@
+"""The long-lived pods run images without torch: the monitor's import closure (a fresh interpreter
+importing `monitor.__main__`) loads no torch, Lightning, scikit-learn or matplotlib, and the training
+modules it does load are exactly those Dockerfile.monitor copies; the chart runs the monitor and
+MLflow on their own images, training alone on the torch image."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+from tests.deploy.conftest import REPO, render_docs
+
+HEAVY = ("torch", "lightning", "torchmetrics", "sklearn", "matplotlib", "onnxscript")
+
+
+def test_monitor_import_closure_is_torch_free():
+    code = (
+        "import json, sys; import monitor.__main__; "
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
+        f"{HEAVY!r} + ('training', 'marketdata'))))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    assert not [m for m in loaded if m.split(".")[0] in HEAVY], loaded
+    training = {m for m in loaded if m.startswith("training")}
+    dockerfile = (REPO / "Dockerfile.monitor").read_text()
+    (copy,) = re.findall(r"^COPY (training/.*) \./training/$", dockerfile, flags=re.MULTILINE)
+    copied = {"training" if f == "training/__init__.py" else "training." + f[9:-3] for f in copy.split()}
+    assert training == copied, (training, copied)
+    if any(m.startswith("marketdata") for m in loaded):  # training.data's readers and rules
+        assert re.search(r"^COPY marketdata \./marketdata$", dockerfile, flags=re.MULTILINE)
+    assert 'ENTRYPOINT ["python", "-m", "monitor"]' in dockerfile and '".[monitor]"' in dockerfile
+
+
+def test_long_lived_pods_run_torch_free_images():
+    images = {}
+    for d in render_docs():
+        if d["kind"] in ("Deployment", "CronJob", "Job"):
+            spec = d["spec"].get("jobTemplate", d)["spec"]["template"]["spec"]
+            images[d["metadata"]["labels"]["app.kubernetes.io/component"]] = {
+                c["image"] for c in spec["containers"]
+            }
+    registry = "registry.example.org/ml"
+    assert images == {
+        "mlflow": {f"{registry}/petr4-forecaster-mlflow:0.1.0"},
+        "monitor": {f"{registry}/petr4-forecaster-monitor:0.1.0"},
+        "retrainer": {f"{registry}/petr4-forecaster-serve:0.1.0"},
+        "training": {f"{registry}/petr4-forecaster-train:0.1.0"},
+    }
+    mlflow = (REPO / "Dockerfile.mlflow").read_text()
+    assert "grep -E '^mlflow==' constraints.txt" in mlflow and "torch==" not in mlflow

@@ -1,0 +1,142 @@
+"""KServe's storage path, end to end on loopback: `python -m bundle.fetch` (what the chart's
+ClusterStorageContainer runs as the predictor pod's init container, with `<storageUri> /mnt/models`)
+against a real `mlflow server`, into an empty directory; then the predictor started on that
+directory, as KServe starts it, answers v2. A bad URI, a missing version or alias, and a bundle
+whose file fails its sha256 each exit non-zero with one clear line and leave no bundle behind."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bundle.fetch import EXIT_INVALID, EXIT_NOT_FOUND, EXIT_USAGE
+from tests.conftest import REPO
+from tests.integration.servers import MlflowServer, Predictor
+from tests.tiny_bundle import WINDOW, expected_forecast, windows, write_tiny_bundle
+
+pytestmark = pytest.mark.slow
+NAME = "tiny-forecaster"
+
+
+def log_version(url: str, bundle_dir: Path) -> str:
+    """Log a bundle directory as a run's `bundle` artifacts and register it (training's layout)."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    client = MlflowClient(url, url)
+    mlflow.set_tracking_uri(url)
+    experiment = client.get_experiment_by_name("fetch") or client.get_experiment(
+        client.create_experiment("fetch")
+    )
+    with mlflow.start_run(experiment_id=experiment.experiment_id) as run:
+        mlflow.log_artifacts(str(bundle_dir), "bundle")
+    try:
+        client.get_registered_model(NAME)
+    except mlflow.exceptions.MlflowException:
+        client.create_registered_model(NAME)
+    run_id = run.info.run_id
+    version = client.create_model_version(NAME, source=f"runs:/{run_id}/bundle", run_id=run_id)
+    return str(version.version)
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory):
+    """A real MLflow server with version 1 (good, alias champion) and 2 (model file corrupted)."""
+    from mlflow import MlflowClient
+
+    tmp = tmp_path_factory.mktemp("fetch")
+    server = MlflowServer(tmp / "mlflow").wait_up()
+    try:
+        good = tmp / "good"
+        write_tiny_bundle(good)
+        assert log_version(server.url, good) == "1"
+        corrupt = tmp / "corrupt"
+        shutil.copytree(good, corrupt)
+        (corrupt / "model.onnx").write_bytes((good / "model.onnx").read_bytes() + b"\0")
+        assert log_version(server.url, corrupt) == "2"
+        MlflowClient(server.url, server.url).set_registered_model_alias(NAME, "champion", "1")
+        yield server
+    finally:
+        server.stop()
+
+
+def run_fetch(url: str, uri: str, dest: Path) -> subprocess.CompletedProcess:
+    """The entrypoint as KServe invokes it: `<entrypoint> <srcURI> <destDir>`, config from env."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "FORECASTER_"))}
+    env = {**clean, "PYTHONPATH": str(REPO), "FORECASTER_FETCH_TRACKING_URI": url}
+    return subprocess.run(
+        [sys.executable, "-m", "bundle.fetch", uri, str(dest)],
+        cwd=dest.parent, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def test_fetch_then_serve(registry, tmp_path):
+    dest = tmp_path / "mnt-models"
+    dest.mkdir()
+    result = run_fetch(registry.url, f"models:/{NAME}@champion", dest)
+    assert result.returncode == 0, result.stderr
+    assert "version 1" in result.stdout and "sha256 verified: model.onnx" in result.stdout
+    assert sorted(p.name for p in dest.iterdir()) == ["metadata.json", "model.onnx"], "staging left behind"
+
+    predictor = Predictor(tmp_path, "tiny", str(dest), "--reload-interval-s", "0")
+    try:
+        predictor.wait_ready()
+        closes = windows(rows=2, window=WINDOW)
+        answer = predictor.infer(closes)
+        assert answer.status_code == 200, answer.text
+        forecast = next(o for o in answer.json()["outputs"] if o["name"] == "forecast")
+        assert np.allclose(forecast["data"], expected_forecast(closes), rtol=1e-5)
+        # The chart's `helm test` script, as its Pod runs it, against this predictor.
+        ok = run_helm_test(predictor.url, "tiny", WINDOW)
+        assert ok.returncode == 0 and ok.stdout.startswith("OK tiny: forecast "), ok.stderr
+        wrong = run_helm_test(predictor.url, "other", WINDOW, timeout_s=1)
+        assert wrong.returncode == 1 and "FAIL other" in wrong.stderr and "not ready in time" in wrong.stderr
+        short = run_helm_test(predictor.url, "tiny", WINDOW - 1)
+        assert short.returncode == 1 and "FAIL tiny: inference answered 4" in short.stderr
+    finally:
+        predictor.stop()
+
+
+def run_helm_test(url: str, model: str, window: int, timeout_s: int = 30) -> subprocess.CompletedProcess:
+    script = (REPO / "helm" / "petr4-forecaster" / "files" / "helm_test.py").read_text()
+    env = {
+        "PATH": os.environ["PATH"], "FORECASTER_TEST_URL": url, "FORECASTER_TEST_MODEL": model,
+        "FORECASTER_TEST_WINDOW": str(window), "FORECASTER_TEST_TIMEOUT_S": str(timeout_s),
+    }  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_pinned_version(registry, tmp_path):
+    result = run_fetch(registry.url, f"models:/{NAME}/1", tmp_path / "pinned")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "pinned" / "metadata.json").is_file()
+
+
+@pytest.mark.parametrize(
+    ("uri", "code", "message"),
+    [
+        (f"models:/{NAME}", EXIT_USAGE, "bad model URI"),
+        (f"s3://bucket/{NAME}", EXIT_USAGE, "bad model URI"),
+        (f"models:/{NAME}/9", EXIT_NOT_FOUND, f"model '{NAME}' has no version 9 in the registry"),
+        (f"models:/{NAME}@nobody", EXIT_NOT_FOUND, f"model '{NAME}' has no alias 'nobody' in the registry"),
+        ("models:/no-such-forecaster/1", EXIT_NOT_FOUND, "'no-such-forecaster' has no version 1"),
+        (f"models:/{NAME}/2", EXIT_INVALID, "does not match its sha256"),
+    ],
+    ids=["no-ref", "wrong-scheme", "missing-version", "missing-alias", "missing-model", "checksum"],
+)
+def test_refusals(registry, tmp_path, uri, code, message):
+    dest = tmp_path / "mnt-models"
+    dest.mkdir()
+    result = run_fetch(registry.url, uri, dest)
+    assert result.returncode == code, (result.returncode, result.stderr)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and message in errors[0], result.stderr
+    assert list(dest.iterdir()) == [], "nothing may be left where the predictor looks"

@@ -1,0 +1,115 @@
+"""From cached closes to the predictor's input, and from its answer to the one-call answer.
+
+The answer says which session it was computed from, how fresh the data is, and carries every output
+the predictor declares (the point forecast and each `lower_XX`/`upper_XX` bound, bundle.outputs).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+from kserve.errors import InvalidInput
+from kserve.protocol.infer_type import InferInput, InferOutput, InferRequest, InferResponse
+
+from bundle.outputs import INPUT_NAME, MEAN
+from marketdata.cache import Snapshot, StaleDataError
+from marketdata.calendar import SessionCalendar
+from transformer.request import Ask
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the answer needs besides the predictor's outputs."""
+
+    ask: Ask
+    snapshot: Snapshot
+    session: date  # the as-of session the closes end at
+    closes: np.ndarray  # the window sent to the predictor
+    next_session: date | None
+    note: str | None
+
+
+def window(snapshot: Snapshot, ask: Ask, size: int, calendar: SessionCalendar, today: date) -> Context:
+    """The `size` closes ending at the as-of session; a 400 naming the date when the data cannot."""
+    series, as_of, note = snapshot.closes, ask.as_of, None
+    count = len(series.values)
+    if as_of is not None:
+        if as_of > today:
+            raise InvalidInput(f"as_of {as_of} is in the future (today is {today})")
+        count = series.through(as_of)
+        if count < size:
+            raise InvalidInput(
+                f"as_of {as_of} is outside the data: the model needs {size} sessions up to it and "
+                f"{snapshot.source} has {count} ({series.first} to {series.last})"
+            )
+        expected = calendar.session_on_or_before(as_of)
+        if expected is not None and series.last < expected and not snapshot.stale:
+            raise InvalidInput(
+                f"as_of {as_of} is after the data, which ends at {series.last} ({snapshot.source})"
+            )
+        if calendar.is_session(as_of) is False:
+            note = f"{as_of} is no {calendar.name} session: answered from the previous session"
+    elif count < size:
+        raise StaleDataError(
+            f"{snapshot.source} has {count} sessions of {ask.ticker}; the model needs {size}"
+        )
+    session = series.dates[count - 1].item()
+    closes = series.values[count - size : count]
+    return Context(ask, snapshot, session, closes, calendar.next_session(session), note)
+
+
+def predictor_request(context: Context, model_name: str) -> InferRequest:
+    data = InferInput(INPUT_NAME, [1, len(context.closes)], "FP64", [context.closes.tolist()])
+    return InferRequest(model_name=model_name, infer_inputs=[data], request_id=uuid.uuid4().hex)
+
+
+def answer(context: Context, response: InferResponse, fallback_version: str | None) -> dict:
+    """One flat object: the as-of session, last close, forecast, change, bounds, version, freshness."""
+    outputs = {o.name: float(np.asarray(o.as_numpy()).reshape(-1)[0]) for o in response.outputs}
+    if MEAN not in outputs:
+        raise ValueError(f"the predictor's answer has no {MEAN!r} output: {sorted(outputs)}")
+    snap, last_close = context.snapshot, float(context.closes[-1])
+    result = {
+        "ticker": context.ask.ticker,
+        "model_version": response.model_version or fallback_version,
+        "as_of_requested": context.ask.as_of.isoformat() if context.ask.as_of else None,
+        "as_of_session": context.session.isoformat(),
+        "forecast_session": context.next_session.isoformat() if context.next_session else None,
+        "last_close": last_close,
+        MEAN: outputs.pop(MEAN),
+    }
+    result["change_pct"] = 100.0 * (result[MEAN] / last_close - 1.0)
+    result.update(sorted(outputs.items()))  # lower_80, lower_95, upper_80, upper_95, ...
+    result.update(
+        source=snap.source, data_through=snap.last_session.isoformat(),
+        fetched_at=snap.fetched_at.isoformat(), age_s=round(snap.age_s, 3), stale=snap.stale,
+    )  # fmt: skip
+    if snap.error:
+        result["source_error"] = snap.error
+    if context.note:
+        result["note"] = context.note
+    return result
+
+
+def encode_v1(result: dict) -> dict:
+    return {"predictions": [result]}
+
+
+def _tensor(name: str, value: object) -> InferOutput:
+    if isinstance(value, bool):
+        return InferOutput(name, [1], "BOOL", [value])
+    if isinstance(value, float):
+        return InferOutput(name, [1], "FP64", [value])
+    return InferOutput(name, [1], "BYTES", [str(value)])
+
+
+def encode_v2(result: dict, model_name: str, request_id: str | None) -> InferResponse:
+    """One `[1]` tensor per field (FP64 numbers, BYTES text, BOOL stale); absent fields are left out."""
+    outputs = [_tensor(k, v) for k, v in result.items() if v is not None and k != "model_version"]
+    return InferResponse(
+        response_id=request_id or uuid.uuid4().hex, model_name=model_name, infer_outputs=outputs,
+        model_version=result.get("model_version"),
+    )  # fmt: skip

@@ -1,0 +1,130 @@
+"""The predictor as the transformer sees it (v2 REST to kserve's --predictor_host): its window (model
+metadata, reused for a while), inference with the version that answered, and every failure turned
+into an answer that names the cause.
+
+kserve's own client drops a response's `model_version`; the answer must say which version answered
+(an alias can move between two requests), so the call is made here, with the same v2 encoding.
+"""
+
+from __future__ import annotations
+
+import time
+
+import aiohttp
+import orjson
+from kserve.constants.constants import INFERENCE_CONTENT_LENGTH_HEADER
+from kserve.protocol.infer_type import InferRequest, InferResponse
+
+FORWARDED = ("x-request-id", "x-b3-traceid")  # tracing headers kserve forwards too
+
+
+class UpstreamError(RuntimeError):
+    """The predictor could not answer: 503 when unreachable or not ready, 502 when it refused."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _message(body: bytes) -> str | None:
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    return parsed.get("error") if isinstance(parsed, dict) and isinstance(parsed.get("error"), str) else None
+
+
+def refused(code: int, body: bytes, relayed: bool = False) -> UpstreamError:
+    """The predictor answered `code`: what the transformer answers instead."""
+    text = body[:300].decode(errors="replace")
+    if relayed and 400 <= code < 500 and code != 401:  # the client's closes, refused: say why
+        return UpstreamError(code, _message(body) or text)
+    if code == 503:
+        return UpstreamError(503, f"the predictor is not ready: {text}")
+    if code == 401:
+        return UpstreamError(502, "the predictor refused the transformer's token (set predictor_token)")
+    return UpstreamError(502, f"the predictor answered {code}: {text}")
+
+
+def unreachable(exc: Exception, url: str) -> UpstreamError:
+    return UpstreamError(503, f"the predictor at {url} is unreachable: {type(exc).__name__}: {exc}")
+
+
+class PredictorClient:
+    """aiohttp (a kserve dependency): a third of httpx's CPU per call, which is most of what the
+    transformer adds to a request (bench/one_call.py)."""
+
+    def __init__(
+        self, base_url: str, model: str, token: str | None, timeout_s: float, retries: int, ttl_s: float
+    ) -> None:
+        self.model_url = f"{base_url}/v2/models/{model}"
+        self.ttl_s, self.timeout_s, self.retries = ttl_s, timeout_s, retries
+        self.auth = {"authorization": f"Bearer {token}"} if token else {}
+        self._session: aiohttp.ClientSession | None = None
+        self._window: tuple[float, int, str | None] | None = None  # (expires, window, version)
+
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:  # made in the server's event loop
+            timeout = aiohttp.ClientTimeout(total=self.timeout_s)
+            self._session = aiohttp.ClientSession(timeout=timeout)
+        return self._session
+
+    async def _call(
+        self, method: str, url: str, body: bytes | None, headers: dict
+    ) -> tuple[int, dict, bytes]:
+        """(status, headers, body); connection failures retried `retries` times, then 503."""
+        for attempt in range(self.retries + 1):
+            try:
+                async with self.session().request(method, url, data=body, headers=headers) as response:
+                    return response.status, dict(response.headers), await response.read()
+            except (aiohttp.ClientConnectionError, TimeoutError) as exc:
+                if attempt == self.retries or isinstance(exc, TimeoutError):
+                    raise unreachable(exc, url) from exc
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+    async def window(self) -> tuple[int, str | None]:
+        """(window, version) of the served model, from `GET /v2/models/{name}` every `ttl_s` at most
+        (and at once after the predictor refused a window: a new bundle may take another)."""
+        cached = self._window
+        if cached is not None and time.monotonic() < cached[0]:
+            return cached[1], cached[2]
+        status, _, body = await self._call("GET", self.model_url, None, self.auth)
+        if status != 200:
+            raise refused(status, body)
+        try:
+            meta = orjson.loads(body)
+            window = int(meta["inputs"][0]["shape"][1])
+        except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, ValueError) as exc:
+            raise UpstreamError(
+                502, f"the predictor's metadata names no input window: {body[:200]!r}"
+            ) from exc
+        if window < 1:
+            raise UpstreamError(503, "the predictor has no model loaded yet")
+        versions = meta.get("versions") or [None]
+        self._window = (time.monotonic() + self.ttl_s, window, versions[0])
+        return window, versions[0]
+
+    async def infer(
+        self, request: InferRequest, headers: dict | None, relayed: bool = False
+    ) -> InferResponse:
+        """v2 inference; the predictor's token replaces the client's; a relayed request's refusal
+        is the client's (its status and message pass through)."""
+        body, json_length = request.to_rest()
+        sent = {k: v for k, v in (headers or {}).items() if k.lower() in FORWARDED} | self.auth
+        if json_length:  # the binary tensor extension
+            sent[INFERENCE_CONTENT_LENGTH_HEADER] = str(json_length)
+            sent["content-type"] = "application/octet-stream"
+        else:
+            body, sent["content-type"] = orjson.dumps(body), "application/json"
+        status, answered, content = await self._call("POST", f"{self.model_url}/infer", body, sent)
+        if status != 200:
+            if status == 400 and not relayed:
+                self._window = None
+            raise refused(status, content, relayed)
+        length = int(answered.get(INFERENCE_CONTENT_LENGTH_HEADER, len(content)))
+        try:
+            result = InferResponse.from_bytes(content, length)
+            result.model_version = orjson.loads(content[:length]).get("model_version")
+        except Exception as exc:  # a malformed answer is the predictor's failure, never a crash here
+            raise UpstreamError(502, f"the predictor's answer cannot be read: {exc}") from exc
+        return result
