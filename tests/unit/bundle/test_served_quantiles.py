@@ -156,17 +156,19 @@ def test_format_1_quantiles_are_the_interval_ends_and_the_mean(tmp_path):
     np.testing.assert_array_equal(forecaster.quantile(result, 0.975), result.upper[0.95])
 
 
-def test_format_1_levels_match_at_six_decimals_as_the_predictor_checks_them(tmp_path):
-    """The time-series API accepts a quantile equal to a served level at 6 decimals
-    (predictor/timeseries.py); the runtime must answer each one it accepts."""
+def test_format_1_levels_match_up_to_float_noise_as_the_predictor_checks_them(tmp_path):
+    """The time-series API accepts a quantile within LEVEL_TOLERANCE (1e-12) of a served level
+    (predictor/timeseries.py); the runtime answers each such one, and nothing farther off."""
     forecaster = bundle(tmp_path, 1)
     result = forecaster.forecast(extreme_windows()["constant"][None, :])
-    np.testing.assert_array_equal(forecaster.quantile(result, 0.1000001), result.lower[0.8])
-    np.testing.assert_array_equal(forecaster.quantile(result, 0.9749999), result.upper[0.95])
-    with pytest.raises(ValueError, match="not available"):
-        forecaster.quantile(result, 0.100001)
-    # A level stored with a 7th decimal is served under its 6-decimal quantile.
-    odd = Forecast(result.mean, lower={0.9500001: result.lower[0.95]}, upper={0.9500001: result.upper[0.95]})
+    np.testing.assert_array_equal(forecaster.quantile(result, 0.1 + 1e-13), result.lower[0.8])
+    np.testing.assert_array_equal(forecaster.quantile(result, 0.975 - 1e-13), result.upper[0.95])
+    for off in (0.1000001, 0.1 + 1e-9):
+        with pytest.raises(ValueError, match="not available"):
+            forecaster.quantile(result, off)
+    # A level stored with float noise (0.95 + 1e-13) is served under the clean quantile 0.025.
+    noisy = 0.95 + 1e-13
+    odd = Forecast(result.mean, lower={noisy: result.lower[0.95]}, upper={noisy: result.upper[0.95]})
     np.testing.assert_array_equal(forecaster.quantile(odd, 0.025), result.lower[0.95])
 
 
