@@ -62,6 +62,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     "training/calibration.py": (
         "tests/unit/training/test_point_weight.py",
         "tests/unit/training/test_scores.py",
+        "tests/unit/training/test_calibration_window.py",
         "tests/unit/bundle",
     ),
     "training/scores.py": ("tests/unit/training", "tests/unit/bundle"),
