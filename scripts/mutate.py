@@ -44,7 +44,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 EQUIVALENTS = Path(__file__).with_name("mutation-equivalents.toml")
-PRODUCT = ("bundle", "training", "predictor", "monitor", "retrainer")
+PRODUCT = ("bundle", "training", "predictor", "monitor", "retrainer", "marketdata", "transformer")
 COPIED = (*PRODUCT, "tests", "pyproject.toml")
 
 # Core module -> the fast (unit) tests that exercise it. Paths that do not exist yet are skipped.
@@ -62,6 +62,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     "training/calibration.py": (
         "tests/unit/training/test_point_weight.py",
         "tests/unit/training/test_scores.py",
+        "tests/unit/training/test_calibration_window.py",
         "tests/unit/bundle",
     ),
     "training/scores.py": ("tests/unit/training", "tests/unit/bundle"),

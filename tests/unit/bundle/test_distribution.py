@@ -1,11 +1,22 @@
-"""The served predictive distribution on data whose truth is known (a simulated GARCH(1,1))."""
+"""The served predictive distribution on data whose truth is known (a simulated GARCH(1,1)), and on
+hand-sized grids whose every number can be written down."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
-from bundle.distribution import LEVELS, PredictiveDistribution, calibrate, ewma_sigma
+from bundle.distribution import (
+    LEVELS,
+    SIGMA_CAP,
+    PredictiveDistribution,
+    calibrate,
+    conformal_quantile,
+    ewma_sigma,
+)
 
 WINDOW = 60
 
@@ -110,3 +121,97 @@ def test_invalid_distributions_are_refused():
     with pytest.raises(ValueError, match="increasing"):
         PredictiveDistribution(sigma_floor=1e-4, levels=(0.9, 0.5), score_quantiles=(0.5, 1.0),
                                tail_slope=0.4, calibration_sessions=10)  # fmt: skip
+
+
+def small(levels=(0.5, 0.9), score_quantiles=(1.0, 2.0), tail_slope=0.5, sigma_floor=1e-4, **kw):
+    """A hand-sized distribution: |z| 1.0 at 50% and 2.0 at 90%, tail +0.5 per e-fold of 1 / (1 - c)."""
+    return PredictiveDistribution(sigma_floor=sigma_floor, levels=levels, score_quantiles=score_quantiles,
+                                  tail_slope=tail_slope, calibration_sessions=10, **kw)  # fmt: skip
+
+
+def test_conformal_quantile_takes_the_exact_rank_when_n_plus_one_times_c_is_whole():
+    """(9 + 1) * 0.5 = 5 exactly: the 5th smallest, not the 6th; (99 + 1) * 0.55 is
+    55.00000000000001 in floating point and still means the 55th."""
+    assert conformal_quantile(np.arange(1.0, 10.0), 0.5) == 5.0
+    assert conformal_quantile(np.arange(1.0, 100.0), 0.55) == 55.0
+    assert conformal_quantile(np.arange(1.0, 10.0), 0.99) == 9.0  # ceil(9.9) = 10 > n: the largest
+
+
+def test_halfwidth_interpolates_inside_the_grid_and_extends_the_tail_exponentially():
+    dist = small()
+    assert float(dist.halfwidth(0.0)) == 0.0
+    assert float(dist.halfwidth(0.25)) == pytest.approx(0.5)  # from (0, 0) to (0.5, 1.0)
+    assert float(dist.halfwidth(0.7)) == pytest.approx(1.5)  # between the last two levels: linear
+    assert float(dist.halfwidth(0.9)) == 2.0  # the last level: no tail yet
+    # Beyond 0.9: 2.0 + 0.5 * log((1 - 0.9) / (1 - c)).
+    assert float(dist.halfwidth(0.99)) == pytest.approx(2.0 + 0.5 * math.log(10.0))
+    assert float(dist.halfwidth(0.999)) == pytest.approx(2.0 + 0.5 * math.log(100.0))
+
+
+def test_quantile_is_point_times_exp_of_the_signed_halfwidth_times_sigma_and_widen():
+    dist = small()
+    point, sigma = np.array([[100.0, 110.0]]), np.array([0.02])
+    widen = np.sqrt([1.0, 2.0])
+    hi = dist.quantile(point, sigma, 0.95, widen)  # central coverage 0.9 -> |z| = 2.0
+    np.testing.assert_allclose(hi, point * np.exp(2.0 * 0.02 * widen), rtol=1e-12)
+    lo = dist.quantile(point, sigma, 0.05, widen)
+    np.testing.assert_allclose(lo, point * np.exp(-2.0 * 0.02 * widen), rtol=1e-12)
+    np.testing.assert_allclose(dist.quantile(point, sigma, 0.5), point)
+    for outside in (0.0, 1.0, -0.1, 1.5):
+        with pytest.raises(ValueError, match="outside"):
+            dist.quantile(point, sigma, outside)
+
+
+def test_sigma_is_capped_at_half_a_log_unit_unless_the_floor_is_higher():
+    wild = np.where(np.arange(WINDOW) % 2, 100.0, 1.0)[None, :]  # |log return| = 4.6 every day
+    assert ewma_sigma(wild)[0] == pytest.approx(math.log(100.0))
+    assert small().sigma(wild)[0] == SIGMA_CAP == 0.5
+    assert small(sigma_floor=0.8).sigma(wild)[0] == 0.8
+
+
+def test_tail_slope_goes_through_the_90_and_99_percent_quantiles():
+    """Scores 1..250: the 90% quantile is the ceil(225.9) = 226th, the 99% one the ceil(248.49) =
+    249th, so the slope is (249 - 226) / log(0.1 / 0.01)."""
+    dist = calibrate(np.arange(1.0, 251.0), np.ones(250), sigma_floor=1e-3)
+    assert dist.score_quantiles[LEVELS.index(0.9)] == 226.0 and dist.score_quantiles[-1] == 249.0
+    assert dist.tail_slope == pytest.approx(23.0 / math.log(10.0), rel=1e-12)
+    assert dist.levels == LEVELS and dist.calibration_sessions == 250
+
+
+def test_a_flat_tail_is_kept_positive():
+    dist = calibrate(np.full(50, 0.3), np.ones(50), sigma_floor=1e-3)
+    assert dist.score_quantiles == (0.3,) * len(LEVELS)
+    assert dist.tail_slope == 1e-3
+
+
+def test_the_distribution_is_immutable():
+    dist = small()
+    with pytest.raises(ValidationError, match="frozen"):
+        dist.tail_slope = 1.0  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    "fields,message",
+    [
+        ({"levels": (0.5,), "score_quantiles": (1.0,)}, "same length"),
+        ({"levels": (0.5, 0.9), "score_quantiles": (1.0,)}, "same length"),
+        ({"levels": (0.5, 0.5, 0.9), "score_quantiles": (1.0, 1.0, 2.0)}, "increasing"),
+        ({"levels": (0.0, 0.5), "score_quantiles": (0.0, 1.0)}, "increasing"),
+        ({"levels": (0.3, 0.5, 1.0), "score_quantiles": (0.5, 1.0, 2.0)}, "increasing"),
+        ({"levels": (0.5, 1.5), "score_quantiles": (1.0, 2.0)}, "increasing"),
+        ({"score_quantiles": (-0.1, 2.0)}, "non-decreasing"),
+        ({"score_quantiles": (1.0, float("inf"))}, "finite"),
+        ({"ewma_lambda": 1.0}, "less than 1"),
+        ({"ewma_lambda": 0.0}, "greater than 0"),
+        ({"tail_slope": 0.0}, "greater than 0"),
+    ],
+)
+def test_invalid_grids_and_parameters_are_refused(fields, message):
+    with pytest.raises(ValidationError, match=message):
+        small(**fields)
+
+
+def test_ties_and_a_zero_first_quantile_are_valid():
+    """Discrete scores tie, and zero residuals give |z| = 0: both are legitimate calibrations."""
+    assert small(score_quantiles=(1.5, 1.5)).score_quantiles == (1.5, 1.5)
+    assert small(score_quantiles=(0.0, 2.0)).score_quantiles == (0.0, 2.0)

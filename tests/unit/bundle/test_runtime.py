@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from bundle import BundleError, Forecast, OnnxForecaster
+from bundle.runtime import shrink
 from tests.tiny_bundle import tiny_bundle
 
 CLOSES = np.array([[10.0, 11.0, 12.0, 13.0, 14.0], [0.5, 0.4, 0.6, 0.55, 0.45]])
@@ -123,3 +124,11 @@ def test_unloadable_model_is_a_bundle_error(tmp_path):
 def test_absent_variant_is_a_bundle_error(tmp_path):
     with pytest.raises(BundleError, match="no 'int8' variant"):
         OnnxForecaster(tiny_bundle(tmp_path), variant="int8")
+
+
+def test_weight_one_serves_the_network_bit_for_bit():
+    """No exp/log round trip at weight 1 (format 1 bundles, and a network chosen whole): the served
+    forecast is the network's own number; for 0.4567 over 0.45 the round trip is 1 ulp off."""
+    last, f = np.array([0.45, 37.3]), np.array([0.4567, 37.31])
+    np.testing.assert_array_equal(shrink(f, last, 1.0), f)
+    np.testing.assert_allclose(shrink(f, last, 0.5), last * np.sqrt(f / last), rtol=1e-12)

@@ -10,7 +10,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from bundle import BundleMetadata, FeatureSpec, OnnxForecaster, Scaler, VariantFile, write_bundle
+from bundle import BundleMetadata, FeatureSpec, Forecast, OnnxForecaster, Scaler, VariantFile, write_bundle
 from bundle.distribution import LEVELS, PredictiveDistribution
 from bundle.io import sha256_bytes
 from bundle.schema import ConformalInterval, SplitRange
@@ -145,3 +145,38 @@ def test_unknown_format_version_is_refused_by_number(tmp_path):
     path.write_text(json.dumps(meta))
     with pytest.raises(BundleError, match="format 1 has no"):
         load_bundle(forecaster.bundle.path)
+
+
+def test_format_1_quantiles_are_the_interval_ends_and_the_mean(tmp_path):
+    forecaster = bundle(tmp_path, 1)
+    result = forecaster.forecast(extreme_windows()["20% one-day jump"][None, :], horizon=2)
+    np.testing.assert_array_equal(forecaster.quantile(result, 0.5), result.mean)
+    np.testing.assert_array_equal(forecaster.quantile(result, 0.1), result.lower[0.8])
+    np.testing.assert_array_equal(forecaster.quantile(result, 0.9), result.upper[0.8])
+    np.testing.assert_array_equal(forecaster.quantile(result, 0.975), result.upper[0.95])
+
+
+def test_format_1_levels_match_up_to_float_noise_as_the_predictor_checks_them(tmp_path):
+    """The time-series API accepts a quantile within LEVEL_TOLERANCE (1e-12) of a served level
+    (predictor/timeseries.py); the runtime answers each such one, and nothing farther off."""
+    forecaster = bundle(tmp_path, 1)
+    result = forecaster.forecast(extreme_windows()["constant"][None, :])
+    np.testing.assert_array_equal(forecaster.quantile(result, 0.1 + 1e-13), result.lower[0.8])
+    np.testing.assert_array_equal(forecaster.quantile(result, 0.975 - 1e-13), result.upper[0.95])
+    for off in (0.1000001, 0.1 + 1e-9):
+        with pytest.raises(ValueError, match="not available"):
+            forecaster.quantile(result, off)
+    # A level stored with float noise (0.95 + 1e-13) is served under the clean quantile 0.025.
+    noisy = 0.95 + 1e-13
+    odd = Forecast(result.mean, lower={noisy: result.lower[0.95]}, upper={noisy: result.upper[0.95]})
+    np.testing.assert_array_equal(forecaster.quantile(odd, 0.025), result.lower[0.95])
+
+
+def test_a_forecast_without_a_scale_is_answered_from_its_interval_levels(tmp_path):
+    """A format 2 forecaster given a Forecast that carries no sigma (static intervals only, e.g. built
+    from a format 1 bundle's answer) reads its interval ends instead of failing on the missing scale."""
+    two = bundle(tmp_path / "2", 2)
+    static = bundle(tmp_path / "1", 1).forecast(extreme_windows()["near 1e6"][None, :])
+    assert static.sigma is None
+    np.testing.assert_array_equal(two.quantile(static, 0.1), static.lower[0.8])
+    np.testing.assert_array_equal(two.quantile(static, 0.5), static.mean)

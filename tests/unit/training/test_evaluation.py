@@ -1,7 +1,18 @@
+import math
+
 import numpy as np
 import pytest
 
-from training.evaluation import compare_with_naive, conformal_intervals, point_metrics
+from bundle.distribution import PredictiveDistribution
+from bundle.schema import ConformalInterval
+from training.evaluation import (
+    compare_with_naive,
+    conformal_intervals,
+    distribution_scores,
+    point_metrics,
+    static_scores,
+)
+from training.scores import interval_scores
 
 
 def test_point_metrics_by_hand():
@@ -86,3 +97,49 @@ def test_coverage_needs_both_test_actuals_and_forecasts():
     only_actual = conformal_intervals(actual, forecast, (0.8,), test_actual=actual)
     only_forecast = conformal_intervals(actual, forecast, (0.8,), test_forecast=forecast)
     assert only_actual[0].test_coverage is None and only_forecast[0].test_coverage is None
+
+
+POINT = np.array([100.0, 50.0, 80.0])
+ACTUAL = np.array([100.0, 60.0, 79.0])  # on the point, far above, just below
+
+
+def by_hand(actual, bounds: dict, z: dict, prefix: str = "") -> dict:
+    """interval_scores of a distribution symmetric in log price: quantile q = point * exp(z[q])."""
+    quantiles = {q: POINT * np.exp(v) for q, v in z.items()}
+    return interval_scores(actual, bounds, quantiles, prefix=prefix)
+
+
+def test_served_distribution_scores_by_hand():
+    """Constant windows: sigma is the floor, 0.1. |z| is 1.0 at 80% and 2.0 at 95%, so the 80%
+    interval is point * exp(+-0.1), the 0.1 / 0.9 quantiles too and the 0.025 / 0.975 ones exp(+-0.2)."""
+    dist = PredictiveDistribution(sigma_floor=0.1, levels=(0.8, 0.95), score_quantiles=(1.0, 2.0),
+                                  tail_slope=0.5, calibration_sessions=10)  # fmt: skip
+    closes = np.full((3, 5), 10.0)
+    out = distribution_scores(dist, closes, ACTUAL, POINT, (0.8,))
+    lo, hi = POINT * math.exp(-0.1), POINT * math.exp(0.1)
+    z = {0.025: -0.2, 0.1: -0.1, 0.5: 0.0, 0.9: 0.1, 0.975: 0.2}
+    assert out == pytest.approx(by_hand(ACTUAL, {0.8: (lo, hi)}, z), rel=1e-12)
+    assert out["coverage_80"] == pytest.approx(2 / 3)  # 60 is above 50 * e^0.1 = 55.3
+    assert out["width_80"] == pytest.approx(np.mean(hi - lo))
+
+
+def test_static_scores_interpolate_the_halfwidth_linearly_from_zero():
+    """One static interval, 95% with log half-width 0.2: the 0.1 / 0.9 quantiles (central 80%) get
+    0.2 * 0.8 / 0.95 by interpolation from (0, 0); the median is the point."""
+    interval = ConformalInterval(coverage=0.95, log_halfwidth=0.2)
+    intervals = (interval,)
+    out = static_scores(intervals, ACTUAL, POINT)
+    h80 = 0.2 * 0.8 / 0.95
+    z = {0.025: -0.2, 0.1: -h80, 0.5: 0.0, 0.9: h80, 0.975: 0.2}
+    expected = by_hand(ACTUAL, {0.95: interval.bounds(POINT)}, z, prefix="static_")
+    assert list(out) == ["static_coverage_95", "static_width_95", "static_winkler_95", "static_pinball"]
+    assert out == pytest.approx(expected, rel=1e-12)
+
+
+def test_static_scores_with_two_intervals_use_each_at_its_own_level():
+    intervals = (ConformalInterval(coverage=0.8, log_halfwidth=0.1),
+                 ConformalInterval(coverage=0.95, log_halfwidth=0.3))  # fmt: skip
+    out = static_scores(intervals, ACTUAL, POINT)
+    z = {0.025: -0.3, 0.1: -0.1, 0.5: 0.0, 0.9: 0.1, 0.975: 0.3}
+    bounds = {i.coverage: i.bounds(POINT) for i in intervals}
+    assert out == pytest.approx(by_hand(ACTUAL, bounds, z, prefix="static_"), rel=1e-12)

@@ -23,3 +23,13 @@ def test_equal_or_better_interval_score_passes():
 def test_no_champion_scores_means_no_interval_condition():
     assert decide(0.97, 1.0, 0.05, None, winkler={0.8: 9.0}).promote
     assert decide(0.97, 1.0, 0.05, champion()).promote  # a champion scored without intervals
+
+
+def test_only_the_levels_both_serve_are_compared():
+    """A champion trained with other coverages: its 90% and the candidate's 95% are not comparable
+    (and not an error); the common 80% decides."""
+    d = decide(0.97, 1.0, 0.05, champion(winkler={0.8: 2.0, 0.9: 1.0}), winkler={0.8: 1.9, 0.95: 9.0})
+    assert d.promote
+    assert [r for r in d.reasons if r.startswith("Winkler")] == [
+        "Winkler 80% 1.9000 is no worse than champion's 2.0000 on the same window"
+    ]

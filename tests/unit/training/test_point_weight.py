@@ -53,3 +53,13 @@ def test_weight_zero_is_exactly_naive_and_one_is_the_network():
     last, f = np.array([10.0, 20.0]), np.array([11.0, 19.0])
     np.testing.assert_allclose(shrink(f, last, 0.0), last)
     np.testing.assert_array_equal(shrink(f, last, 1.0), f)
+
+
+def test_the_weight_is_found_to_the_hundredth_and_never_beyond_one():
+    """Actual log returns exactly 0.37 (or 1.5) times the network's: the best weight on a 0.01 grid
+    over [0, 1] is 0.37 (and 1.0: the network is never amplified)."""
+    last = np.full(6, 100.0)
+    r = np.array([0.02, -0.03, 0.01, 0.04, -0.02, -0.01])
+    raw = last * np.exp(r)
+    assert point_weight(last * np.exp(0.37 * r), last, raw) == 0.37
+    assert point_weight(last * np.exp(1.5 * r), last, raw) == 1.0

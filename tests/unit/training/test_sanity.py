@@ -126,3 +126,17 @@ def test_boundaries_are_where_the_docstring_says():
     assert check_series(series([0.99e9, 1e9]), today=TODAY) == []
     with pytest.raises(DataError, match="beyond any traded price"):
         check_series(series([1e9, 1.01e9]), today=TODAY)
+
+
+def test_the_price_ceiling_is_exactly_one_billion():
+    """1e9 itself is accepted; half a unit above it is not (a float just past the ceiling)."""
+    assert check_series(series([1e9 - 1.0, 1e9]), today=TODAY) == []
+    with pytest.raises(DataError, match=r"close 1e\+09 at row 2 \(2024-01-03\) is beyond any traded price"):
+        check_series(series([1e9 - 1.0, 1e9 + 0.5]), today=TODAY)
+
+
+def test_two_equal_closes_are_already_a_constant_series():
+    """The constant check starts at two rows (one row cannot move; two that do not, never moved)."""
+    with pytest.raises(DataError, match=r"never changes \(7.5 on all 2 rows\)"):
+        check_series(series([7.5, 7.5]), today=TODAY)
+    assert check_series(series([7.5, 7.6]), today=TODAY) == []

@@ -6,8 +6,17 @@ import numpy as np
 import pytest
 
 from bundle.distribution import ewma_sigma
+from bundle.outputs import outputs
 from training.calibration import FLOOR_SHARE, point_weight, predictive_distribution, sigma_floor
-from training.scores import coverage, interval_scores, pinball, symmetric_quantiles, winkler
+from training.scores import (
+    SERVED_QUANTILES,
+    coverage,
+    interval_scores,
+    pinball,
+    symmetric_quantiles,
+    winkler,
+)
+from training.settings import TrainSettings
 
 Y = np.array([10.0, 12.0, 7.0, 10.0])  # inside, above by 1, below by 2, on the lower edge
 LO = np.array([9.0, 9.0, 9.0, 10.0])
@@ -49,6 +58,33 @@ def test_symmetric_quantiles_are_point_times_exp_of_plus_minus_the_halfwidth():
     assert q[0.5] == pytest.approx([100.0])
     assert q[0.1] == pytest.approx([100 * np.exp(-0.1)]) and q[0.9] == pytest.approx([100 * np.exp(0.1)])
     assert q[0.975] == pytest.approx([100 * np.exp(0.2)])
+
+
+def test_the_median_is_the_point_even_where_the_halfwidth_is_undefined_at_zero_coverage():
+    """A log-based tail can be infinite at coverage 0; the 0.5 quantile is the point regardless."""
+
+    def halfwidth_of(c):
+        return np.full(2, np.inf if c == 0 else 0.1)
+
+    point = np.array([20.0, 40.0])
+    q = symmetric_quantiles(point, halfwidth_of, levels=(0.1, 0.5, 0.9))
+    np.testing.assert_array_equal(q[0.5], point)
+    np.testing.assert_allclose(q[0.1], point * np.exp(-0.1))
+    np.testing.assert_allclose(q[0.9], point * np.exp(0.1))
+
+
+def test_pinball_is_averaged_over_the_quantiles_the_api_serves_by_default():
+    """The default served quantiles are 0.5 and both ends of each trained interval (the declared
+    outputs); SERVED_QUANTILES, the default levels of the pinball, must be exactly those."""
+    coverages = TrainSettings.model_fields["coverages"].default
+    assert tuple(sorted(round(o.quantile, 6) for o in outputs(coverages))) == SERVED_QUANTILES
+    assert list(symmetric_quantiles(np.array([1.0]), lambda c: np.full(1, 0.1))) == list(SERVED_QUANTILES)
+
+
+def test_sigma_floor_is_five_percent_of_the_training_returns_spread():
+    """Log returns alternating +0.1 and -0.1: standard deviation 0.1, floor 0.005."""
+    closes = np.exp(np.where(np.arange(11) % 2, 0.1, 0.0))
+    assert sigma_floor(closes) == pytest.approx(0.005, rel=1e-9)
 
 
 def test_sigma_floor_is_a_share_of_the_training_returns_spread_never_zero():
