@@ -6,12 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from kserve.errors import InvalidInput
-from kserve.protocol.infer_type import InferInput, InferRequest
+from kserve.protocol.infer_type import InferInput, InferRequest, RequestedOutput
 from prometheus_client import REGISTRY
 
 from bundle import Forecast
 from bundle.outputs import outputs
-from predictor.codecs import Rejected, decode_v1, decode_v2, encode_v1, encode_v2
+from predictor.codecs import Rejected, binary_outputs, decode_v1, decode_v2, encode_v1, encode_v2
 
 WINDOW = 3
 LIMIT = 4
@@ -183,6 +183,16 @@ def test_encode_v2_gives_the_declared_outputs_forecast_then_intervals_by_coverag
     expected = {"forecast": [11.0, 12.0], "lower_80": [10.0, 11.0], "upper_80": [12.0, 13.0],
                 "lower_95": [9.0, 10.0], "upper_95": [13.0, 14.0]}  # fmt: skip
     assert {k: list(o["data"]) for k, o in outputs.items()} == expected
+
+
+def test_binary_output_flags_are_rests_and_grpc_always_answers_raw_contents():
+    """The extension's flags choose bytes per output on REST; gRPC ignores them (raw contents)."""
+    asked = {"parameters": {"binary_data_output": True},
+             "request_outputs": [RequestedOutput("lower_80", {"binary_data": False})]}  # fmt: skip
+    rest = InferRequest("m", [], **asked)
+    assert binary_outputs(rest, DECLARED) == (True, False, True, True, True)
+    grpc = InferRequest("m", [], from_grpc=True, **asked)
+    assert binary_outputs(grpc, DECLARED) == (False,) * len(DECLARED) == (False,) * 5
 
 
 def test_encode_v2_invents_an_id_when_the_request_has_none():
