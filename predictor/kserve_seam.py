@@ -384,6 +384,17 @@ def served_settings(models: list) -> PredictorSettings:
     return ours[0].settings
 
 
+def guard(app, settings) -> None:
+    """The guard every server of ours puts in front of kserve's app (predictor and transformer):
+    token and body limit before parsing, request metrics, and refusals as quiet 4xx/503 answers."""
+    token = settings.api_token.get_secret_value() if settings.api_token else None
+    app.add_middleware(Gatekeeper, max_body_bytes=settings.max_body_bytes, api_token=token)
+    init_route_series()
+    app.add_exception_handler(RequestValidationError, invalid_body)
+    for kind, _status in QUIET_STATUS:
+        app.add_exception_handler(kind, rejected_request)
+
+
 class ForecastRESTServer(RESTServer):
     def __init__(self, *args, **kwargs) -> None:
         """kserve's uvicorn config, plus a deadline per request and a bound on connections."""
@@ -409,14 +420,9 @@ class ForecastRESTServer(RESTServer):
         dataplane = self.dataplane
         models = list(dataplane.model_registry.get_models().values())
         settings = served_settings(models)
-        token = settings.api_token.get_secret_value() if settings.api_token else None
-        app.add_middleware(Gatekeeper, max_body_bytes=settings.max_body_bytes, api_token=token)
-        init_route_series()
-        app.add_exception_handler(RequestValidationError, invalid_body)
+        guard(app, settings)
         app.add_exception_handler(HTTPException, http_error)
         app.add_exception_handler(Exception, server_error)
-        for kind, _status in QUIET_STATUS:
-            app.add_exception_handler(kind, rejected_request)
 
         async def forecast(request: ForecastRequest, raw: Request) -> ForecastResponse:
             request = strict_forecast_request(await raw.body())  # FastAPI's parse takes "1" and true
@@ -515,13 +521,18 @@ def build_parser() -> argparse.ArgumentParser:
     return argparse.ArgumentParser(parents=[model_server.parser], prog="python -m predictor")
 
 
-def parse(argv: list[str]) -> tuple[argparse.Namespace, PredictorSettings]:
-    """kserve's arguments and our settings (flags, then FORECASTER_PREDICTOR_* variables)."""
-    parser = build_parser()
-    cli = CliSettingsSource(PredictorSettings, root_parser=parser, **CLI_CONVENTION)
-    settings = PredictorSettings(_cli_settings_source=cli(args=argv))
+def parse_with(settings_class, parser: argparse.ArgumentParser, argv: list[str]):
+    """kserve's arguments and a settings class of ours on one parser (flags, then the class's
+    environment variables), in the one CLI convention."""
+    cli = CliSettingsSource(settings_class, root_parser=parser, **CLI_CONVENTION)
+    settings = settings_class(_cli_settings_source=cli(args=argv))
     args, _ = parser.parse_known_args(argv)
     return args, settings
+
+
+def parse(argv: list[str]) -> tuple[argparse.Namespace, PredictorSettings]:
+    """kserve's arguments and our settings (flags, then FORECASTER_PREDICTOR_* variables)."""
+    return parse_with(PredictorSettings, build_parser(), argv)
 
 
 def quiet_log_config(directory: str) -> str:

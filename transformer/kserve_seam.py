@@ -10,20 +10,16 @@ import argparse
 import logging
 import tempfile
 
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from kserve import ModelServer, model_server
 from kserve.predictor_config import PredictorConfig
 from kserve.protocol.rest.server import RESTServer
-from pydantic_settings import CliSettingsSource
 
-from bundle.conventions import CLI_CONVENTION
 from marketdata.cache import CachePolicy, MarketData, StaleDataError
 from marketdata.calendar import SessionCalendar
 from marketdata.sources import CsvSource, SampleSource, Source, YahooSource
 from predictor import kserve_seam as seam
-from predictor.gatekeeper import Gatekeeper
-from predictor.metrics import REJECTED, init_route_series
+from predictor.metrics import REJECTED
 from transformer.settings import TransformerSettings
 from transformer.upstream import PredictorClient, UpstreamError
 
@@ -52,12 +48,7 @@ class TransformerRESTServer(RESTServer):
         super().create_application()
         app = model_server.app
         settings: TransformerSettings = transformer_of(self).settings
-        token = settings.api_token.get_secret_value() if settings.api_token else None
-        app.add_middleware(Gatekeeper, max_body_bytes=settings.max_body_bytes, api_token=token)
-        init_route_series()
-        app.add_exception_handler(RequestValidationError, seam.invalid_body)
-        for kind, _status in seam.QUIET_STATUS:
-            app.add_exception_handler(kind, seam.rejected_request)
+        seam.guard(app, settings)
         app.add_exception_handler(StaleDataError, refused)
         app.add_exception_handler(UpstreamError, refused)
 
@@ -68,11 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse(argv: list[str]) -> tuple[argparse.Namespace, TransformerSettings]:
-    parser = build_parser()
-    cli = CliSettingsSource(TransformerSettings, root_parser=parser, **CLI_CONVENTION)
-    settings = TransformerSettings(_cli_settings_source=cli(args=argv))
-    args, _ = parser.parse_known_args(argv)
-    return args, settings
+    return seam.parse_with(TransformerSettings, build_parser(), argv)
 
 
 def source_of(settings: TransformerSettings) -> Source:
