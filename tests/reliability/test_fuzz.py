@@ -14,6 +14,7 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.integration import servers
 from tests.reliability.conftest import rss_mib, size
 
 pytestmark = pytest.mark.slow
@@ -176,13 +177,8 @@ def test_binary_extension_requests_never_give_a_5xx(served, windows, tensors_, e
 # -- gRPC raw_input_contents: random bytes, shapes, datatypes, counts ---------------------------------
 @pytest.fixture(scope="module")
 def grpc_stub(served):
-    import grpc
-    from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
-
-    channel = grpc.insecure_channel(f"127.0.0.1:{served.grpc}")
-    grpc.channel_ready_future(channel).result(timeout=30)
-    yield pb_grpc.GRPCInferenceServiceStub(channel)
-    channel.close()
+    with servers.grpc_stub(served.grpc) as stub:
+        yield stub
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)

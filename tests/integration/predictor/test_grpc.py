@@ -6,17 +6,16 @@ import grpc
 import numpy as np
 import pytest
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
-from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
+
+from tests.integration.servers import grpc_stub
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def stub(served):
-    channel = grpc.insecure_channel(f"127.0.0.1:{served.grpc}")
-    grpc.channel_ready_future(channel).result(timeout=30)
-    yield pb_grpc.GRPCInferenceServiceStub(channel)
-    channel.close()
+    with grpc_stub(served.grpc) as stub:
+        yield stub
 
 
 def infer_request(closes: np.ndarray, name: str = "closes", datatype: str = "FP64", shape=None):

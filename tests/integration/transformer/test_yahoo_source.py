@@ -13,17 +13,10 @@ import pytest
 from marketdata.cache import CachePolicy, MarketData, StaleDataError
 from marketdata.calendar import SessionCalendar
 from marketdata.sources import YahooSource
+from tests.clock import Clock
 from tests.integration.training.yahoo_server import yahoo_stand_in
 
 POLICY = CachePolicy(retries=2, backoff_s=0.0, refetch_interval_s=60, max_age_s=3 * 86400, min_rows=2)
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture(scope="module")

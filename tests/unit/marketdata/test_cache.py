@@ -11,20 +11,10 @@ import pytest
 from marketdata.cache import CachePolicy, MarketData, StaleDataError
 from marketdata.calendar import SessionCalendar
 from marketdata.errors import DataError
+from tests.clock import Clock
 
 B3 = SessionCalendar("BVMF")
 POLICY = CachePolicy(retries=3, backoff_s=0.5, refetch_interval_s=300, max_age_s=2 * 86400, min_rows=2)
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
 
 
 def b3_frame(through: str, sessions: int = 30) -> pd.DataFrame:
