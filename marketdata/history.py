@@ -11,7 +11,7 @@ from typing import Protocol
 import pandas as pd
 
 from marketdata.errors import DataError
-from marketdata.frames import normalize_columns
+from marketdata.sources import yahoo_daily
 
 log = logging.getLogger(__name__)
 
@@ -28,23 +28,11 @@ class FetchSettings(Protocol):
 
 def fetch_yfinance(settings: FetchSettings, sleep=None) -> pd.DataFrame:
     """Daily history from Yahoo, retried with exponential backoff; raises DataError at the end."""
-    import yfinance as yf
-
     sleep = sleep or time.sleep
     delay, last_error = settings.fetch_backoff_s, None
     for attempt in range(1, settings.fetch_retries + 1):
         try:
-            raw = yf.Ticker(settings.ticker).history(
-                start=settings.start.isoformat(),
-                end=settings.end.isoformat() if settings.end else None,
-                interval="1d",
-                auto_adjust=False,
-                actions=False,
-                raise_errors=True,
-            )
-            if raw is None or raw.empty:
-                raise DataError(f"yfinance returned no rows for {settings.ticker}")
-            return normalize_columns(raw)
+            return yahoo_daily(settings.ticker, settings.start, settings.end)
         except Exception as exc:  # network, parsing and Yahoo errors alike
             last_error = exc
             log.warning(

@@ -54,13 +54,22 @@ class YahooSource:
         self.history_days, self.timeout_s = history_days, timeout_s
 
     def fetch(self, ticker: str) -> pd.DataFrame:
-        import yfinance as yf
-
         start = date.today() - timedelta(days=self.history_days)
-        raw = yf.Ticker(ticker).history(
-            start=start.isoformat(), interval="1d", auto_adjust=False, actions=False,
-            raise_errors=True, timeout=self.timeout_s,
-        )  # fmt: skip
-        if raw is None or raw.empty:
-            raise DataError(f"yfinance returned no rows for {ticker}")
-        return normalize_columns(raw)
+        return yahoo_daily(ticker, start, timeout_s=self.timeout_s)
+
+
+def yahoo_daily(
+    ticker: str, start: date, end: date | None = None, timeout_s: float | None = None
+) -> pd.DataFrame:
+    """One yfinance call for unadjusted daily rows from `start` (to `end`), column-normalized;
+    DataError when Yahoo answers no rows. No retries: the caller's loop owns them."""
+    import yfinance as yf
+
+    timeout = {} if timeout_s is None else {"timeout": timeout_s}  # else yfinance's own default
+    raw = yf.Ticker(ticker).history(
+        start=start.isoformat(), end=end.isoformat() if end else None, interval="1d",
+        auto_adjust=False, actions=False, raise_errors=True, **timeout,
+    )  # fmt: skip
+    if raw is None or raw.empty:
+        raise DataError(f"yfinance returned no rows for {ticker}")
+    return normalize_columns(raw)
