@@ -48,7 +48,7 @@ def test_indexed_job_and_cronjob(mode):
                 "action": "FailIndex",
                 "onExitCodes": {"containerName": "training", "operator": "In", "values": [3]},
             },
-            {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+            {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
         ]
         pod = spec["template"]["spec"]
         assert pod["restartPolicy"] == "Never"  # required by podFailurePolicy

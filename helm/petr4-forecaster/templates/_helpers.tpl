@@ -688,7 +688,7 @@ podFailurePolicy:
     - action: FailIndex
       onExitCodes: {containerName: training, operator: In, values: [3]}
     - action: Ignore
-      onPodConditions: [{type: DisruptionTarget}]
+      onPodConditions: [{type: DisruptionTarget, status: "True"}]
 activeDeadlineSeconds: {{ $u.activeDeadlineSeconds }}
 ttlSecondsAfterFinished: {{ $t.ttlSecondsAfterFinished }}
 template:
