@@ -151,6 +151,8 @@ class _Staging:
 
     def __init__(self, dest: Path) -> None:
         dest.mkdir(parents=True, exist_ok=True)
+        for stale in dest.glob(".fetch-*"):  # left by a killed run of this init container
+            shutil.rmtree(stale, ignore_errors=True)
         self.path = Path(tempfile.mkdtemp(prefix=".fetch-", dir=dest))
 
     def __enter__(self) -> Path:

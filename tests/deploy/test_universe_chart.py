@@ -6,11 +6,13 @@ renders; schema and admission checks run over the same render in test_validate /
 from __future__ import annotations
 
 import json
+import re
 
 import helm_python
 import pytest
+import yaml
 
-from tests.deploy.conftest import CHART, MODES, UNIVERSE, render, render_docs, universe_values
+from tests.deploy.conftest import CHART, MODES, REPO, UNIVERSE, render, render_docs, universe_values
 
 MODELS = {
     "VALE3.SA": "vale3-sa-forecaster",
@@ -233,3 +235,17 @@ def test_lint_strict():
     )  # fmt: skip
     serious = [m for m in report["messages"] if m["severity"] >= 2]
     assert not serious and not report["errors"], report
+
+
+def test_the_documented_example_renders():
+    """docs/deploy.md's universe example passes the schema and renders its shards."""
+    text = (REPO / "docs" / "deploy.md").read_text()
+    blocks = [yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", text, flags=re.DOTALL)]
+    (example,) = [b for b in blocks if isinstance(b, dict) and "universe" in b]
+    with helm_python.Chart.load(CHART) as chart:
+        chart.validate_schema(example)
+    isvcs = [d for d in render_docs(example) if d["kind"] == "InferenceService"]
+    assert [d["metadata"]["name"] for d in isvcs] == ["ibov-0"]
+    assert isvcs[0]["spec"]["predictor"]["model"]["storageUri"].endswith(
+        ",vale3-sa-forecaster/7,itub4-sa-forecaster@champion,bbas3-sa-forecaster@champion,wege3-sa-forecaster@champion"
+    )

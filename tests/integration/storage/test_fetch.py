@@ -164,10 +164,12 @@ def test_refusals(registry, tmp_path, uri, code, message):
 # --- a universe shard: several models in one URI ---------------------------------------------------
 def test_shard_fetches_each_model_into_its_directory(registry, tmp_path):
     dest = tmp_path / "mnt-models"
-    dest.mkdir()
+    (dest / ".fetch-killed").mkdir(parents=True)  # a run killed midway left its staging behind
+    (dest / ".fetch-killed" / "model.onnx").write_bytes(b"partial")
     result = run_fetch(registry.url, f"models:/{NAME}@champion,{OTHER}/1", dest)
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in dest.iterdir()) == [OTHER, NAME], "one directory per model, no staging"
+    # (the predictor serves every subdirectory: nothing else may be left there)
     for name in (NAME, OTHER):
         assert sorted(p.name for p in (dest / name).iterdir()) == ["metadata.json", "model.onnx"]
         load_bundle(dest / name)  # every file against its sha256 again, as the predictor does
