@@ -249,3 +249,19 @@ def test_the_documented_example_renders():
     assert isvcs[0]["spec"]["predictor"]["model"]["storageUri"].endswith(
         ",vale3-sa-forecaster/7,itub4-sa-forecaster@champion,bbas3-sa-forecaster@champion,wege3-sa-forecaster@champion"
     )
+
+
+def test_an_alert_starts_the_universe_job_as_the_schedule_would():
+    """The retrainer builds its Job from the CronJob's jobTemplate (retrainer.kube): for the universe
+    that is the same Indexed Job, valid for the API server."""
+    import kubernetes_validate
+
+    from retrainer.kube import job_from_cronjob
+
+    cron = by_kind(render_docs(universe_values()), "CronJob")["petr4-forecaster-retrain-ibov"]
+    cron["metadata"]["uid"] = "0f0e0d0c-0000-4000-8000-000000000000"
+    job = job_from_cronjob(cron)
+    assert job["spec"] == cron["spec"]["jobTemplate"]["spec"]
+    assert (job["spec"]["completionMode"], job["spec"]["completions"]) == ("Indexed", 5)
+    for version in ("1.30", "1.33"):
+        kubernetes_validate.validate(job, version, strict=True)
