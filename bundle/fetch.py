@@ -6,6 +6,13 @@ URI against MLflow, downloads that version's bundle next to the destination and 
 against the sha256 its metadata records (bundle.io, the same check the predictor makes) before
 anything lands in the destination. Any failure exits non-zero with one line naming the problem, so
 the pod never starts on a partial, wrong or corrupt bundle. Torch-free: mlflow's client and bundle/.
+
+A universe shard's URI lists several models, `models:/a@champion,b@champion,c/7` (each item
+`<name>@<alias>` or `<name>/<version>`, optionally with its own `models:/`): each lands verified in
+`<dest>/<name>/`. A model with no such alias or version, or whose bundle fails its check (a new
+ticker whose training failed), is skipped with one `skipped:` line, so one model never keeps the
+shard's others from being served; the run fails only when nothing was fetched, or when MLflow is
+unavailable (a restart of the init container retries: a transient error must not drop a model).
 """
 
 from __future__ import annotations
@@ -66,6 +73,24 @@ class ModelUri:
             )
         return cls(match["name"], match["alias"], match["version"])
 
+    def __str__(self) -> str:
+        return f"models:/{self.name}@{self.alias}" if self.alias else f"models:/{self.name}/{self.version}"
+
+
+def parse_sources(source: str) -> list[ModelUri]:
+    """One URI, or a shard's list `models:/a@alias,b/version,...` (items without their own prefix)."""
+    items = source.split(",")
+    if len(items) == 1:
+        return [ModelUri.parse(source)]
+    if not items[0].startswith("models:/"):
+        raise FetchError(EXIT_USAGE, f"bad model URI {source!r}: a list starts with models:/")
+    uris = [ModelUri.parse(i if i.startswith("models:/") else f"models:/{i}") for i in items]
+    names = [u.name for u in uris]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise FetchError(EXIT_USAGE, f"bad model URI {source!r}: {', '.join(twice)} listed twice")
+    return uris
+
 
 def _client(tracking_uri: str):
     from mlflow import MlflowClient
@@ -99,61 +124,131 @@ def _place(verified: Path, dest: Path) -> None:
         entry.rename(target)
 
 
+def _download_verified(client, uri: ModelUri, into: Path, tracking_uri: str) -> tuple[str, Path]:
+    """Resolve and download one model into `into`, every file checked against its sha256."""
+    import mlflow.artifacts
+    from mlflow.exceptions import MlflowException
+
+    version = resolve(client, uri)
+    try:
+        artifact_uri = client.get_model_version_download_uri(uri.name, version)
+        path = mlflow.artifacts.download_artifacts(
+            artifact_uri=artifact_uri, dst_path=str(into), tracking_uri=tracking_uri
+        )
+    except (MlflowException, OSError) as exc:
+        what = f"version {version} of {uri.name!r}"
+        raise FetchError(EXIT_UNAVAILABLE, f"cannot download {what}: {exc}") from exc
+    try:
+        load_bundle(Path(path))  # every file against its sha256, before dest is touched
+    except BundleError as exc:
+        raise FetchError(EXIT_INVALID, f"version {version} of {uri.name!r} is refused: {exc}") from exc
+    return version, Path(path)
+
+
+class _Staging:
+    """A scratch directory inside dest (the one writable volume of a read-only init container),
+    where mlflow's own temporary files go too; removed on exit."""
+
+    def __init__(self, dest: Path) -> None:
+        dest.mkdir(parents=True, exist_ok=True)
+        for stale in dest.glob(".fetch-*"):  # left by a killed run of this init container
+            shutil.rmtree(stale, ignore_errors=True)
+        self.path = Path(tempfile.mkdtemp(prefix=".fetch-", dir=dest))
+
+    def __enter__(self) -> Path:
+        tempfile.tempdir = str(self.path)
+        os.environ["HOME"] = str(self.path)
+        return self.path
+
+    def __exit__(self, *_exc) -> None:
+        tempfile.tempdir = None
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def _require(tracking_uri: str | None) -> str:
+    if not tracking_uri:
+        raise FetchError(EXIT_USAGE, "no tracking URI: set FORECASTER_FETCH_TRACKING_URI")
+    return tracking_uri
+
+
 def fetch(source: str, dest: Path, tracking_uri: str | None) -> tuple[str, LoadedBundle]:
     """Resolve, download, verify, then place into dest; returns (version, the bundle in dest)."""
     uri = ModelUri.parse(source)
-    if not tracking_uri:
-        raise FetchError(EXIT_USAGE, "no tracking URI: set FORECASTER_FETCH_TRACKING_URI")
-    dest.mkdir(parents=True, exist_ok=True)
-    # Staged inside dest (the one writable volume of a read-only init container); mlflow's own
-    # temporary files go there too.
-    staging = Path(tempfile.mkdtemp(prefix=".fetch-", dir=dest))
-    tempfile.tempdir = str(staging)
-    os.environ["HOME"] = str(staging)
-    try:
-        import mlflow.artifacts
-        from mlflow.exceptions import MlflowException
-
-        client = _client(tracking_uri)
-        version = resolve(client, uri)
-        try:
-            artifact_uri = client.get_model_version_download_uri(uri.name, version)
-            path = mlflow.artifacts.download_artifacts(
-                artifact_uri=artifact_uri, dst_path=str(staging / "download"), tracking_uri=tracking_uri
-            )
-        except (MlflowException, OSError) as exc:
-            raise FetchError(
-                EXIT_UNAVAILABLE, f"cannot download version {version} of {uri.name!r}: {exc}"
-            ) from exc
-        try:
-            load_bundle(Path(path))  # every file against its sha256, before dest is touched
-        except BundleError as exc:
-            raise FetchError(EXIT_INVALID, f"version {version} of {uri.name!r} is refused: {exc}") from exc
-        _place(Path(path), dest)
-    finally:
-        tempfile.tempdir = None
-        shutil.rmtree(staging, ignore_errors=True)
+    tracking_uri = _require(tracking_uri)
+    with _Staging(dest) as staging:
+        version, path = _download_verified(_client(tracking_uri), uri, staging / "download", tracking_uri)
+        _place(path, dest)
     return version, load_bundle(dest)
+
+
+# A model that cannot be served as asked is skipped; an unavailable MLflow fails the whole run.
+SKIPPABLE = (EXIT_NOT_FOUND, EXIT_INVALID)
+
+
+def fetch_many(
+    uris: list[ModelUri], dest: Path, tracking_uri: str | None
+) -> tuple[dict[ModelUri, tuple[str, LoadedBundle]], dict[ModelUri, FetchError]]:
+    """Each model verified into dest/<name>/; returns (fetched, skipped). Raises when MLflow is
+    unavailable, or when every model was skipped (with the first model's reason)."""
+    tracking_uri = _require(tracking_uri)
+    fetched: dict[ModelUri, tuple[str, LoadedBundle]] = {}
+    skipped: dict[ModelUri, FetchError] = {}
+    with _Staging(dest) as staging:
+        client = _client(tracking_uri)
+        for index, uri in enumerate(uris):
+            try:
+                version, path = _download_verified(client, uri, staging / str(index), tracking_uri)
+            except FetchError as exc:
+                if exc.code not in SKIPPABLE:
+                    raise
+                skipped[uri] = exc
+                continue
+            target = dest / uri.name
+            target.mkdir(exist_ok=True)
+            _place(path, target)
+            fetched[uri] = (version, load_bundle(target))
+    if not fetched:
+        first = skipped[uris[0]]
+        raise FetchError(first.code, f"none of the {len(uris)} models could be fetched; {uris[0]}: {first}")
+    return fetched, skipped
+
+
+def _report(source: str, version: str, bundle: LoadedBundle, dest: Path) -> None:
+    meta = bundle.metadata
+    print(
+        f"fetched {source} = version {version} ({meta.model_name}, {meta.ticker}, trained "
+        f"{meta.trained_at:%Y-%m-%d %H:%M}) into {dest}; sha256 verified: "
+        + ", ".join(sorted(v.file for v in meta.variants.values())),
+        flush=True,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2:
-        usage = "usage: python -m bundle.fetch <models:/name@alias|models:/name/version> <dest>"
+        usage = (
+            "usage: python -m bundle.fetch "
+            "<models:/name@alias|models:/name/version|models:/a@alias,b/version,...> <dest>"
+        )
         print(usage, file=sys.stderr)
         return EXIT_USAGE
     source, dest = args
+    tracking_uri = FetchSettings().tracking_uri
     try:
-        version, bundle = fetch(source, Path(dest), FetchSettings().tracking_uri)
+        uris = parse_sources(source)
+        if len(uris) == 1:
+            version, bundle = fetch(source, Path(dest), tracking_uri)
+            _report(source, version, bundle, Path(dest))
+            return 0
+        fetched, skipped = fetch_many(uris, Path(dest), tracking_uri)
     except FetchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.code
-    meta = bundle.metadata
-    print(
-        f"fetched {source} = version {version} ({meta.model_name}, {meta.ticker}, trained "
-        f"{meta.trained_at:%Y-%m-%d %H:%M}) into {dest}; sha256 verified: "
-        + ", ".join(sorted(v.file for v in meta.variants.values()))
-    )
+    for uri, (version, bundle) in fetched.items():
+        _report(str(uri), version, bundle, Path(dest) / uri.name)
+    for uri, exc in skipped.items():
+        print(f"skipped: {uri}: {exc}; the other models are served without it", file=sys.stderr)
+    print(f"{len(fetched)} of {len(uris)} models fetched into {dest}")
     return 0
 
 

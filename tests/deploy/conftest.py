@@ -141,9 +141,27 @@ def variants() -> dict[str, list[dict]]:
         }
     )
     out["chart-hatches"] = render_docs(hatches_values())
+    for mode in MODES:
+        out[f"chart-universe-{mode}"] = render_docs(universe_values(mode))
     for overlay in OVERLAYS:
         out[f"kustomize-{overlay}"] = kustomize_docs(overlay)
     return out
+
+
+# A universe beside the default model: 5 tickers in shards of 2 (3 InferenceServices, the last of
+# one ticker), one pinned version.
+UNIVERSE = {
+    "enabled": True,
+    "name": "ibov",
+    "tickers": ["VALE3.SA", "ITUB4.SA", "BBAS3.SA", "WEGE3.SA", "ABEV3.SA"],
+    "shardSize": 2,
+    "parallelism": 2,
+    "versions": {"ITUB4.SA": 7},
+}
+
+
+def universe_values(mode: str = "Standard", **universe) -> dict:
+    return {"kserve": {"deploymentMode": mode}, "universe": {**UNIVERSE, **universe}}
 
 
 def hatches_values() -> dict:
@@ -154,7 +172,8 @@ def hatches_values() -> dict:
 VARIANT_NAMES = (
     [f"chart-default-{m}" for m in MODES]
     + [f"chart-multi-{m}" for m in MODES]
-    + ["chart-external-mlflow", "chart-hatches", *(f"kustomize-{o}" for o in OVERLAYS)]
+    + ["chart-external-mlflow", "chart-hatches", *(f"chart-universe-{m}" for m in MODES)]
+    + [f"kustomize-{o}" for o in OVERLAYS]
 )
 
 

@@ -8,6 +8,12 @@ storageUri); every canary predictor named, names unique and not the stable's; no
 `scaleMetric`, `scaleTarget`, `autoScaling` or `workerSpec` on a canary; its `minReplicas` at most
 the stable one's; traffic percents summing to at most 100. Plus the component checks every
 predictor passes (exactly one implementation, HPA/KPA metrics and targets, autoscaler class).
+The storageUri check is KServe's ValidateStorageURI (pkg/controller/v1beta1/inferenceservice/utils,
+run when the predictor is reconciled): admitted when an enabled ClusterStorageContainer's
+supportedUriFormats matches it (a `prefix` by strings.HasPrefix, a `regex` by regexp.MatchString;
+v1alpha1 StorageContainerSpec.IsStorageUriSupported), else only a local path (no `scheme://`) or
+one of KServe's own prefixes; nothing else parses the URI, so a universe shard's
+`models:/a@champion,b@champion` is admitted through the chart's `models:/` prefix.
 The chart before issue 13 fails the canary rules (unnamed canary reusing the stable predictor's
 autoscaling fields, custom containers and no storageUri): see test_checker_refuses_the_old_canary.
 """
@@ -15,11 +21,12 @@ autoscaling fields, custom containers and no storageUri): see test_checker_refus
 from __future__ import annotations
 
 import copy
+import re
 
 import helm_python
 import pytest
 
-from tests.deploy.conftest import MODES, multi_values, render, render_docs
+from tests.deploy.conftest import MODES, multi_values, render, render_docs, universe_values
 
 MODE = "serving.kserve.io/deploymentMode"
 CLASS = "serving.kserve.io/autoscalerClass"
@@ -90,6 +97,28 @@ def admission_errors(isvc: dict) -> list[str]:
     return errors
 
 
+# KServe's built-in storage prefixes (SupportedStorageURIPrefixList) and its Azure blob pattern.
+BUILTIN_PREFIXES = (
+    "gs://", "s3://", "pvc://", "file://", "https://", "http://", "hdfs://", "webhdfs://", "hf://", "oci://",
+)  # fmt: skip
+AZURE_BLOB = r"https://(.+?).blob.core.windows.net/(.+)"
+
+
+def storage_uri_errors(uri: str, storage_containers: list[dict]) -> list[str]:
+    """ValidateStorageURI: a ClusterStorageContainer that supports the URI, else KServe's own."""
+    for container in storage_containers:
+        if container.get("disabled"):
+            continue
+        for fmt in container["spec"]["supportedUriFormats"]:
+            if "prefix" in fmt and uri.startswith(fmt["prefix"]):
+                return []
+            if "regex" in fmt and re.search(fmt["regex"], uri):
+                return []
+    if not re.search(r"\w+?://", uri) or uri.startswith(BUILTIN_PREFIXES) or re.search(AZURE_BLOB, uri):
+        return []
+    return [f"StorageURI not supported: {uri}"]
+
+
 def isvcs(values: dict) -> dict[str, dict]:
     return {d["metadata"]["name"]: d for d in render_docs(values) if d["kind"] == "InferenceService"}
 
@@ -150,19 +179,38 @@ CANARY_VALUES = {
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("values", ["default", "multi", "canaries"])
+@pytest.mark.parametrize("values", ["default", "multi", "canaries", "universe"])
 def test_rendered_inferenceservices_are_admitted(mode, values):
     chosen = {
         "default": {},
         "multi": multi_values(mode),
         "canaries": {**CANARY_VALUES, "kserve": {"deploymentMode": mode}},
+        "universe": universe_values(mode),
     }[values]
     chosen = {**chosen, "kserve": {**chosen.get("kserve", {}), "deploymentMode": mode}}
-    rendered = isvcs(chosen)
-    assert rendered
+    docs = render_docs(chosen)
+    rendered = {d["metadata"]["name"]: d for d in docs if d["kind"] == "InferenceService"}
+    storage = [d for d in docs if d["kind"] == "ClusterStorageContainer"]
+    assert rendered and storage
     for name, isvc in rendered.items():
         assert isvc["metadata"]["annotations"][MODE] == mode, "the mode is always explicit"
         assert admission_errors(isvc) == [], (name, admission_errors(isvc))
+        predictors = [isvc["spec"]["predictor"], *(c["predictor"] for c in isvc["spec"].get("canary", []))]
+        for predictor in predictors:
+            assert storage_uri_errors(predictor["model"]["storageUri"], storage) == [], name
+    if values == "universe":  # the shards' URIs list several models, and pass all the same
+        assert rendered["ibov-0"]["spec"]["predictor"]["model"]["storageUri"].count(",") == 1
+
+
+def test_storage_uri_checker_refuses_what_kserve_refuses():
+    (storage,) = [d for d in render_docs() if d["kind"] == "ClusterStorageContainer"]
+    shard = "models:/a-forecaster@champion,b-forecaster/7"
+    assert storage_uri_errors(shard, [storage]) == []
+    assert storage_uri_errors("s3://bucket/model", []) == [] and storage_uri_errors("/mnt/x", []) == []
+    assert storage_uri_errors("mlflow://a-forecaster@champion", [storage]), "no container for this scheme"
+    disabled = {**storage, "disabled": True}
+    assert storage_uri_errors("models://a-forecaster@champion", [disabled])
+    assert storage_uri_errors("models://a-forecaster@champion", [storage]) == []
 
 
 @pytest.mark.parametrize("mode", MODES)

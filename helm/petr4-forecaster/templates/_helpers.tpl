@@ -261,20 +261,31 @@ else models:/<name>@<alias>. (dict "model" $model "version" "" "alias" "champion
 {{/* Arguments of the predictor container (one place for the chart and the kustomize base).
 storageUri delivery: KServe's storage initializer has put the verified bundle at /mnt/models before
 the container starts, and the revision pins it (no polling). mlflow delivery: the predictor resolves
-the URI itself and polls the alias. (dict "ctx" $ "model" $model "uri" "models:/...") */}}
+the URI itself and polls the alias. A universe shard of several models ("sources": their models:/
+URIs) has no --model_name: every /mnt/models/<model>/ is a model named after its directory
+(storageUri), or --model-sources lists them (mlflow). (dict "ctx" $ "model" $model "uri" "models:/..."
+["sources" (list ...)]) */}}
 {{- define "petr4.predictorArgs" -}}
 {{- $name := include "petr4.modelName" .model }}
-{{- $p := .ctx.Values.predictor -}}
+{{- $p := .ctx.Values.predictor }}
+{{- $many := gt (len (default (list) .sources)) 1 }}
+{{- if not $many -}}
 - --model_name
 - {{ $name }}
+{{- end }}
 {{- if eq $p.delivery "storageUri" }}
 - --model-source
 - /mnt/models
 - --reload-interval-s
 - "0"
 {{- else }}
+{{- if $many }}
+- --model-sources
+- {{ join "," .sources }}
+{{- else }}
 - --model-source
 - {{ .uri }}
+{{- end }}
 - --tracking-uri
 - $(FORECASTER_TRACKING_URI)
 - --reload-interval-s
@@ -314,7 +325,7 @@ storageUri: {{ .uri }}
 image: {{ include "petr4.image" (dict "ctx" $ctx "image" "serve") }}
 imagePullPolicy: {{ $v.images.pullPolicy }}
 args:
-  {{- include "petr4.predictorArgs" . | nindent 2 }}
+  {{- include "petr4.predictorArgs" . | trim | nindent 2 }}
 env:
   - {name: PROMETHEUS_MULTIPROC_DIR, value: /tmp/metrics}
   - {name: FORECASTER_PREDICTOR_CACHE_DIR, value: /tmp/bundles}
@@ -426,8 +437,10 @@ model:
   {{- include "petr4.predictorModel" . | nindent 2 }}
 {{- end }}
 
-{{/* Pod template of a training run (the bootstrap Job and the CronJob share it).
-(dict "ctx" $ "model" $model "bootstrap" true|false) */}}
+{{/* Pod template of a training run (the bootstrap Job and the CronJob share it). With "universe"
+(the universe's values) it is the pod of an Indexed Job: no --ticker, the tickers in
+FORECASTER_TRAIN_UNIVERSE, and training takes the one at JOB_COMPLETION_INDEX (set by Kubernetes).
+(dict "ctx" $ "model" $model "bootstrap" true|false ["universe" $u]) */}}
 {{- define "petr4.trainingPodTemplate" -}}
 {{- $ctx := .ctx }}
 {{- $v := $ctx.Values }}
@@ -435,7 +448,11 @@ model:
 metadata:
   labels:
     {{- include "petr4.labels" (dict "ctx" $ctx "component" "training") | nindent 4 }}
+    {{- if .universe }}
+    petr4-forecaster/universe: {{ .universe.name }}
+    {{- else }}
     petr4-forecaster/model: {{ $name }}
+    {{- end }}
     {{- with $v.podLabels }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
@@ -484,10 +501,12 @@ spec:
       args:
         - --source
         - {{ $v.training.source }}
+        {{- if not .universe }}
         - --ticker
         - {{ .model.ticker | quote }}
         - --model-name
         - {{ $name }}
+        {{- end }}
         - --tracking-uri
         - $(FORECASTER_TRACKING_URI)
         - --output-dir
@@ -503,6 +522,10 @@ spec:
       env:
         - {name: HOME, value: /tmp}
         - {name: MPLCONFIGDIR, value: /tmp/matplotlib}
+        {{- with .universe }}
+        # The universe; this pod trains the ticker at its JOB_COMPLETION_INDEX.
+        - {name: FORECASTER_TRAIN_UNIVERSE, value: {{ join "," .tickers | quote }}}
+        {{- end }}
         {{- include "petr4.mlflowClientEnv" $ctx | nindent 8 }}
         {{- with (include "petr4.extraEnv" $ctx) }}{{ . | trim | nindent 8 }}{{ end }}
       {{- with (include "petr4.extraEnvFrom" $ctx) }}{{ . | trim | nindent 6 }}{{ end }}
@@ -591,5 +614,118 @@ envFrom:
 {{- define "petr4.extraRules" -}}
 {{- with . }}
 {{- toYaml . }}
+{{- end }}
+{{- end }}
+
+
+{{/* --- universe (values `universe`): a list of tickers in a few objects -------------------------- */}}
+
+{{/* The universe's tickers in shards of `shardSize`, in order (JSON list of lists): appending a
+ticker changes the last shard only, so the others' InferenceServices are not rolled out. */}}
+{{- define "petr4.universeShards" -}}
+{{- $u := .Values.universe }}
+{{- $size := int $u.shardSize }}
+{{- $n := len $u.tickers }}
+{{- $shards := list }}
+{{- range $i := until (div (add $n (sub $size 1)) $size | int) }}
+{{- $shards = append $shards (slice $u.tickers (mul $i $size | int) (min $n (mul (add $i 1) $size) | int)) }}
+{{- end }}
+{{- toJson $shards }}
+{{- end }}
+
+{{/* Name of a universe object: <fullname>-<kind>-<universe> (kind: train, retrain, monitor).
+The CronJob's stays within 52 characters (its Jobs get 11 more). (dict "ctx" $ "kind" "train") */}}
+{{- define "petr4.universeObject" -}}
+{{- printf "%s-%s-%s" (include "petr4.fullname" .ctx) .kind .ctx.Values.universe.name | trunc (ternary 52 63 (eq .kind "retrain")) | trimSuffix "-" }}
+{{- end }}
+
+{{/* The universe's registered model names, in ticker order (JSON list). */}}
+{{- define "petr4.universeModels" -}}
+{{- $names := list }}
+{{- range .Values.universe.tickers }}
+{{- $names = append $names (include "petr4.modelName" (dict "ticker" .)) }}
+{{- end }}
+{{- toJson $names }}
+{{- end }}
+
+{{/* KServe refuses a deploymentMode change on update (validateDeploymentMode): fail here with
+the way out instead of at admission. `lookup` is empty under `helm template`. Renders nothing.
+(dict "ctx" $ "name" <InferenceService>) */}}
+{{- define "petr4.deploymentModeGuard" -}}
+{{- $mode := .ctx.Values.kserve.deploymentMode }}
+{{- $standard := eq $mode "Standard" }}
+{{- $name := .name }}
+{{- $ns := .ctx.Release.Namespace }}
+{{- with lookup "serving.kserve.io/v1beta1" "InferenceService" $ns $name }}
+{{- $was := dig "status" "deploymentMode" "" . }}
+{{- if and $was (ne (lower $was) (lower $mode)) (ne (lower $was) "rawdeployment") }}
+{{- fail (printf "InferenceService %s runs in %s mode and KServe refuses to change it to %s on update: delete it first (kubectl -n %s delete isvc %s), then upgrade (docs/deploy.md, Changing the deployment mode)" $name $was $mode $ns $name) }}
+{{- end }}
+{{- if and (eq (lower $was) "rawdeployment") (not $standard) }}
+{{- fail (printf "InferenceService %s runs in Standard (RawDeployment) mode and KServe refuses to change it to %s on update: delete it first (kubectl -n %s delete isvc %s), then upgrade" $name $mode $ns $name) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Spec of the universe's Indexed Job (bootstrap Job and CronJob alike): one completion per
+ticker, at most `parallelism` pods at once, and retries counted per index (backoffLimitPerIndex,
+Kubernetes >= 1.29 by default, GA in 1.33) so a failing ticker never stops the others; the Job
+ends Failed only after every index has run. Exit 3 (the gate refused a bootstrap model) fails its
+index at once, and an evicted or preempted pod is retried without counting.
+(dict "ctx" $ "model" $model "bootstrap" true|false) */}}
+{{- define "petr4.universeJobSpec" -}}
+{{- $u := .ctx.Values.universe }}
+{{- $t := .ctx.Values.training -}}
+completionMode: Indexed
+completions: {{ len $u.tickers }}
+parallelism: {{ min $u.parallelism (len $u.tickers) }}
+backoffLimitPerIndex: {{ $u.backoffLimitPerIndex }}
+{{- with $u.maxFailedIndexes }}
+maxFailedIndexes: {{ . }}
+{{- end }}
+podFailurePolicy:
+  rules:
+    - action: FailIndex
+      onExitCodes: {containerName: training, operator: In, values: [3]}
+    - action: Ignore
+      onPodConditions: [{type: DisruptionTarget, status: "True"}]
+activeDeadlineSeconds: {{ $u.activeDeadlineSeconds }}
+ttlSecondsAfterFinished: {{ $t.ttlSecondsAfterFinished }}
+template:
+  {{- include "petr4.trainingPodTemplate" (dict "ctx" .ctx "model" .model "bootstrap" .bootstrap "universe" $u) | nindent 2 }}
+{{- end }}
+
+{{/* Name of shard <index>'s InferenceService. (dict "ctx" $ "index" 0) */}}
+{{- define "petr4.universeShardName" -}}
+{{- printf "%s-%d" .ctx.Values.universe.name (int .index) }}
+{{- end }}
+
+{{/* What would collide, refused at template time (renders nothing): no model at all, a ticker both
+in `models` and in the universe (two trainers and two predictors of one registered model), two
+tickers with one model name, or a universe named like a model (same Job, CronJob, monitor names). */}}
+{{- define "petr4.universeChecks" -}}
+{{- $u := .Values.universe }}
+{{- if and (not .Values.models) (not $u.enabled) }}
+{{- fail "nothing to serve: list tickers in models, or enable universe (universe.enabled=true, universe.tickers)" }}
+{{- end }}
+{{- if $u.enabled }}
+{{- $single := dict }}
+{{- range .Values.models }}
+{{- $_ := set $single (include "petr4.modelName" .) .ticker }}
+{{- if eq (include "petr4.modelShort" .) $u.name }}
+{{- fail (printf "universe.name %q is the short name of models[%s]: their Jobs, CronJobs and monitors would share names; rename the universe" $u.name .ticker) }}
+{{- end }}
+{{- end }}
+{{- $seen := dict }}
+{{- range $u.tickers }}
+{{- $name := include "petr4.modelName" (dict "ticker" .) }}
+{{- if hasKey $single $name }}
+{{- fail (printf "universe ticker %s is also in models (model %s): keep it in one place" . $name) }}
+{{- end }}
+{{- if hasKey $seen $name }}
+{{- fail (printf "universe tickers %s and %s share the model name %s" (get $seen $name) . $name) }}
+{{- end }}
+{{- $_ := set $seen $name . }}
+{{- end }}
 {{- end }}
 {{- end }}

@@ -2,7 +2,9 @@
 ClusterStorageContainer runs as the predictor pod's init container, with `<storageUri> /mnt/models`)
 against a real `mlflow server`, into an empty directory; then the predictor started on that
 directory, as KServe starts it, answers v2. A bad URI, a missing version or alias, and a bundle
-whose file fails its sha256 each exit non-zero with one clear line and leave no bundle behind."""
+whose file fails its sha256 each exit non-zero with one clear line and leave no bundle behind.
+A universe shard's URI (several models) puts each verified bundle in <dest>/<name>/ and skips, with
+one line each, a model without its alias or with a corrupt bundle, but fails when MLflow is down."""
 
 from __future__ import annotations
 
@@ -15,16 +17,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bundle.fetch import EXIT_INVALID, EXIT_NOT_FOUND, EXIT_USAGE
+from bundle.fetch import EXIT_INVALID, EXIT_NOT_FOUND, EXIT_UNAVAILABLE, EXIT_USAGE
+from bundle.io import load_bundle
 from tests.conftest import REPO
 from tests.integration.servers import MlflowServer, Predictor
 from tests.tiny_bundle import WINDOW, expected_forecast, windows, write_tiny_bundle
 
 pytestmark = pytest.mark.slow
 NAME = "tiny-forecaster"
+OTHER = "other-forecaster"  # a second model of a shard, champion = version 1
+NEW = "new-forecaster"  # registered, but its training never produced a champion
 
 
-def log_version(url: str, bundle_dir: Path) -> str:
+def log_version(url: str, bundle_dir: Path, name: str = NAME) -> str:
     """Log a bundle directory as a run's `bundle` artifacts and register it (training's layout)."""
     import mlflow
     from mlflow import MlflowClient
@@ -37,11 +42,11 @@ def log_version(url: str, bundle_dir: Path) -> str:
     with mlflow.start_run(experiment_id=experiment.experiment_id) as run:
         mlflow.log_artifacts(str(bundle_dir), "bundle")
     try:
-        client.get_registered_model(NAME)
+        client.get_registered_model(name)
     except mlflow.exceptions.MlflowException:
-        client.create_registered_model(NAME)
+        client.create_registered_model(name)
     run_id = run.info.run_id
-    version = client.create_model_version(NAME, source=f"runs:/{run_id}/bundle", run_id=run_id)
+    version = client.create_model_version(name, source=f"runs:/{run_id}/bundle", run_id=run_id)
     return str(version.version)
 
 
@@ -60,16 +65,20 @@ def registry(tmp_path_factory):
         shutil.copytree(good, corrupt)
         (corrupt / "model.onnx").write_bytes((good / "model.onnx").read_bytes() + b"\0")
         assert log_version(server.url, corrupt) == "2"
-        MlflowClient(server.url, server.url).set_registered_model_alias(NAME, "champion", "1")
+        client = MlflowClient(server.url, server.url)
+        client.set_registered_model_alias(NAME, "champion", "1")
+        assert log_version(server.url, good, OTHER) == "1"
+        client.set_registered_model_alias(OTHER, "champion", "1")
+        client.create_registered_model(NEW)
         yield server
     finally:
         server.stop()
 
 
-def run_fetch(url: str, uri: str, dest: Path) -> subprocess.CompletedProcess:
+def run_fetch(url: str, uri: str, dest: Path, **extra_env: str) -> subprocess.CompletedProcess:
     """The entrypoint as KServe invokes it: `<entrypoint> <srcURI> <destDir>`, config from env."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "FORECASTER_"))}
-    env = {**clean, "PYTHONPATH": str(REPO), "FORECASTER_FETCH_TRACKING_URI": url}
+    env = {**clean, "PYTHONPATH": str(REPO), "FORECASTER_FETCH_TRACKING_URI": url, **extra_env}
     return subprocess.run(
         [sys.executable, "-m", "bundle.fetch", uri, str(dest)],
         cwd=dest.parent, env=env, capture_output=True, text=True, timeout=120, check=False,
@@ -120,6 +129,12 @@ def test_pinned_version(registry, tmp_path):
     assert (tmp_path / "pinned" / "metadata.json").is_file()
 
 
+REFUSAL_IDS = [
+    "no-ref", "wrong-scheme", "missing-version", "missing-alias", "missing-model", "checksum",
+    "shard-duplicate", "shard-empty-item", "shard-without-prefix", "shard-nothing-fetched",
+]  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("uri", "code", "message"),
     [
@@ -129,8 +144,12 @@ def test_pinned_version(registry, tmp_path):
         (f"models:/{NAME}@nobody", EXIT_NOT_FOUND, f"model '{NAME}' has no alias 'nobody' in the registry"),
         ("models:/no-such-forecaster/1", EXIT_NOT_FOUND, "'no-such-forecaster' has no version 1"),
         (f"models:/{NAME}/2", EXIT_INVALID, "does not match its sha256"),
+        (f"models:/{NAME}@champion,{NAME}/1", EXIT_USAGE, f"{NAME} listed twice"),
+        (f"models:/{NAME}@champion,", EXIT_USAGE, "bad model URI 'models:/'"),
+        (f"{NAME}@champion,{OTHER}@champion", EXIT_USAGE, "a list starts with models:/"),
+        (f"models:/{NEW}@champion,{NAME}/2", EXIT_NOT_FOUND, "none of the 2 models could be fetched"),
     ],
-    ids=["no-ref", "wrong-scheme", "missing-version", "missing-alias", "missing-model", "checksum"],
+    ids=REFUSAL_IDS,
 )
 def test_refusals(registry, tmp_path, uri, code, message):
     dest = tmp_path / "mnt-models"
@@ -140,3 +159,52 @@ def test_refusals(registry, tmp_path, uri, code, message):
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and message in errors[0], result.stderr
     assert list(dest.iterdir()) == [], "nothing may be left where the predictor looks"
+
+
+# --- a universe shard: several models in one URI ---------------------------------------------------
+def test_shard_fetches_each_model_into_its_directory(registry, tmp_path):
+    dest = tmp_path / "mnt-models"
+    (dest / ".fetch-killed").mkdir(parents=True)  # a run killed midway left its staging behind
+    (dest / ".fetch-killed" / "model.onnx").write_bytes(b"partial")
+    result = run_fetch(registry.url, f"models:/{NAME}@champion,{OTHER}/1", dest)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in dest.iterdir()) == [OTHER, NAME], "one directory per model, no staging"
+    # (the predictor serves every subdirectory: nothing else may be left there)
+    for name in (NAME, OTHER):
+        assert sorted(p.name for p in (dest / name).iterdir()) == ["metadata.json", "model.onnx"]
+        load_bundle(dest / name)  # every file against its sha256 again, as the predictor does
+        assert "= version 1 " in result.stdout and f"into {dest / name};" in result.stdout
+    assert result.stdout.rstrip().endswith(f"2 of 2 models fetched into {dest}")
+    assert "skipped" not in result.stderr
+
+
+def test_shard_skips_a_model_without_champion_or_with_a_bad_bundle(registry, tmp_path):
+    """A new ticker whose training failed (no champion) and a corrupt bundle do not keep the shard's
+    other model from being served: each is skipped with one line, the run succeeds."""
+    dest = tmp_path / "mnt-models"
+    dest.mkdir()
+    result = run_fetch(registry.url, f"models:/{NEW}@champion,{OTHER}@champion,models:/{NAME}/2", dest)
+    assert result.returncode == 0, result.stderr
+    assert [p.name for p in dest.iterdir()] == [OTHER]
+    skipped = [line for line in result.stderr.splitlines() if line.startswith("skipped: ")]
+    assert len(skipped) == 2, result.stderr
+    assert f"models:/{NEW}@champion: model '{NEW}' has no alias 'champion'" in skipped[0]
+    assert f"models:/{NAME}/2: version 2 of '{NAME}' is refused" in skipped[1]
+    assert "does not match its sha256" in skipped[1]
+    assert result.stdout.rstrip().endswith(f"1 of 3 models fetched into {dest}")
+
+
+def test_shard_fails_when_mlflow_is_unavailable(tmp_path):
+    """Not a skip: the init container fails and is restarted, rather than starting a revision
+    without models that a transient outage hid."""
+    from tests.integration.servers import free_port
+
+    dest = tmp_path / "mnt-models"
+    dest.mkdir()
+    dead = f"http://127.0.0.1:{free_port()}"
+    uri = f"models:/{NAME}@champion,{OTHER}@champion"
+    result = run_fetch(dead, uri, dest, MLFLOW_HTTP_REQUEST_MAX_RETRIES="0")
+    assert result.returncode == EXIT_UNAVAILABLE, (result.returncode, result.stderr)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and f"cannot resolve alias 'champion' of '{NAME}'" in errors[0], result.stderr
+    assert list(dest.iterdir()) == []
