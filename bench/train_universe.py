@@ -27,10 +27,12 @@ from bundle.conventions import model_name_for
 from marketdata.frames import normalize_columns, read_csv, read_sample
 
 
-def write_universe(csv_dir: Path, per_series: int, cut_step: int) -> dict[str, int]:
-    """`per_series` cut copies of each real series as <TICKER>.csv; returns ticker -> sessions, in order."""
+def write_universe(csv_dir: Path, per_series: int, cut_step: int, last: int | None = None) -> dict[str, int]:
+    """`per_series` cut copies of each real series (its `last` sessions, default all) as
+    <TICKER>.csv; returns ticker -> sessions, in order."""
     csv_dir.mkdir(parents=True, exist_ok=True)
     series = {"AAPL": normalize_columns(read_sample()), "PETR4": read_csv(PETR4_CSV)}
+    series = {label: frame.iloc[-last:] if last else frame for label, frame in series.items()}
     tickers = {}
     for k in range(per_series):
         for label, frame in series.items():
@@ -80,13 +82,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--per-series", type=int, default=5, help="cut copies of each real series")
     parser.add_argument("--cut-step", type=int, default=40, help="sessions between two copies' ends")
+    parser.add_argument("--last", type=int, default=None, help="keep each real series' last N sessions")
     parser.add_argument("--max-epochs", type=int, default=5, help="epochs at most per ticker")
     parser.add_argument("--patience", type=int, default=2, help="early-stopping patience")
     parser.add_argument("--work", type=Path, default=None, help="MLflow and CSVs here (default: a temp dir)")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="train-universe-"))
     csv_dir = work / "csv"
-    sessions = write_universe(csv_dir, args.per_series, args.cut_step)
+    sessions = write_universe(csv_dir, args.per_series, args.cut_step, args.last)
     universe = list(sessions)
     command = per_index_command(universe, csv_dir, work, args)
     runs, started = [], time.perf_counter()
