@@ -75,8 +75,9 @@ class Monitor:
         metrics.LAST_SUCCESS.labels(s.model_name).set(time.time())
         metrics.RUNS.labels(s.model_name, "success").inc()
         metrics.LAST_RUN_OK.labels(s.model_name).set(1)
-        log.info("version %s: realized MAE %.4f, naive %.4f, ratio %.3f over %d sessions to %s", version,
-                 result.mae, result.naive_mae, result.ratio, result.sessions, result.latest)  # fmt: skip
+        log.info("%s version %s: realized MAE %.4f, naive %.4f, ratio %.3f over %d sessions to %s",
+                 s.model_name, version, result.mae, result.naive_mae, result.ratio, result.sessions,
+                 result.latest)  # fmt: skip
         return result
 
     def run_once(self) -> bool:
