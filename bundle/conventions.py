@@ -6,6 +6,8 @@ field's description, and an environment variable per flag under `FORECASTER_<PRE
 
 from __future__ import annotations
 
+import re
+
 from pydantic_settings import SettingsConfigDict
 
 CLI_CONVENTION = {"cli_kebab_case": True, "cli_implicit_flags": True}
@@ -17,3 +19,35 @@ def settings_config(package: str, env_prefix: str, extra: str = "forbid") -> Set
         env_prefix=f"FORECASTER_{env_prefix}_", cli_prog_name=f"python -m {package}", extra=extra,
         **CLI_CONVENTION,
     )  # fmt: skip
+
+
+def model_name_for(ticker: str) -> str:
+    """`PETR4.SA` -> `petr4-sa-forecaster`: the registered model, the served name and the monitor's
+    `model` label of a ticker; one rule, so training and the monitor always agree."""
+    return re.sub(r"[^a-z0-9]+", "-", ticker.lower()).strip("-") + "-forecaster"
+
+
+# Yahoo's spellings (PETR4.SA, ^BVSP, BRL=X, BRK-B) and nothing that could leave a directory.
+_TICKER = re.compile(r"[A-Za-z0-9^][A-Za-z0-9^=._-]*")
+
+
+def parse_universe(text: str) -> tuple[str, ...]:
+    """`PETR4.SA,VALE3.SA` -> the tickers in order (an Indexed Job's index is a position in it).
+
+    Raises ValueError on an empty entry, a character outside Yahoo's spellings, or two tickers with
+    one model name: two indexes would then train, register and promote the same model.
+    """
+    tickers = tuple(t.strip() for t in text.split(","))
+    if not text.strip() or "" in tickers:
+        raise ValueError(f"--universe {text!r} has an empty entry: give comma-separated tickers")
+    names: dict[str, str] = {}
+    for ticker in tickers:
+        if not _TICKER.fullmatch(ticker) or not re.search(r"[A-Za-z0-9]", ticker):
+            raise ValueError(f"--universe: {ticker!r} is not a ticker (letters, digits, ^ = . _ -)")
+        other = names.setdefault(model_name_for(ticker), ticker)
+        if other != ticker or tickers.count(ticker) > 1:
+            raise ValueError(
+                f"--universe lists {other!r} and {ticker!r}, which share the model name "
+                f"{model_name_for(ticker)!r}: list each ticker once"
+            )
+    return tickers

@@ -1,4 +1,5 @@
-"""`python -m monitor`: score the champion on published closes, export gauges, repeat."""
+"""`python -m monitor`: score the champion (or each ticker's, with --universe) on published closes,
+export gauges, repeat."""
 
 from __future__ import annotations
 
@@ -73,8 +74,10 @@ class Monitor:
         metrics.LATEST_CLOSE.labels(s.model_name).set(latest.timestamp())
         metrics.LAST_SUCCESS.labels(s.model_name).set(time.time())
         metrics.RUNS.labels(s.model_name, "success").inc()
-        log.info("version %s: realized MAE %.4f, naive %.4f, ratio %.3f over %d sessions to %s", version,
-                 result.mae, result.naive_mae, result.ratio, result.sessions, result.latest)  # fmt: skip
+        metrics.LAST_RUN_OK.labels(s.model_name).set(1)
+        log.info("%s version %s: realized MAE %.4f, naive %.4f, ratio %.3f over %d sessions to %s",
+                 s.model_name, version, result.mae, result.naive_mae, result.ratio, result.sessions,
+                 result.latest)  # fmt: skip
         return result
 
     def run_once(self) -> bool:
@@ -82,18 +85,31 @@ class Monitor:
             self.evaluate()
             return True
         except EXPECTED_FAILURES as exc:  # data source down or garbage, registry down: keep the gauges
-            log.error("evaluation failed: %s", exc)
+            log.error("evaluation of %s failed: %s", self.settings.model_name, exc)
         except Exception:  # a bug, not the weather: the traceback says where
-            log.exception("evaluation failed unexpectedly")
+            log.exception("evaluation of %s failed unexpectedly", self.settings.model_name)
         metrics.RUNS.labels(self.settings.model_name, "failure").inc()
+        metrics.LAST_RUN_OK.labels(self.settings.model_name).set(0)
         return False
+
+
+class Universe:
+    """One Monitor per ticker of --universe, each on its own champion and closes: a ticker that
+    fails (no champion yet, fetch error) is counted and keeps its gauges; the others still run."""
+
+    def __init__(self, settings: MonitorSettings) -> None:
+        self.monitors = [Monitor(settings.for_ticker(t)) for t in settings.tickers]
+
+    def run_once(self) -> bool:
+        """True if every ticker was evaluated."""
+        return all([monitor.run_once() for monitor in self.monitors])
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("yfinance").setLevel(logging.CRITICAL)
     settings = CliApp.run(MonitorSettings, cli_args=sys.argv[1:] if argv is None else argv)
-    monitor = Monitor(settings)
+    monitor = Universe(settings) if settings.universe else Monitor(settings)
     if settings.once:
         return 0 if monitor.run_once() else 1
     start_http_server(settings.port)

@@ -29,3 +29,9 @@ LAST_SUCCESS = Gauge(
     "forecaster_monitor_last_success_timestamp_seconds", "When the last evaluation succeeded", ["model"]
 )
 RUNS = Counter("forecaster_monitor_runs_total", "Evaluations by result", ["model", "result"])
+LAST_RUN_OK = Gauge(
+    "forecaster_monitor_last_run_ok",
+    "1 if the model's last evaluation succeeded, 0 if it failed (no champion yet, data source down): "
+    "its other gauges then keep their last values",
+    ["model"],
+)

@@ -6,22 +6,36 @@ from datetime import date
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, PositiveInt
+from pydantic import Field, PositiveInt, model_validator
 from pydantic_settings import BaseSettings
 
-from bundle.conventions import settings_config
+from bundle.conventions import model_name_for, parse_universe, settings_config
 
 
 class MonitorSettings(BaseSettings):
     model_config = settings_config("monitor", "MONITOR")
 
-    model_source: str = Field(..., description="bundle directory or models:/<name>@<alias>")
+    model_source: str | None = Field(
+        None,
+        description="bundle directory or models:/<name>@<alias> (one model; required without --universe)",
+    )
     tracking_uri: str | None = Field(None, description="MLflow tracking server for models:/ sources")
-    model_name: str = Field(..., description="the served model's name (the `model` label)")
+    model_name: str | None = Field(
+        None, description="the served model's name (the `model` label; required without --universe)"
+    )
+    universe: str | None = Field(
+        None,
+        description="comma-separated tickers: score each one's models:/<model name>@<alias> on its "
+        "own closes, one failing ticker never stopping the others",
+    )
+    alias: str = Field("champion", description="registry alias scored for each ticker of --universe")
     variant: Literal["fp32", "int8"] = Field("fp32", description="which ONNX variant to score (as served)")
     source: Literal["yfinance", "csv"] = Field("yfinance", description="published closes: yfinance or a CSV")
     ticker: str = Field("PETR4.SA", description="Yahoo ticker (yfinance source)")
     csv: Path | None = Field(None, description="CSV of published closes (csv source), re-read every run")
+    csv_dir: Path | None = Field(
+        None, description="directory of <TICKER>.csv published closes (csv source with --universe)"
+    )
     start: date = Field(date(2020, 1, 1), description="first date fetched (only the tail is used)")
     end: date | None = Field(None, description="last date fetched (default: today)")
     fetch_retries: PositiveInt = Field(3, description="fetch attempts before a run fails")
@@ -33,3 +47,34 @@ class MonitorSettings(BaseSettings):
     interval_s: float = Field(3600.0, gt=0, description="seconds between evaluations")
     port: PositiveInt = Field(9090, description="/metrics port")
     once: bool = Field(False, description="evaluate once, print, exit (no server)")
+
+    @model_validator(mode="after")
+    def _check(self) -> MonitorSettings:
+        if self.universe is None:
+            if self.model_source is None or self.model_name is None:
+                raise ValueError("--model-source and --model-name are required without --universe")
+            if self.csv_dir is not None:
+                raise ValueError("--csv-dir is for --universe; one model reads --csv")
+            return self
+        parse_universe(self.universe)
+        if self.model_source is not None or self.model_name is not None:
+            raise ValueError("--universe scores models:/<model name>@<alias> per ticker: drop "
+                             "--model-source and --model-name")  # fmt: skip
+        if self.tracking_uri is None:
+            raise ValueError("--universe reads the registry: give --tracking-uri")
+        if self.source == "csv" and (self.csv_dir is None or self.csv is not None):
+            raise ValueError("--universe with --source csv reads --csv-dir DIR/<TICKER>.csv (not --csv)")
+        return self
+
+    @property
+    def tickers(self) -> tuple[str, ...]:
+        return parse_universe(self.universe) if self.universe else ()
+
+    def for_ticker(self, ticker: str) -> MonitorSettings:
+        """One ticker's settings, exactly those of a one-model monitor on its champion."""
+        name = model_name_for(ticker)
+        return self.model_copy(update={
+            "universe": None, "ticker": ticker, "model_name": name,
+            "model_source": f"models:/{name}@{self.alias}",
+            "csv": self.csv_dir / f"{ticker}.csv" if self.csv_dir else None, "csv_dir": None,
+        })  # fmt: skip

@@ -11,4 +11,5 @@ $PY -m bench.inference
 $PY -m bench.serving
 $PY -m bench.coldstart
 $PY -m bench.one_call
+$PY -m bench.train_universe --last 1500 --max-epochs 2 --patience 1
 $PY -m bench.report

@@ -22,6 +22,8 @@ def run(settings: TrainSettings) -> int:
     from training.report import summary
 
     name, alias = settings.registered_name, settings.alias
+    if settings.universe is not None:  # one pod of an Indexed Job: its log says which ticker it owns
+        print(f"universe index {settings.universe_index}: {settings.ticker} -> {name}")
     if settings.registry and settings.skip_if_champion:
         version = registry.alias_version(settings)
         if version is not None:

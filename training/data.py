@@ -53,7 +53,8 @@ def load_series(settings: TrainSettings, min_windows: int) -> Series:
     if settings.source == "sample":
         frame, ticker, what = read_sample(), "AAPL", SAMPLE_DESCRIPTION
     elif settings.source == "csv":
-        frame, ticker, what = read_csv(settings.csv), settings.ticker, f"CSV {settings.csv}"
+        path = settings.csv_path
+        frame, ticker, what = read_csv(path), settings.ticker, f"CSV {path}"
     else:
         frame, ticker, what = (
             fetch_yfinance(settings),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import re
+import os
 from datetime import date
 from pathlib import Path
 from typing import Literal
@@ -10,7 +10,7 @@ from typing import Literal
 from pydantic import Field, PositiveInt, model_validator
 from pydantic_settings import BaseSettings
 
-from bundle.conventions import settings_config
+from bundle.conventions import model_name_for, parse_universe, settings_config
 
 
 class TrainSettings(BaseSettings):
@@ -22,6 +22,20 @@ class TrainSettings(BaseSettings):
     )
     ticker: str = Field("PETR4.SA", description="Yahoo ticker (yfinance source; label otherwise)")
     csv: Path | None = Field(None, description="CSV with at least date and close columns")
+    csv_dir: Path | None = Field(
+        None, description="directory of <TICKER>.csv files (csv source): one per ticker of a universe"
+    )
+    universe: str | None = Field(
+        None,
+        description="comma-separated tickers of an Indexed Job: this run trains the one at "
+        "--universe-index exactly as --ticker would",
+    )
+    universe_index: int | None = Field(
+        None,
+        ge=0,
+        description="position in --universe (default: JOB_COMPLETION_INDEX, which Kubernetes sets "
+        "in each pod of an Indexed Job)",
+    )
     start: date = Field(date(2008, 1, 1), description="first date to fetch (yfinance)")
     end: date | None = Field(None, description="last date to use (default: all)")
     drop_frozen: bool = Field(True, description="drop zero-volume sessions (stale closes)")
@@ -85,8 +99,14 @@ class TrainSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _check(self) -> TrainSettings:
-        if self.source == "csv" and self.csv is None:
-            raise ValueError("--source csv needs --csv PATH")
+        if self.universe is not None:
+            self.ticker = self._universe_ticker()
+        elif self.universe_index is not None:
+            raise ValueError("--universe-index needs --universe")
+        if self.source == "csv" and (self.csv is None) == (self.csv_dir is None):
+            raise ValueError("--source csv needs one of --csv PATH or --csv-dir DIR")
+        if self.csv_dir is not None and self.source != "csv":
+            raise ValueError("--csv-dir is read by --source csv only")
         if self.start and self.end and self.end <= self.start:
             raise ValueError("--end must be after --start")
         from bundle.distribution import LEVELS
@@ -97,9 +117,48 @@ class TrainSettings(BaseSettings):
             self.ticker = "AAPL"  # the packaged sample is AAPL, whatever the ticker setting says
         return self
 
+    def _universe_ticker(self) -> str:
+        """The ticker this index trains; every way a universe run could train the wrong model fails."""
+        tickers = parse_universe(self.universe)
+        index = self.universe_index
+        if index is None:
+            text = os.environ.get("JOB_COMPLETION_INDEX")
+            if text is None:
+                raise ValueError(
+                    "--universe needs --universe-index or JOB_COMPLETION_INDEX (set by Kubernetes "
+                    "in an Indexed Job)"
+                )
+            if not text.strip().isdigit():
+                raise ValueError(f"JOB_COMPLETION_INDEX={text!r} is not an index")
+            index = int(text)
+        if index >= len(tickers):
+            raise ValueError(
+                f"universe index {index} is out of range: the universe has {len(tickers)} tickers "
+                f"(0..{len(tickers) - 1})"
+            )
+        ticker = tickers[index]
+        if "ticker" in self.model_fields_set and self.ticker != ticker:
+            raise ValueError(
+                f"--ticker {self.ticker} contradicts --universe, whose index {index} is {ticker}: "
+                "give one or the other"
+            )
+        if self.model_name:
+            raise ValueError("--model-name names one model; a universe registers one per ticker")
+        if self.source == "sample":
+            raise ValueError("--source sample is one series (AAPL); a universe needs csv or yfinance")
+        if self.csv is not None:
+            raise ValueError("--csv is one file; a universe reads --csv-dir DIR/<TICKER>.csv")
+        self.universe_index = index
+        return ticker
+
+    @property
+    def csv_path(self) -> Path | None:
+        """The CSV this run reads: --csv, or <TICKER>.csv in --csv-dir."""
+        if self.csv_dir is not None:
+            return self.csv_dir / f"{self.ticker}.csv"
+        return self.csv
+
     @property
     def registered_name(self) -> str:
-        """`PETR4.SA` -> `petr4-sa-forecaster` unless --model-name is given."""
-        if self.model_name:
-            return self.model_name
-        return re.sub(r"[^a-z0-9]+", "-", self.ticker.lower()).strip("-") + "-forecaster"
+        """`PETR4.SA` -> `petr4-sa-forecaster` (bundle.conventions) unless --model-name is given."""
+        return self.model_name or model_name_for(self.ticker)

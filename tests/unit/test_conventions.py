@@ -26,3 +26,20 @@ def test_every_package_follows_the_one_convention(settings):
     """CliApp (training, monitor, retrainer) and the predictor's parser beside kserve's read it."""
     for key, value in CLI_CONVENTION.items():
         assert settings.model_config.get(key) == value, (settings.__name__, key)
+
+
+def test_one_model_name_rule_for_every_package():
+    from bundle.conventions import model_name_for
+
+    assert model_name_for("PETR4.SA") == "petr4-sa-forecaster"
+    assert model_name_for("^BVSP") == "bvsp-forecaster" and model_name_for("BRL=X") == "brl-x-forecaster"
+    assert TrainSettings(ticker="VALE3.SA").registered_name == model_name_for("VALE3.SA")
+
+
+def test_a_universe_is_its_tickers_in_order():
+    from bundle.conventions import parse_universe
+
+    assert parse_universe(" PETR4.SA,VALE3.SA ,^BVSP") == ("PETR4.SA", "VALE3.SA", "^BVSP")
+    for bad in ("", "A,", "A/B", "..", "^", "A,a"):
+        with pytest.raises(ValueError, match="--universe"):
+            parse_universe(bad)
