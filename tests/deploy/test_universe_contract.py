@@ -1,0 +1,73 @@
+"""The chart's universe workloads against the code they run: the rendered args and environment of
+the Indexed Job, the CronJob and the monitor are parsed by the real settings classes, so a renamed
+flag or variable on either side fails here rather than in a cluster. Each Job index must train the
+ticker at that position, under the model name the InferenceService shard serves."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from bundle.conventions import model_name_for
+from monitor.settings import MonitorSettings
+from tests.deploy.conftest import MODES, UNIVERSE, render_docs, universe_values
+from training.settings import TrainSettings
+
+TRACKING = "http://mlflow.example:5000"
+
+
+def container(doc: dict, name: str) -> dict:
+    spec = doc["spec"]["jobTemplate"]["spec"] if doc["kind"] == "CronJob" else doc["spec"]
+    return next(c for c in spec["template"]["spec"]["containers"] if c["name"] == name)
+
+
+def plain_env(container: dict, downward: dict[str, str]) -> dict[str, str]:
+    """The container's literal variables, plus what Kubernetes would set (`downward`)."""
+    env = {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
+    return {**env, "FORECASTER_TRACKING_URI": TRACKING, **downward}
+
+
+def expand(args: list[str], env: dict[str, str]) -> list[str]:
+    """Kubernetes' $(VAR) expansion in args."""
+    return [re.sub(r"\$\((\w+)\)", lambda m: env[m.group(1)], a) for a in args]
+
+
+def workloads(mode: str) -> dict[tuple[str, str], dict]:
+    return {(d["kind"], d["metadata"]["name"]): d for d in render_docs(universe_values(mode))}
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("kind", ["Job", "CronJob"])
+def test_each_index_trains_its_ticker(mode, kind, monkeypatch):
+    name = "petr4-forecaster-train-ibov" if kind == "Job" else "petr4-forecaster-retrain-ibov"
+    training = container(workloads(mode)[(kind, name)], "training")
+    served = {
+        model
+        for d in render_docs(universe_values(mode))
+        if d["kind"] == "InferenceService"
+        for model in re.findall(r"[a-z0-9-]+-forecaster", str(d["spec"]["predictor"]))
+    }
+    for index, ticker in enumerate(UNIVERSE["tickers"]):
+        env = plain_env(training, {"JOB_COMPLETION_INDEX": str(index)})
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        settings = TrainSettings(_cli_parse_args=expand(training["args"], env))
+        assert settings.ticker == ticker
+        assert settings.registered_name == model_name_for(ticker) in served
+        assert settings.tracking_uri == TRACKING
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_monitor_scores_every_ticker(mode, monkeypatch):
+    monitor = container(workloads(mode)[("Deployment", "petr4-forecaster-monitor-ibov")], "monitor")
+    env = plain_env(monitor, {})
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    settings = MonitorSettings(_cli_parse_args=expand(monitor["args"], env))
+    assert settings.tickers == tuple(UNIVERSE["tickers"])
+    per_ticker = [settings.for_ticker(t) for t in settings.tickers]
+    assert [s.model_source for s in per_ticker] == [
+        f"models:/{model_name_for(t)}@champion" for t in UNIVERSE["tickers"]
+    ]
+    assert {s.tracking_uri for s in per_ticker} == {TRACKING}
