@@ -1,8 +1,9 @@
-"""`python -m rollout pin|rollback --help`: pin InferenceService predictors to registry versions.
+"""`python -m rollout pin|rollback|promote --help`: pin InferenceService predictors to registry versions.
 
     pin      --model M --alias champion [--canary-alias challenger]   (the training Job's last step)
     pin      --model M --canary-alias challenger                      (start or move a canary)
     rollback --model M --version V [--alias champion]                 (move the alias back, re-pin)
+    promote  --model M --version V [--alias champion]                 (the same move, forwards)
 
 Exit codes: 0 pinned or already pinned; 2 bad arguments; 3 no such model version/alias or
 InferenceService; 4 the API server refused the patch (RBAC, admission); 5 MLflow or the API server
@@ -28,7 +29,7 @@ from rollout.plan import PlanError, Role, plan, storage_uri
 from rollout.settings import RolloutSettings
 
 EXIT_REFUSED = 4
-COMMANDS = ("pin", "rollback")
+COMMANDS = ("pin", "rollback", "promote")  # rollback and promote: move the alias, then pin
 log = logging.getLogger("rollout")
 T = TypeVar("T")
 
@@ -113,11 +114,10 @@ def pin(settings: RolloutSettings, kube: KubeClient, targets: list[tuple[Role, s
 
 
 def run(command: str, settings: RolloutSettings) -> list[str]:
-    if command == "rollback" and not (
-        settings.version and not settings.canary_version and not settings.canary_alias
-    ):
+    moves = command in ("rollback", "promote")
+    if moves and not (settings.version and not settings.canary_version and not settings.canary_alias):
         raise RolloutError(
-            EXIT_USAGE, "rollback needs --version V (the version --alias moves back to) and no canary flags"
+            EXIT_USAGE, f"{command} needs --version V (the version --alias moves to) and no canary flags"
         )
     if settings.alias and settings.version and command == "pin":
         raise RolloutError(EXIT_USAGE, "pin takes --alias or --version for the stable predictor, not both")
@@ -129,7 +129,7 @@ def run(command: str, settings: RolloutSettings) -> list[str]:
         )
     client = _registry(settings)
     name = settings.model
-    if command == "rollback":
+    if moves:
         alias = settings.alias or "champion"
         version = _version(client, name, None, settings.version)  # exists, before the alias moves
         client.set_registered_model_alias(name, alias, version)
