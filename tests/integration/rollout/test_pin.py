@@ -130,6 +130,13 @@ def test_rollback_moves_the_alias_back_and_re_pins(registry, kube, alias, tmp_pa
     client = MlflowClient(registry.url, registry.url)
     assert client.get_model_version_by_alias(NAME, "champion").version == "2"
     assert uri(kube) == f"models:/{NAME}/2"
+    # promote is the same move forwards (a canary's version becoming the champion)
+    assert rollout(registry, kube, tmp_path, "promote", "--version", "3") == 0
+    assert client.get_model_version_by_alias(NAME, "champion").version == "3"
+    assert uri(kube) == f"models:/{NAME}/3"
+    # a version that does not exist moves nothing
+    assert rollout(registry, kube, tmp_path, "rollback", "--version", "99") == 3
+    assert client.get_model_version_by_alias(NAME, "champion").version == "3"
 
 
 def test_a_refused_patch_fails_loudly_and_leaves_the_promotion(registry, kube, alias, tmp_path, capsys):
