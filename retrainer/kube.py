@@ -1,30 +1,48 @@
-"""The three Kubernetes API calls the receiver needs, and the Job it creates (pure)."""
+"""The Kubernetes API calls the receiver (and `python -m rollout`) make, and the Job the receiver
+creates (pure). Plain HTTP with the pod's ServiceAccount token: no Kubernetes SDK in the images."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 import httpx
 
-from retrainer.settings import RetrainerSettings
+KSERVE = "/apis/serving.kserve.io/v1beta1"
+MERGE_PATCH = "application/merge-patch+json"  # RFC 7386: objects merge, null deletes, lists replace
+JSON_PATCH = "application/json-patch+json"  # RFC 6902: for one element of a list (spec.canary[i])
+
+
+class ApiAccess(Protocol):
+    """Where the API server is and how to authenticate (RetrainerSettings, RolloutSettings)."""
+
+    namespace: str
+    api_server: str
+    sa_token_path: str | None  # empty/None: no Authorization header (`kubectl proxy` adds it)
+    ca_path: str | None
+
 
 CRONJOB_LABEL = "forecaster.io/cronjob"
 TRIGGER_LABEL = "forecaster.io/trigger"
 
 
 class KubeClient:
-    def __init__(self, settings: RetrainerSettings) -> None:
+    def __init__(self, settings: ApiAccess) -> None:
         self.settings = settings
         verify = settings.ca_path if settings.api_server.startswith("https") and settings.ca_path else True
         self.http = httpx.Client(base_url=settings.api_server, verify=verify, timeout=10.0)
 
     def _headers(self) -> dict[str, str]:
-        token = Path(self.settings.sa_token_path).read_text().strip()  # rotated by the kubelet
-        return {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        headers = {"Accept": "application/json"}
+        if self.settings.sa_token_path:
+            token = Path(self.settings.sa_token_path).read_text().strip()  # rotated by the kubelet
+            headers["Authorization"] = f"Bearer {token}"
+        return headers
 
-    def _call(self, method: str, path: str, **kw) -> dict:
-        response = self.http.request(method, path, headers=self._headers(), **kw)
+    def _call(self, method: str, path: str, headers: dict[str, str] | None = None, **kw) -> dict:
+        response = self.http.request(method, path, headers={**self._headers(), **(headers or {})}, **kw)
         response.raise_for_status()
         return response.json()
 
@@ -36,6 +54,17 @@ class KubeClient:
 
     def create_job(self, job: dict) -> dict:
         return self._call("POST", f"/apis/batch/v1/namespaces/{self.settings.namespace}/jobs", json=job)
+
+    def get_inferenceservice(self, name: str) -> dict:
+        return self._call("GET", f"{KSERVE}/namespaces/{self.settings.namespace}/inferenceservices/{name}")
+
+    def patch_inferenceservice(self, name: str, patch: dict | list, content_type: str) -> dict:
+        return self._call(
+            "PATCH",
+            f"{KSERVE}/namespaces/{self.settings.namespace}/inferenceservices/{name}",
+            headers={"Content-Type": content_type},
+            content=json.dumps(patch),
+        )
 
 
 def running_jobs(jobs: list[dict], cronjob: dict) -> list[str]:

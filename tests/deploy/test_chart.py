@@ -26,6 +26,12 @@ from tests.deploy.conftest import (
 )
 
 
+def training_container(pod: dict) -> dict:
+    """The `training` container of a training pod (the last init container when the Job pins)."""
+    (train,) = [c for c in pod.get("initContainers", []) + pod["containers"] if c["name"] == "training"]
+    return train
+
+
 def by_kind(docs, kind):
     return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
 
@@ -110,7 +116,7 @@ def test_default_render(mode):
     )
     assert {"name": "MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "value": "false"} in mlflow["env"]
     job = by_kind(docs, "Job")["petr4-forecaster-train-petr4-sa"]
-    train = job["spec"]["template"]["spec"]["containers"][0]
+    train = training_container(job["spec"]["template"]["spec"])
     assert train["args"] == [
         "--source",
         "yfinance",
@@ -134,12 +140,14 @@ def test_default_render(mode):
     assert cron["spec"]["concurrencyPolicy"] == "Forbid" and cron["spec"]["schedule"] == "30 21 * * 1-5"
     # The retraining run is the bootstrap run without its two flags (a refusal there is normal).
     retrain = copy.deepcopy(job["spec"]["template"])
-    retrain["spec"]["containers"][0]["args"] = train["args"][:-2]
+    training_container(retrain["spec"])["args"] = train["args"][:-2]
     assert cron["spec"]["jobTemplate"]["spec"]["template"] == retrain
     for sa in by_kind(docs, "ServiceAccount").values():
         assert sa["automountServiceAccountToken"] is False
-    # Only the retrainer calls the Kubernetes API (test_retrainer_role_is_exactly_what_it_calls).
-    assert set(by_kind(docs, "Role")) == set(by_kind(docs, "RoleBinding")) == {"petr4-forecaster-retrainer"}
+    # Only the retrainer and the training Jobs' pin call the Kubernetes API
+    # (test_retrainer_role_is_exactly_what_it_calls, tests/deploy/test_rollout_chart.py).
+    roles = {"petr4-forecaster-retrainer", "petr4-forecaster-rollout"}
+    assert set(by_kind(docs, "Role")) == set(by_kind(docs, "RoleBinding")) == roles
     assert not by_kind(docs, "Secret"), "the chart never carries a secret value"
 
 
@@ -158,11 +166,12 @@ def test_multi_ticker_canary_render(mode):
     assert vale["model"]["image"] == "registry.invalid/ml/petr4-forecaster-serve:0.1.0"
     assert vale["model"]["storageUri"] == "models:/vale-forecaster/7", "a pinned version"
     job = by_kind(docs, "Job")["petr4-forecaster-train-itub4-sa"]["spec"]["template"]["spec"]
-    assert job["containers"][0]["image"].startswith("registry.invalid/ml/petr4-forecaster-train@sha256:")
-    assert job["containers"][0]["resources"]["limits"]["memory"] == "6Gi"
-    assert job["containers"][0]["args"][-2:] == ["--max-epochs", "30"]
+    train = training_container(job)
+    assert train["image"].startswith("registry.invalid/ml/petr4-forecaster-train@sha256:")
+    assert train["resources"]["limits"]["memory"] == "6Gi"
+    assert train["args"][-2:] == ["--max-epochs", "30"]
     assert job["imagePullSecrets"] == [{"name": "regcred"}]
-    env = {e["name"]: e for e in job["containers"][0]["env"]}
+    env = {e["name"]: e for e in train["env"]}
     assert env["MLFLOW_TRACKING_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
         "name": "mlflow-auth",
         "key": "password",

@@ -44,14 +44,15 @@ def test_long_lived_pods_run_torch_free_images():
         if d["kind"] in ("Deployment", "CronJob", "Job"):
             spec = d["spec"].get("jobTemplate", d)["spec"]["template"]["spec"]
             images[d["metadata"]["labels"]["app.kubernetes.io/component"]] = {
-                c["image"] for c in spec["containers"]
+                c["image"] for c in spec.get("initContainers", []) + spec["containers"]
             }
     registry = "registry.example.org/ml"
     assert images == {
         "mlflow": {f"{registry}/petr4-forecaster-mlflow:0.1.0"},
         "monitor": {f"{registry}/petr4-forecaster-monitor:0.1.0"},
         "retrainer": {f"{registry}/petr4-forecaster-serve:0.1.0"},
-        "training": {f"{registry}/petr4-forecaster-train:0.1.0"},
+        # training, then the torch-free `python -m rollout pin` (templates/rollout/)
+        "training": {f"{registry}/petr4-forecaster-train:0.1.0", f"{registry}/petr4-forecaster-serve:0.1.0"},
     }
     mlflow = (REPO / "Dockerfile.mlflow").read_text()
     assert "grep -E '^mlflow==' constraints.txt" in mlflow and "torch==" not in mlflow

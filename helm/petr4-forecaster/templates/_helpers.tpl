@@ -445,6 +445,7 @@ FORECASTER_TRAIN_UNIVERSE, and training takes the one at JOB_COMPLETION_INDEX (s
 {{- $ctx := .ctx }}
 {{- $v := $ctx.Values }}
 {{- $name := include "petr4.modelName" .model -}}
+{{- $rollout := include "petr4.rolloutArgs" (dict "ctx" $ctx "model" .model) -}}
 metadata:
   labels:
     {{- include "petr4.labels" (dict "ctx" $ctx "component" "training") | nindent 4 }}
@@ -494,7 +495,9 @@ spec:
         limits: {cpu: 100m, memory: 64Mi}
       securityContext:
         {{- include "petr4.containerSecurityContext" $ctx | nindent 8 }}
+  {{- if not $rollout }}
   containers:
+  {{- end }}
     - name: training
       image: {{ include "petr4.image" (dict "ctx" $ctx "image" "train") }}
       imagePullPolicy: {{ $v.images.pullPolicy }}
@@ -535,8 +538,16 @@ spec:
         {{- include "petr4.containerSecurityContext" $ctx | nindent 8 }}
       volumeMounts:
         - {name: tmp, mountPath: /tmp}
+  {{- if $rollout }}
+  # Training above is the last init container; this pin runs only after it succeeded (templates/rollout/).
+  containers:
+    {{- include "petr4.rolloutContainer" (dict "ctx" $ctx "model" .model) | nindent 4 }}
+  {{- end }}
   volumes:
     {{- include "petr4.tmpVolume" (dict "sizeLimit" "2Gi") | nindent 4 }}
+    {{- if $rollout }}
+    {{- include "petr4.rolloutVolume" . | nindent 4 }}
+    {{- end }}
 {{- end }}
 
 {{/* "true" when objects of a CRD-backed API are to be rendered: `enabled` true or false decides;

@@ -1,0 +1,178 @@
+"""`python -m rollout pin|rollback|promote --help`: pin InferenceService predictors to registry versions.
+
+    pin      --model M --alias champion [--canary-alias challenger]   (the training Job's last step)
+    pin      --model M --canary-alias challenger                      (start or move a canary)
+    rollback --model M --version V [--alias champion]                 (move the alias back, re-pin)
+    promote  --model M --version V [--alias champion]                 (the same move, forwards)
+
+Exit codes: 0 pinned or already pinned; 2 bad arguments; 3 no such model version/alias or
+InferenceService; 4 the API server refused the patch (RBAC, admission); 5 MLflow or the API server
+unreachable after retries. A failed pin never touches the registry: a promotion stands, and the
+log line says which command converges the InferenceService once the cause is fixed.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+import httpx
+from pydantic import ValidationError
+from pydantic_settings import CliApp
+
+from bundle.fetch import EXIT_NOT_FOUND, EXIT_UNAVAILABLE, EXIT_USAGE, FetchError, ModelUri, resolve
+from retrainer.kube import KubeClient
+from rollout.plan import PlanError, Role, plan, storage_uri
+from rollout.settings import RolloutSettings
+
+EXIT_REFUSED = 4
+COMMANDS = ("pin", "rollback", "promote")  # rollback and promote: move the alias, then pin
+log = logging.getLogger("rollout")
+T = TypeVar("T")
+
+
+class RolloutError(RuntimeError):
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _registry(settings: RolloutSettings):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+
+
+def _version(client, name: str, alias: str | None, version: int | None) -> str:
+    uri = f"models:/{name}/{version}" if version else f"models:/{name}@{alias}"
+    return resolve(client, ModelUri.parse(uri))
+
+
+def _api(settings: RolloutSettings, what: str, call: Callable[[], T]) -> T:
+    """One API call, retried on 5xx and network errors; 4xx are answers, not hiccups."""
+    delay = settings.retry_delay_s
+    for attempt in range(1, settings.attempts + 1):
+        try:
+            return call()
+        except httpx.HTTPStatusError as exc:
+            status, reason = exc.response.status_code, _reason(exc.response)
+            if status == 404:
+                raise RolloutError(EXIT_NOT_FOUND, f"{what}: not found ({reason})") from exc
+            if status < 500:
+                raise RolloutError(EXIT_REFUSED, f"{what}: refused with {status} ({reason})") from exc
+            error = f"{status} ({reason})"
+        except httpx.TransportError as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        if attempt == settings.attempts:
+            raise RolloutError(EXIT_UNAVAILABLE, f"{what}: failed {attempt} times, last: {error}")
+        log.warning("%s: %s; retrying in %.0fs", what, error, delay)
+        time.sleep(delay)
+        delay *= 2
+    raise AssertionError("unreachable")
+
+
+def _reason(response: httpx.Response) -> str:
+    try:
+        return response.json().get("message") or response.reason_phrase
+    except ValueError:
+        return response.reason_phrase
+
+
+def pin(settings: RolloutSettings, kube: KubeClient, targets: list[tuple[Role, str]]) -> list[str]:
+    """Patch each (role, uri) that the InferenceService does not serve yet; one line per predictor."""
+    name = settings.inference_service or settings.model
+    where = f"InferenceService {settings.namespace}/{name}"
+    lines = []
+    for role, uri in targets:
+        isvc = _api(settings, f"get {where}", lambda: kube.get_inferenceservice(name))
+        try:
+            patch = plan(isvc, role, uri, settings.traffic_percent)
+        except PlanError as exc:
+            raise RolloutError(EXIT_USAGE, str(exc)) from exc
+        if patch is None:
+            lines.append(f"{where} {role} predictor already serves {uri}: nothing to roll out")
+            continue
+        after = _api(
+            settings,
+            f"patch {where} {role} storageUri to {uri}",
+            lambda p=patch: kube.patch_inferenceservice(name, p.body, p.content_type),
+        )
+        if storage_uri(after, role) != uri:
+            raise RolloutError(
+                EXIT_REFUSED,
+                f"{where} {role} storageUri is {storage_uri(after, role)!r} after the patch, not {uri!r}",
+            )
+        generation = after.get("metadata", {}).get("generation")
+        lines.append(
+            f"{where} {role} predictor: {patch.before} -> {uri} (generation {generation}): "
+            "KServe rolls out a new revision"
+        )
+    return lines
+
+
+def run(command: str, settings: RolloutSettings) -> list[str]:
+    moves = command in ("rollback", "promote")
+    if moves and not (settings.version and not settings.canary_version and not settings.canary_alias):
+        raise RolloutError(
+            EXIT_USAGE, f"{command} needs --version V (the version --alias moves to) and no canary flags"
+        )
+    if settings.alias and settings.version and command == "pin":
+        raise RolloutError(EXIT_USAGE, "pin takes --alias or --version for the stable predictor, not both")
+    if settings.canary_alias and settings.canary_version:
+        raise RolloutError(EXIT_USAGE, "pin takes --canary-alias or --canary-version, not both")
+    if not (settings.alias or settings.version or settings.canary_alias or settings.canary_version):
+        raise RolloutError(
+            EXIT_USAGE, "nothing to pin: give --alias/--version and/or --canary-alias/--canary-version"
+        )
+    client = _registry(settings)
+    name = settings.model
+    if moves:
+        alias = settings.alias or "champion"
+        version = _version(client, name, None, settings.version)  # exists, before the alias moves
+        client.set_registered_model_alias(name, alias, version)
+        log.info("moved %s@%s to version %s", name, alias, version)
+        settings = settings.model_copy(update={"alias": None})
+    targets: list[tuple[Role, str]] = []
+    if settings.alias or settings.version:
+        targets.append(
+            ("stable", f"models:/{name}/{_version(client, name, settings.alias, settings.version)}")
+        )
+    if settings.canary_alias or settings.canary_version:
+        version = _version(client, name, settings.canary_alias, settings.canary_version)
+        targets.append(("canary", f"models:/{name}/{version}"))
+    return pin(settings, KubeClient(settings), targets)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("mlflow", "urllib3", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    args = sys.argv[1:] if argv is None else argv
+    if not args or args[0] not in COMMANDS:
+        print(f"usage: python -m rollout {{{'|'.join(COMMANDS)}}} --help", file=sys.stderr)
+        return EXIT_USAGE
+    command, rest = args[0], args[1:]
+    try:
+        settings = CliApp.run(RolloutSettings, cli_args=rest)
+    except ValidationError as exc:
+        print(f"error: rollout: invalid settings: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        for line in run(command, settings):
+            print(f"rollout: {line}", flush=True)
+    except (RolloutError, FetchError) as exc:
+        retry = " ".join(["python -m rollout", command, *rest])
+        print(
+            f"error: rollout: {exc}. The registry is unchanged by this failure (a promotion stands); "
+            f"the InferenceService keeps its previous storageUri. Fix the cause, then re-run: {retry}",
+            file=sys.stderr,
+        )
+        return exc.code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
