@@ -71,3 +71,18 @@ def test_the_monitor_scores_every_ticker(mode, monkeypatch):
         f"models:/{model_name_for(t)}@champion" for t in UNIVERSE["tickers"]
     ]
     assert {s.tracking_uri for s in per_ticker} == {TRACKING}
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_universe_jobs_pin_nothing(mode):
+    """A pin per index would roll a whole shard out once per promoted ticker, and the rollout Role
+    names single models only: the universe's pods train and stop, with no API token mounted."""
+    docs = workloads(mode)
+    for kind, name in (("Job", "petr4-forecaster-train-ibov"), ("CronJob", "petr4-forecaster-retrain-ibov")):
+        doc = docs[(kind, name)]
+        spec = doc["spec"]["jobTemplate"]["spec"] if kind == "CronJob" else doc["spec"]
+        pod = spec["template"]["spec"]
+        assert [c["name"] for c in pod["containers"]] == ["training"]
+        assert "kube-api-access" not in {v["name"] for v in pod["volumes"]}
+    (role,) = [d for (kind, name), d in docs.items() if kind == "Role" and name.endswith("-rollout")]
+    assert not any(n.startswith("ibov-") for rule in role["rules"] for n in rule["resourceNames"])

@@ -445,7 +445,12 @@ FORECASTER_TRAIN_UNIVERSE, and training takes the one at JOB_COMPLETION_INDEX (s
 {{- $ctx := .ctx }}
 {{- $v := $ctx.Values }}
 {{- $name := include "petr4.modelName" .model -}}
-{{- $rollout := include "petr4.rolloutArgs" (dict "ctx" $ctx "model" .model) -}}
+{{- /* A universe's Jobs pin nothing: one index cannot re-pin a shard that serves many models
+without rolling it out once per promotion (docs/deploy.md, "A universe of tickers"). */}}
+{{- $rollout := "" }}
+{{- if not .universe }}
+{{- $rollout = include "petr4.rolloutArgs" (dict "ctx" $ctx "model" .model) }}
+{{- end -}}
 metadata:
   labels:
     {{- include "petr4.labels" (dict "ctx" $ctx "component" "training") | nindent 4 }}
