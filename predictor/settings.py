@@ -45,6 +45,11 @@ class PredictorSettings(BaseSettings):
     )
     load_retry_max_s: float = Field(30.0, gt=0, description="longest wait between load retries")
     cache_dir: str | None = Field(None, description="where MLflow bundles are downloaded")
+    fast_path: bool = Field(
+        True,
+        description="answer v2 /infer and v1 :predict JSON requests without kserve's FastAPI stack "
+        "(same validation, metrics and answers; anything else goes to kserve's route)",
+    )
     quiet: bool = Field(True, description="no per-request log lines (kserve's cost ~20%)")
     api_token: SecretStr | None = Field(
         None,
