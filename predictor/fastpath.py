@@ -52,13 +52,13 @@ def _parameters(value) -> dict | None:
     return value
 
 
-def _input(item) -> InferInput:
+def _input(item, datatypes: tuple[str, ...] = INPUT_DATATYPES) -> InferInput:
     """One `inputs` entry as `InferRequest.from_inference_request` builds it, when pydantic's
-    `RequestInput` would accept it without coercion and our datatypes are declared."""
+    `RequestInput` would accept it without coercion and its datatype is one of `datatypes`."""
     if not isinstance(item, dict) or not item.keys() <= INPUT_KEYS:
         raise FallThroughError
     name, shape, datatype, data = item.get("name"), item.get("shape"), item.get("datatype"), item.get("data")
-    if type(name) is not str or datatype not in INPUT_DATATYPES or type(data) is not list:
+    if type(name) is not str or datatype not in datatypes or type(data) is not list:
         raise FallThroughError  # other datatypes: kserve's checks word those refusals (case, FP16, ...)
     if type(shape) is not list or not all(type(d) is int for d in shape):
         raise FallThroughError
@@ -66,14 +66,14 @@ def _input(item) -> InferInput:
     return InferInput(name, shape, datatype, data, {} if parameters is None else parameters)
 
 
-def v2_request(body, model_name: str) -> InferRequest:
+def v2_request(body, model_name: str, datatypes: tuple[str, ...] = INPUT_DATATYPES) -> InferRequest:
     """The `InferRequest` kserve's route would build from this JSON body, or FallThroughError."""
     if not isinstance(body, dict) or not body.keys() <= REQUEST_KEYS or type(body.get("inputs")) is not list:
         raise FallThroughError
     request_id = body.get("id")
     if request_id is not None and type(request_id) is not str:
         raise FallThroughError
-    inputs = [_input(item) for item in body["inputs"]]
+    inputs = [_input(item, datatypes) for item in body["inputs"]]
     outputs = body.get("outputs")
     wanted = None
     if outputs is not None:
