@@ -24,6 +24,7 @@ import orjson
 from kserve.protocol.infer_type import InferInput, InferRequest, InferResponse, RequestedOutput
 
 from bundle.outputs import INPUT_DATATYPES
+from predictor.batching import Batcher
 from predictor.errors import error_body
 from predictor.kserve_seam import QUIET_STATUS, json_answer, rejections
 from predictor.model import Decoded, ForecastModel
@@ -159,8 +160,8 @@ async def _call(method, *args):
 class FastPath:
     """Pure ASGI in front of kserve's app; `lookup(name)` is kserve's model repository lookup."""
 
-    def __init__(self, app, lookup: Callable[[str], object | None]) -> None:
-        self.app, self.lookup = app, lookup
+    def __init__(self, app, lookup: Callable[[str], object | None], batcher: Batcher | None = None) -> None:
+        self.app, self.lookup, self.batcher = app, lookup, batcher
 
     def _model(self, name: str, version: str | None) -> ForecastModel:
         model = self.lookup(name)
@@ -207,7 +208,10 @@ class FastPath:
             decoded: Decoded = await _call(model.preprocess, payload, None)
             if any(decoded.binary):
                 raise FallThroughError  # binary tensor extension answer: kserve's encoder
-            response = await _call(model.predict, decoded, None)
+            if self.batcher is not None and isinstance(decoded, Decoded):
+                response = model.answer(decoded, await self.batcher.forecast(decoded))
+            else:
+                response = await _call(model.predict, decoded, None)
         except QUIET as exc:
             status = next(code for kind, code in QUIET_STATUS if isinstance(exc, kind))
             rejections.info("rejected (%d): %s", status, exc)

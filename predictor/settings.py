@@ -50,6 +50,11 @@ class PredictorSettings(BaseSettings):
         description="answer v2 /infer and v1 :predict JSON requests without kserve's FastAPI stack "
         "(same validation, metrics and answers; anything else goes to kserve's route)",
     )
+    batching: bool = Field(
+        False,
+        description="forecast the fast path's requests read in one event-loop turn in one model call "
+        "(off: measured no gain at c = 32 on 2 cores, BENCHMARKS.md)",
+    )
     quiet: bool = Field(True, description="no per-request log lines (kserve's cost ~20%)")
     api_token: SecretStr | None = Field(
         None,
