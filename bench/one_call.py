@@ -1,7 +1,10 @@
 """The one-call forecast's cost: p50/p99 of a cached one-call request through the transformer beside
 a direct v2 request (60 closes) to the predictor, same model, sequential keep-alive clients.
 
-    .venv/bin/python -m bench.one_call [--requests 2000]
+    .venv/bin/python -m bench.one_call [--requests 2000] [--baseline DIR]
+
+`--baseline DIR` adds a predictor and a transformer as checked out in DIR (e.g. `git archive main |
+tar -x -C DIR`), measured in the same interleaved run: their paths are prefixed `baseline_`.
 
 Target (issue 15): the cached one call adds <= 2 ms p50 over the direct v2 call. The model is a
 window-60 bundle built with onnx.helper (tests/tiny_bundle.py): its inference cost is the same on
@@ -42,19 +45,28 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument("--baseline", type=Path, help="a checkout whose servers run beside this one's")
     args = parser.parse_args()
     from tests.tiny_bundle import tiny_bundle
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-one-call-"))
     tiny_bundle(tmp / "bundle", weight=0.5, bias=0.1, window=60, center=0.0005, scale=0.02)
-    http, front = free_port(), free_port()
-    predictor = start(predictor_args(tmp / "bundle", http), log=tmp / "predictor.log")
-    transformer = start([PY, "-m", "transformer", "--model_name", "m", "--http_port", str(front),
-                         "--predictor_host", f"127.0.0.1:{http}", "--source", "sample", "--calendar", "XNYS",
-                         "--ticker", "AAPL"], log=tmp / "transformer.log")  # fmt: skip
+    stacks = {"": None, **({"baseline_": args.baseline.resolve()} if args.baseline else {})}
+    ports, procs = {}, {}
     try:
-        wait_http(f"http://127.0.0.1:{http}/v2/health/ready")
-        wait_http(f"http://127.0.0.1:{front}/v2/health/ready")
+        for prefix, cwd in stacks.items():
+            http, front = free_port(), free_port()
+            ports[prefix] = (http, front)
+            procs[prefix + "predictor"] = start(predictor_args(tmp / "bundle", http),
+                                                log=tmp / f"{prefix}predictor.log", cwd=cwd)  # fmt: skip
+            procs[prefix + "transformer"] = start(
+                [PY, "-m", "transformer", "--model_name", "m", "--http_port", str(front),
+                 "--predictor_host", f"127.0.0.1:{http}", "--source", "sample", "--calendar", "XNYS",
+                 "--ticker", "AAPL"], log=tmp / f"{prefix}transformer.log", cwd=cwd,
+            )  # fmt: skip
+        for http, front in ports.values():
+            wait_http(f"http://127.0.0.1:{http}/v2/health/ready")
+            wait_http(f"http://127.0.0.1:{front}/v2/health/ready")
         frame = read_sample()
         closes = frame.loc[frame["date"] <= AS_OF, "close"].to_numpy(dtype=np.float64)[-60:]
         direct = {
@@ -62,12 +74,14 @@ def main() -> None:
         }
         one_call = {"instances": [{"as_of": AS_OF}]}
         as_of = {"name": "as_of", "datatype": "BYTES", "shape": [1], "data": [AS_OF]}
-        paths = {
-            "direct_v2": (f"http://127.0.0.1:{http}/v2/models/m/infer", direct),
-            "one_call_v1": (f"http://127.0.0.1:{front}/v1/models/m:predict", one_call),
-            "one_call_v2": (f"http://127.0.0.1:{front}/v2/models/m/infer", {"inputs": [as_of]}),
-            "relayed_v2": (f"http://127.0.0.1:{front}/v2/models/m/infer", direct),
-        }  # fmt: skip
+        paths = {}
+        for prefix, (http, front) in ports.items():
+            paths |= {
+                f"{prefix}direct_v2": (f"http://127.0.0.1:{http}/v2/models/m/infer", direct),
+                f"{prefix}one_call_v1": (f"http://127.0.0.1:{front}/v1/models/m:predict", one_call),
+                f"{prefix}one_call_v2": (f"http://127.0.0.1:{front}/v2/models/m/infer", {"inputs": [as_of]}),
+                f"{prefix}relayed_v2": (f"http://127.0.0.1:{front}/v2/models/m/infer", direct),
+            }  # fmt: skip
         sessions = {name: requests.Session() for name in paths}
         samples: dict[str, list[float]] = {name: [] for name in paths}
         for i in range(args.warmup + args.requests):
@@ -79,25 +93,25 @@ def main() -> None:
         # measures the queue for the cores; CPU time measures the work each path adds.
         cpu = {}
         for name, (url, body) in paths.items():
-            before = {
-                p: cpu_seconds(proc.pid)
-                for p, proc in (("predictor", predictor), ("transformer", transformer))
-            }
+            prefix = "baseline_" if name.startswith("baseline_") else ""
+            pair = {p: procs[prefix + p] for p in ("predictor", "transformer")}
+            before = {p: cpu_seconds(proc.pid) for p, proc in pair.items()}
             for _ in range(args.requests // 2):
                 timed(sessions[name], url, body)
             cpu[name] = {
                 f"{p}_cpu_ms": round((cpu_seconds(proc.pid) - before[p]) / (args.requests // 2) * 1000, 3)
-                for p, proc in (("predictor", predictor), ("transformer", transformer))
+                for p, proc in pair.items()
             }
         answer = sessions["one_call_v1"].post(paths["one_call_v1"][0], json=one_call, timeout=10).json()
-        fetches = requests.get(f"http://127.0.0.1:{front}/metrics", timeout=10).text
+        fetches = requests.get(f"http://127.0.0.1:{ports[''][1]}/metrics", timeout=10).text
     finally:
-        stop(transformer)
-        stop(predictor)
+        for proc in procs.values():
+            stop(proc)
     results = {name: percentiles(s) for name, s in samples.items()}
-    base = results["direct_v2"]["p50_ms"]
-    for name in ("one_call_v1", "one_call_v2", "relayed_v2"):
-        results[name]["added_p50_ms"] = round(results[name]["p50_ms"] - base, 3)
+    for prefix in stacks:
+        base = results[f"{prefix}direct_v2"]["p50_ms"]
+        for name in ("one_call_v1", "one_call_v2", "relayed_v2"):
+            results[prefix + name]["added_p50_ms"] = round(results[prefix + name]["p50_ms"] - base, 3)
     for name, result in results.items():
         result.update(cpu[name])
     fetch_lines = [

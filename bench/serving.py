@@ -1,9 +1,10 @@
 """Serving throughput, latency and CPU per request, measured side by side in one run with wrk.
 
 Servers (batch 1, one 60-close window per request, 127.0.0.1 only, each run bounded in time):
-our predictor with its quiet default, with kserve's default logging, and with 2 workers; bare
-kserve + onnxruntime (kserve's custom-model path on its defaults, nothing of ours: what kserve
-costs); a seed-style FastAPI server (torch eager in the route); a bare Starlette + onnxruntime floor.
+our predictor with its quiet default (fast path and batching), with batching off, with its fast path
+off (kserve's route), with kserve's default logging, and with 2 workers; bare kserve + onnxruntime
+(kserve's custom-model path on its defaults, nothing of ours: what kserve costs); a seed-style
+FastAPI server (torch eager in the route); a bare Starlette + onnxruntime floor.
 `--baseline DIR` adds the predictor as checked out in DIR (e.g. `git archive main | tar -x -C DIR`), so a
 change to the request path is measured before and after in the same interleaved run.
 
@@ -36,6 +37,8 @@ from bench.common import (
 UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
 BARE_KSERVE = "bare kserve + onnxruntime (defaults)"
 BASELINE = "predictor (baseline checkout)"
+FAST_OFF = "predictor (fast path off)"
+NO_BATCHING = "predictor (batching off)"
 
 
 def servers(
@@ -84,6 +87,8 @@ def servers(
     return {
         "predictor (quiet default)": predictor(),
         **baseline_server,
+        FAST_OFF: predictor("--no-fast-path"),
+        NO_BATCHING: predictor("--no-batching"),
         "predictor (kserve default logging)": predictor("--no-quiet"),
         "predictor (2 workers)": predictor("--workers", "2"),
         BARE_KSERVE: bare_kserve(),
@@ -225,11 +230,21 @@ def ratios_of(rows: list[dict]) -> dict:
             ("kserve_logging", logging_on),
             ("bare_kserve", BARE_KSERVE),
             ("baseline", BASELINE),
+            ("fast_path_off", FAST_OFF),
         ):
             pairs[f"c{c}_cpu_predictor_over_{key}"] = (
                 get(ours, c, "cpu_us_per_request"),
                 get(server, c, "cpu_us_per_request"),
             )
+        pairs[f"c{c}_rps_predictor_over_batching_off"] = (get(ours, c, "rps"), get(NO_BATCHING, c, "rps"))
+        pairs[f"c{c}_cpu_predictor_over_batching_off"] = (
+            get(ours, c, "cpu_us_per_request"),
+            get(NO_BATCHING, c, "cpu_us_per_request"),
+        )
+        pairs[f"c{c}_cpu_batching_off_over_floor"] = (
+            get(NO_BATCHING, c, "cpu_us_per_request"),
+            get(floor, c, "cpu_us_per_request"),
+        )
         pairs[f"c{c}_cpu_bare_kserve_over_floor"] = (
             get(BARE_KSERVE, c, "cpu_us_per_request"),
             get(floor, c, "cpu_us_per_request"),

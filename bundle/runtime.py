@@ -103,13 +103,14 @@ class OnnxForecaster:
         grows as q * sqrt(h): daily log returns are close to uncorrelated, so the error of an h-step
         forecast is roughly a sum of h one-step errors and its spread grows with sqrt(h).
         """
+        if horizon < 1:
+            raise ValueError(f"horizon {horizon} is not a number of steps ahead (>= 1)")
         window = np.asarray(closes, dtype=np.float64)
-        means = []
-        for _ in range(horizon):
-            nxt = self.predict(window)
-            means.append(nxt)
-            window = np.concatenate([window[:, 1:], nxt[:, None]], axis=1)
-        mean = np.stack(means, axis=1)
+        means = [self.predict(window)]
+        for _ in range(horizon - 1):
+            window = np.concatenate([window[:, 1:], means[-1][:, None]], axis=1)
+            means.append(self.predict(window))
+        mean = np.stack(means, axis=1) if horizon > 1 else means[0][:, None]
         widen = np.sqrt(np.arange(1, horizon + 1, dtype=np.float64))
         meta = self.bundle.metadata
         lower, upper = {}, {}

@@ -41,13 +41,22 @@ def check_datatype_case(datatypes) -> None:
             )
 
 
+NUMBER_TYPES = frozenset((float, int))
+
+
 def _numbers(values: list) -> np.ndarray:
     """JSON numbers -> float64: no bools, strings, nulls or lists, nothing beyond float64's range."""
+    if set(map(type, values)) <= NUMBER_TYPES:  # the usual request, at C speed (a bool's type is bool)
+        return _float64(values)
     for value in values:
         if isinstance(value, list):
             raise Rejected("data", f"input {INPUT_NAME!r} data is nested deeper than its rank 2")
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise Rejected("datatype", f"input {INPUT_NAME!r} data must be numbers, got {value!r}")
+    return _float64(values)
+
+
+def _float64(values: list) -> np.ndarray:
     try:
         return np.asarray(values, dtype=np.float64)
     except OverflowError as exc:  # a JSON integer literal such as 1e400 written out in digits
@@ -57,7 +66,7 @@ def _numbers(values: list) -> np.ndarray:
 def _json_values(data: list, window: int) -> np.ndarray:
     """Row-major values of flat data, or of nested `[rows][window]` data. Ragged rows are refused,
     never re-split: 61 + 59 values are not two windows of 60."""
-    if not any(isinstance(item, list) for item in data):
+    if not any(isinstance(item, list) for item in data):  # flat (the fast check is _numbers')
         return _numbers(data)
     if not all(isinstance(item, list) for item in data):
         raise Rejected("data", f"input {INPUT_NAME!r} data mixes rows and numbers")

@@ -420,6 +420,12 @@ class ForecastRESTServer(RESTServer):
         dataplane = self.dataplane
         models = list(dataplane.model_registry.get_models().values())
         settings = served_settings(models)
+        if settings.fast_path:  # behind the guard (added next, so outermost), in front of kserve's app
+            from predictor.batching import Batcher
+            from predictor.fastpath import FastPath
+
+            batcher = Batcher(settings.max_batch) if settings.batching else None
+            app.add_middleware(FastPath, lookup=dataplane.model_registry.get_model, batcher=batcher)
         guard(app, settings)
         app.add_exception_handler(HTTPException, http_error)
         app.add_exception_handler(Exception, server_error)

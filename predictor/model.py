@@ -12,7 +12,7 @@ from kserve import Model
 from kserve.protocol.infer_type import InferRequest, InferResponse
 from prometheus_client import Counter, Histogram
 
-from bundle import BundleError, OnnxForecaster
+from bundle import BundleError, Forecast, OnnxForecaster
 from bundle.outputs import Output, input_metadata, outputs
 from bundle.source import BundleSource, ModelRef, is_mlflow
 from predictor import codecs
@@ -200,6 +200,12 @@ class ForecastModel(Model):
         served = payload.served
         with served.latency.time():
             result = codecs.finite_forecast(served.forecaster, payload.closes, horizon=1)
+        return self.answer(payload, result)
+
+    def answer(self, payload: Decoded, result: Forecast) -> InferResponse | dict:
+        """The encoded, counted answer to a decoded request from its forecast (also the batcher's,
+        predictor.batching, which computes the forecast of several requests in one call)."""
+        served = payload.served
         served.predictions.inc(len(payload.closes))
         if payload.v2:
             return codecs.encode_v2(

@@ -69,12 +69,18 @@ def predictor_request(context: Context, model_name: str) -> InferRequest:
 def answer(context: Context, response: InferResponse, fallback_version: str | None) -> dict:
     """One flat object: the as-of session, last close, forecast, change, bounds, version, freshness."""
     outputs = {o.name: float(np.asarray(o.as_numpy()).reshape(-1)[0]) for o in response.outputs}
+    return answer_of(context, outputs, response.model_version or fallback_version)
+
+
+def answer_of(context: Context, outputs: dict[str, float], version: str | None) -> dict:
+    """`answer` from the predictor's first-row values by output name and the version that answered."""
+    outputs = dict(outputs)
     if MEAN not in outputs:
         raise ValueError(f"the predictor's answer has no {MEAN!r} output: {sorted(outputs)}")
     snap, last_close = context.snapshot, float(context.closes[-1])
     result = {
         "ticker": context.ask.ticker,
-        "model_version": response.model_version or fallback_version,
+        "model_version": version,
         "as_of_requested": context.ask.as_of.isoformat() if context.ask.as_of else None,
         "as_of_session": context.session.isoformat(),
         "forecast_session": context.next_session.isoformat() if context.next_session else None,
@@ -98,12 +104,15 @@ def encode_v1(result: dict) -> dict:
     return {"predictions": [result]}
 
 
-def _tensor(name: str, value: object) -> InferOutput:
+def _datatype(value: object) -> str:
     if isinstance(value, bool):
-        return InferOutput(name, [1], "BOOL", [value])
-    if isinstance(value, float):
-        return InferOutput(name, [1], "FP64", [value])
-    return InferOutput(name, [1], "BYTES", [str(value)])
+        return "BOOL"
+    return "FP64" if isinstance(value, float) else "BYTES"
+
+
+def _tensor(name: str, value: object) -> InferOutput:
+    datatype = _datatype(value)
+    return InferOutput(name, [1], datatype, [value if datatype != "BYTES" else str(value)])
 
 
 def encode_v2(result: dict, model_name: str, request_id: str | None) -> InferResponse:
@@ -113,3 +122,17 @@ def encode_v2(result: dict, model_name: str, request_id: str | None) -> InferRes
         response_id=request_id or uuid.uuid4().hex, model_name=model_name, infer_outputs=outputs,
         model_version=result.get("model_version"),
     )  # fmt: skip
+
+
+def v2_json(result: dict, model_name: str, request_id: str | None) -> dict:
+    """`encode_v2`'s answer as kserve's v2 route writes it (its `InferenceResponse`, nulls kept),
+    built directly: what the transformer's fast path sends."""
+    outputs = [
+        {"name": k, "shape": [1], "datatype": _datatype(v), "parameters": None,
+         "data": [v if _datatype(v) != "BYTES" else str(v)]}
+        for k, v in result.items() if v is not None and k != "model_version"
+    ]  # fmt: skip
+    return {
+        "model_name": model_name, "model_version": result.get("model_version"),
+        "id": request_id or uuid.uuid4().hex, "parameters": None, "outputs": outputs,
+    }  # fmt: skip

@@ -24,13 +24,19 @@ from transformer.settings import TransformerSettings
 from transformer.upstream import PredictorClient, UpstreamError
 
 
-async def refused(_request, exc: Exception) -> JSONResponse:
-    """Market data too old or missing, or the predictor unable to answer: 503/502 with the reason."""
+def refusal(exc: StaleDataError | UpstreamError) -> tuple[int, dict]:
+    """Market data too old or missing, or the predictor unable to answer: 503/502 with the reason
+    (counted and logged; the fast path answers these too)."""
     status = exc.status if isinstance(exc, UpstreamError) else 503
     REJECTED.labels("stale_data" if isinstance(exc, StaleDataError) else "upstream").inc()
     level = logging.WARNING if status >= 500 else logging.INFO  # a relayed 4xx is the client's
     seam.rejections.log(level, "refused (%d): %s", status, exc)
-    return JSONResponse({"error": str(exc)}, status_code=status)
+    return status, {"error": str(exc)}
+
+
+async def refused(_request, exc: Exception) -> JSONResponse:
+    status, body = refusal(exc)
+    return JSONResponse(body, status_code=status)
 
 
 def transformer_of(server: RESTServer):
@@ -48,6 +54,10 @@ class TransformerRESTServer(RESTServer):
         super().create_application()
         app = model_server.app
         settings: TransformerSettings = transformer_of(self).settings
+        if settings.fast_path:  # behind the guard (added next, so outermost), in front of kserve's app
+            from transformer.fastpath import OneCallFastPath
+
+            app.add_middleware(OneCallFastPath, lookup=self.dataplane.model_registry.get_model)
         seam.guard(app, settings)
         app.add_exception_handler(StaleDataError, refused)
         app.add_exception_handler(UpstreamError, refused)

@@ -46,6 +46,11 @@ class TransformerSettings(BaseSettings):
         30.0, ge=0, description="how long the predictor's window (its model metadata) is reused"
     )
     max_body_bytes: PositiveInt = Field(65_536, description="request body limit (413 above)")
+    fast_path: bool = Field(
+        True,
+        description="answer one-call v1 :predict and v2 /infer JSON requests without kserve's FastAPI "
+        "stack (same checks and answers; relayed calls and anything else go to kserve's route)",
+    )
     quiet: bool = Field(True, description="no per-request log lines")
     api_token: SecretStr | None = Field(
         None, description="optional bearer token required on inference routes (as the predictor's)"

@@ -9,11 +9,15 @@ kserve's own client drops a response's `model_version`; the answer must say whic
 from __future__ import annotations
 
 import time
+import uuid
 
 import aiohttp
+import numpy as np
 import orjson
 from kserve.constants.constants import INFERENCE_CONTENT_LENGTH_HEADER
 from kserve.protocol.infer_type import InferRequest, InferResponse
+
+from bundle.outputs import INPUT_NAME
 
 FORWARDED = ("x-request-id", "x-b3-traceid")  # tracing headers kserve forwards too
 
@@ -104,13 +108,37 @@ class PredictorClient:
         self._window = (time.monotonic() + self.ttl_s, window, versions[0])
         return window, versions[0]
 
+    def _sent(self, headers: dict | None) -> dict:
+        return {k: v for k, v in (headers or {}).items() if k.lower() in FORWARDED} | self.auth
+
+    async def forecast(self, closes: np.ndarray, headers: dict | None) -> tuple[dict[str, float], str | None]:
+        """`({output: value}, version)` for one window: the one call's own request to the predictor,
+        its v2 JSON written once with orjson and its answer read with orjson (no InferRequest /
+        InferResponse round trips), on the session's keep-alive connections."""
+        rows = [closes.tolist()]
+        tensor = {"name": INPUT_NAME, "shape": [1, len(closes)], "datatype": "FP64", "data": rows}
+        body = orjson.dumps({"id": uuid.uuid4().hex, "inputs": [tensor]})
+        sent = self._sent(headers) | {"content-type": "application/json"}
+        status, _, content = await self._call("POST", f"{self.model_url}/infer", body, sent)
+        if status != 200:
+            if status == 400:
+                self._window = None
+            raise refused(status, content)
+        try:
+            answer = orjson.loads(content)
+            values = {o["name"]: float(o["data"][0]) for o in answer["outputs"]}
+            version = answer.get("model_version")
+        except Exception as exc:  # a malformed answer is the predictor's failure, never a crash here
+            raise UpstreamError(502, f"the predictor's answer cannot be read: {exc}") from exc
+        return values, version if isinstance(version, str) else None
+
     async def infer(
         self, request: InferRequest, headers: dict | None, relayed: bool = False
     ) -> InferResponse:
         """v2 inference; the predictor's token replaces the client's; a relayed request's refusal
         is the client's (its status and message pass through)."""
         body, json_length = request.to_rest()
-        sent = {k: v for k, v in (headers or {}).items() if k.lower() in FORWARDED} | self.auth
+        sent = self._sent(headers)
         if json_length:  # the binary tensor extension
             sent[INFERENCE_CONTENT_LENGTH_HEADER] = str(json_length)
             sent["content-type"] = "application/octet-stream"

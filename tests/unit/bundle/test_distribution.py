@@ -215,3 +215,29 @@ def test_ties_and_a_zero_first_quantile_are_valid():
     """Discrete scores tie, and zero residuals give |z| = 0: both are legitimate calibrations."""
     assert small(score_quantiles=(1.5, 1.5)).score_quantiles == (1.5, 1.5)
     assert small(score_quantiles=(0.0, 2.0)).score_quantiles == (0.0, 2.0)
+
+
+def test_cached_quantiles_are_the_uncached_maths_bit_for_bit_and_never_shared_across_bundles():
+    """The per-request interval maths is cached per distribution and quantile (bundle.distribution
+    `_signed_halfwidth`): the same bits as computing it afresh, and each distribution its own."""
+    point, sigma, widen = np.array([[100.0], [50.0]]), np.array([0.01, 0.03]), np.array([1.0])
+    one, other = small(), small(score_quantiles=(1.5, 3.0))
+    for dist in (one, other, one):
+        for q in (0.025, 0.1, 0.9, 0.975, 0.999):
+            z = float(dist.halfwidth(abs(2.0 * q - 1.0))) * math.copysign(1.0, q - 0.5)
+            fresh = point * np.exp(z * (sigma[:, None] * widen))
+            assert np.array_equal(dist.quantile(point, sigma, q, widen), fresh)
+        lower, upper = dist.bounds(point, sigma, 0.8, widen)
+        assert np.array_equal(lower, dist.quantile(point, sigma, 0.1, widen))
+        assert np.array_equal(upper, dist.quantile(point, sigma, 0.9, widen))
+    assert not np.array_equal(one.quantile(point, sigma, 0.9), other.quantile(point, sigma, 0.9))
+
+
+@pytest.mark.parametrize("window", [3, 60, 3])  # the weights are cached per window length
+def test_ewma_sigma_is_the_recursion_it_writes_in_closed_form(window):
+    closes = 100 * np.exp(np.cumsum(np.random.default_rng(window).normal(0, 0.01, (2, window)), axis=1))
+    r = np.diff(np.log(closes), axis=1)
+    s2 = (r**2).mean(axis=1)
+    for t in range(r.shape[1]):
+        s2 = 0.94 * s2 + 0.06 * r[:, t] ** 2
+    np.testing.assert_allclose(ewma_sigma(closes), np.sqrt(s2), rtol=1e-12)
