@@ -1,0 +1,106 @@
+"""One loader thread per process for every model it serves.
+
+Each model is loaded (retried with backoff until it serves) and, for an MLflow alias, polled; all
+by one thread that walks the models in turn, so 50 models are 50 sequential registry calls per
+interval, not 50 threads calling MLflow at once. A model's failure is its own: it is retried on its
+own schedule while the others serve.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+IDLE_S = 60.0  # nothing scheduled: wake up now and then anyway (a model may be added)
+
+
+class Loadable(Protocol):
+    name: str
+
+    def try_reload(self) -> bool: ...
+    @property
+    def loaded(self) -> bool: ...
+    @property
+    def polls(self) -> bool: ...
+    @property
+    def stopped(self) -> bool: ...
+
+
+@dataclass
+class Entry:
+    model: Loadable
+    due: float
+    retry_s: float = 1.0
+
+
+class Loader:
+    def __init__(self, reload_interval_s: float, retry_max_s: float) -> None:
+        self.interval, self.retry_max = reload_interval_s, retry_max_s
+        self._entries: dict[str, Entry] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def add(self, model: Loadable) -> None:
+        """Schedule `model` now (once per name); start the thread on the first one."""
+        with self._lock:
+            if model.name in self._entries:
+                return
+            self._entries[model.name] = Entry(model, due=time.monotonic())
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="bundle-loader", daemon=True)
+                self._thread.start()
+        self._wake.set()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            for entry in self._due():
+                self.step(entry)
+            self._wake.wait(self._sleep_s())
+
+    def _due(self) -> list[Entry]:
+        now = time.monotonic()
+        with self._lock:
+            return sorted((e for e in self._entries.values() if e.due <= now), key=lambda e: e.due)
+
+    def _sleep_s(self) -> float:
+        with self._lock:
+            dues = [e.due for e in self._entries.values()]
+        return max(0.0, min(dues) - time.monotonic()) if dues else IDLE_S
+
+    def step(self, entry: Entry) -> None:
+        """One attempt for one model, then its next turn: a retry (backoff) until it serves, then a
+        poll every interval for an alias, or never again for a directory or a pinned version."""
+        model = entry.model
+        if model.stopped:
+            self._drop(model)
+            return
+        model.try_reload()
+        if not model.loaded:
+            entry.due = time.monotonic() + entry.retry_s
+            entry.retry_s = min(entry.retry_s * 2, self.retry_max)
+        elif model.polls and self.interval > 0:
+            entry.due = time.monotonic() + self.interval
+        else:
+            self._drop(model)
+
+    def _drop(self, model: Loadable) -> None:
+        with self._lock:
+            self._entries.pop(model.name, None)
+
+
+_loaders: dict[int, Loader] = {}
+_guard = threading.Lock()
+
+
+def process_loader(reload_interval_s: float, retry_max_s: float) -> Loader:
+    """This process's loader (kserve's workers each have their own, with their own sessions)."""
+    with _guard:
+        loader = _loaders.get(os.getpid())
+        if loader is None:
+            loader = _loaders[os.getpid()] = Loader(reload_interval_s, retry_max_s)
+        return loader
