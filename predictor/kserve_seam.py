@@ -479,10 +479,13 @@ class ForecastV2Endpoints(V2Endpoints):
     async def model_ready(self, model_name: str, model_version: str | None = None):
         """kserve's answer; a forecast model not ready says why (its last load failure)."""
         if not await self.dataplane.model_ready(model_name):  # ModelNotFound
-            model = self.dataplane.get_model_from_registry(model_name)
-            reason = model.not_ready_reason() if forecast_models([model]) else None
-            raise NotReadyError(model_name, reason) if reason else ModelNotReady(model_name)
+            raise self.not_ready(model_name)
         return await super().model_ready(model_name, model_version)
+
+    def not_ready(self, model_name: str) -> ModelNotReady:
+        model = self.dataplane.get_model_from_registry(model_name)
+        reason = model.not_ready_reason() if forecast_models([model]) else None
+        return NotReadyError(model_name, reason) if reason else ModelNotReady(model_name)
 
     async def infer(
         self,
@@ -495,7 +498,7 @@ class ForecastV2Endpoints(V2Endpoints):
         if model_version:  # unreachable behind `_versioned`, which pops it; kserve's answer
             raise NotImplementedError("Model versioning not supported yet.")
         if not await self.dataplane.model_ready(model_name, True):
-            raise ModelNotReady(model_name)
+            raise self.not_ready(model_name)
         headers = dict(raw_request.headers)
         request, _ = self.dataplane.decode(request_body, headers, PredictorProtocol.REST_V2.value, model_name)
         response, response_headers = await self.dataplane.infer(model_name, request, headers)

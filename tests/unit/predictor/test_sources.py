@@ -1,0 +1,109 @@
+"""Which models a predictor serves and under which names (predictor.sources), and the one loader."""
+
+from __future__ import annotations
+
+import pytest
+
+from predictor.settings import PredictorSettings
+from predictor.sources import ModelSource, SourceListError, model_sources, name_of
+from tests.tiny_bundle import write_tiny_bundle
+
+
+def sources(**settings) -> list[ModelSource]:
+    return model_sources(PredictorSettings(**settings), "kserve-name")
+
+
+def test_one_bundle_directory_is_one_model_under_model_name(tiny_dir):
+    assert sources(model_source=str(tiny_dir)) == [ModelSource("kserve-name", str(tiny_dir))]
+
+
+@pytest.mark.parametrize("source", ["models:/aapl@champion", "models:/aapl/3", "/nowhere/yet"])
+def test_one_registry_source_or_a_missing_directory_is_one_model_as_before(source):
+    assert sources(model_source=source) == [ModelSource("kserve-name", source)]
+
+
+def test_a_shard_directory_is_one_model_per_subdirectory_named_after_it(tmp_path):
+    for name in ("vale3", "petr4"):
+        write_tiny_bundle(tmp_path / name)
+    (tmp_path / "itub4").mkdir()  # a broken member is served (and reported), not skipped
+    (tmp_path / ".staging").mkdir()
+    (tmp_path / "notes.txt").write_text("not a model")
+    assert sources(model_source=str(tmp_path)) == [
+        ModelSource(n, str(tmp_path / n)) for n in ("itub4", "petr4", "vale3")
+    ]
+
+
+def test_a_directory_with_no_bundle_below_stays_one_model(tmp_path):
+    (tmp_path / "empty").mkdir()
+    assert sources(model_source=str(tmp_path)) == [ModelSource("kserve-name", str(tmp_path))]
+
+
+def test_a_list_names_each_model_after_its_registered_model_or_directory(tmp_path):
+    listed = f" models:/aapl-forecaster@champion, models:/petr4/7 ,{tmp_path}/vale3/,"
+    assert sources(model_sources=listed) == [
+        ModelSource("aapl-forecaster", "models:/aapl-forecaster@champion"),
+        ModelSource("petr4", "models:/petr4/7"),
+        ModelSource("vale3", f"{tmp_path}/vale3/"),
+    ]
+
+
+def test_the_list_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv("FORECASTER_PREDICTOR_MODEL_SOURCES", "models:/a@champion,models:/b@champion")
+    assert [s.name for s in model_sources(PredictorSettings(), "m")] == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    "listed,words",
+    [
+        ("models:/a@champion,models:/a/2", "both named 'a'"),
+        ("models:/a", "an alias"),
+        ("models:/a/latest", "a version"),
+        ("models:/a@", "empty alias"),
+        ("models:/has space@champion", "names are letters"),
+        (" , ", "lists no source"),
+    ],
+)
+def test_a_list_that_cannot_be_served_as_given_is_refused_by_name(listed, words):
+    with pytest.raises(SourceListError, match=words):
+        sources(model_sources=listed)
+
+
+def test_source_and_sources_together_are_refused():
+    with pytest.raises(SourceListError, match="not both"):
+        sources(model_source="/mnt/models", model_sources="models:/a@champion")
+
+
+def test_name_of_a_directory_ignores_a_trailing_slash():
+    assert name_of("/mnt/models/petr4/") == "petr4"
+
+
+def test_one_loader_thread_loads_every_model_and_a_bad_one_keeps_its_reason(tmp_path):
+    """Three models, one corrupt: one thread loads the two good ones; the bad one is retried on its
+    own and says why; nothing polls a directory after it serves."""
+    import threading
+    import time
+
+    from predictor.loader import Loader
+    from predictor.model import ForecastModel
+
+    for name in ("good1", "good2", "bad"):
+        write_tiny_bundle(tmp_path / name)
+    (tmp_path / "bad" / "model.onnx").write_bytes(b"corrupt")
+    settings = PredictorSettings(model_source=str(tmp_path), load_retry_max_s=0.2)
+    models = [ForecastModel(s.name, settings, s.source) for s in model_sources(settings, "m")]
+    loader = Loader(settings.reload_interval_s, settings.load_retry_max_s)
+    before = threading.active_count()
+    for m in models:
+        loader.add(m)
+    assert threading.active_count() == before + 1
+    deadline = time.monotonic() + 10
+    while not all(m.attempted for m in models) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    ready = {m.name: m.ready for m in models}
+    assert ready == {"bad": False, "good1": True, "good2": True}
+    bad = models[0]
+    assert "sha256" in bad.not_ready_reason() and str(tmp_path / "bad") in bad.not_ready_reason()
+    time.sleep(0.5)  # the bad one is retried; the good ones (directories) are not polled
+    assert set(loader._entries) == {"bad"}
+    for m in models:
+        m.stop()
