@@ -1,0 +1,148 @@
+"""Many models in one predictor: RSS for 1, 10 and 50 models, time for 50 to load and become ready,
+and per-model latency with 50 models loaded against one.
+
+One trained bundle is copied N times under different model names (metadata rewritten through the
+bundle API, so every copy is a sha256-checked bundle) into a shard directory laid out as KServe's
+storage initializer lays one out (`<dir>/<model-name>/`); the predictor serves it with
+`--model-source <dir>`. The one-model baseline is today's single-bundle predictor. Latency: v2 REST,
+batch 1, sequential over one keep-alive connection; the 1-model and 50-model servers are up at once
+and measured in alternating blocks, so load from elsewhere on the machine hits both alike.
+
+    .venv/bin/python -m bench.universe [--bundle DIR] [--requests 3000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from bench.common import PY, free_port, rss_bytes, save, start, stop, train_bundle, wait_http
+from bundle.io import LoadedBundle, load_bundle, write_bundle
+
+COUNTS = (1, 10, 50)
+
+
+def replicate(bundle: LoadedBundle, shard: Path, count: int) -> list[str]:
+    """`count` copies of `bundle` as `<shard>/m00 ...`, each its own model name and ticker."""
+    files = {v.file: (bundle.path / v.file).read_bytes() for v in bundle.metadata.variants.values()}
+    names = [f"m{i:02d}" for i in range(count)]
+    for i, name in enumerate(names):
+        meta = bundle.metadata.model_copy(update={"model_name": name, "ticker": f"T{i:02d}"})
+        write_bundle(shard / name, meta, files)
+    return names
+
+
+class Server:
+    """A predictor on loopback; `models` names what it serves."""
+
+    def __init__(self, source: Path, models: list[str], log: Path) -> None:
+        self.port, self.models = free_port(), models
+        self.url = f"http://127.0.0.1:{self.port}"
+        args = [PY, "-m", "predictor", "--model_name", models[0], "--model-source", str(source),
+                "--http_port", str(self.port), "--grpc_port", str(free_port())]  # fmt: skip
+        self.t0 = time.monotonic()
+        self.proc = start(args, log=log)
+
+    def wait(self) -> dict:
+        live = wait_http(self.url + "/v2/health/live", 180)
+        ready = wait_http(self.url + "/v2/health/ready", 180) + live
+        for name in self.models:  # server ready is "every model tried, one serves": want all
+            wait_http(f"{self.url}/v2/models/{name}/ready", 60)
+        return {"live_s": live, "all_ready_s": time.monotonic() - self.t0, "server_ready_s": ready}
+
+    def rss_mib(self) -> float:
+        return rss_bytes(self.proc.pid) / 2**20
+
+
+def latencies(port: int, models: list[str], body: bytes, count: int) -> list[float]:
+    """`count` sequential v2 requests over one connection, round-robin over `models` (seconds)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    headers = {"Content-Type": "application/json"}
+    out = []
+    try:
+        for i in range(count):
+            path = f"/v2/models/{models[i % len(models)]}/infer"
+            t = time.perf_counter()
+            conn.request("POST", path, body, headers)
+            response = conn.getresponse()
+            response.read()
+            out.append(time.perf_counter() - t)
+            assert response.status == 200, response.status
+    finally:
+        conn.close()
+    return out
+
+
+def summary(samples: list[float]) -> dict:
+    ordered = sorted(samples)
+    return {
+        "requests": len(samples),
+        "p50_us": statistics.median(ordered) * 1e6,
+        "mean_us": statistics.fmean(ordered) * 1e6,
+        "p99_us": ordered[int(0.99 * (len(ordered) - 1))] * 1e6,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--bundle", type=Path, help="a trained bundle (default: train one, 2 epochs)")
+    parser.add_argument("--requests", type=int, default=3000, help="latency requests per server")
+    parser.add_argument("--blocks", type=int, default=10, help="alternating latency blocks")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-universe-"))
+    bundle = (
+        load_bundle(args.bundle)
+        if args.bundle
+        else load_bundle(train_bundle(work / "train", 2)[0].bundle_path)
+    )
+    window = bundle.metadata.features.window
+    closes = [100.0 * (1 + 0.001 * i) for i in range(window)]
+    body = json.dumps({"inputs": [{"name": "closes", "shape": [1, window], "datatype": "FP64",
+                                   "data": closes}]}).encode()  # fmt: skip
+    sizes, servers = {}, {}
+    try:
+        for count in COUNTS:
+            names = replicate(bundle, work / f"shard{count}", count)
+            source = work / f"shard{count}" / names[0] if count == 1 else work / f"shard{count}"
+            server = servers[count] = Server(source, names, work / f"predictor-{count}.log")
+            timing = server.wait()
+            ready_rss = server.rss_mib()
+            latencies(server.port, names, body, 20 * count)  # every model's session warmed up
+            sizes[count] = {**timing, "rss_ready_mib": ready_rss, "rss_warm_mib": server.rss_mib()}
+            if count == 10:  # the middle server is only for memory
+                stop(servers.pop(10).proc)
+        one, many = servers[1], servers[50]
+        samples: dict[str, list[float]] = {"1 model": [], "50 models, one of them": [],
+                                           "50 models, round-robin": []}  # fmt: skip
+        per_block = max(1, args.requests // args.blocks)
+        for _ in range(args.blocks):
+            samples["1 model"] += latencies(one.port, one.models, body, per_block)
+            samples["50 models, one of them"] += latencies(many.port, many.models[:1], body, per_block)
+            samples["50 models, round-robin"] += latencies(many.port, many.models, body, per_block)
+    finally:
+        for server in servers.values():
+            stop(server.proc)
+    base = sizes[1]["rss_warm_mib"]
+    per_model = {n: (s["rss_warm_mib"] - base) / (n - 1) for n, s in sizes.items() if n > 1}
+    latency = {k: summary(v) for k, v in samples.items()}
+    for n, s in sizes.items():
+        extra = f", {per_model[n]:.2f} MiB per additional model" if n in per_model else ""
+        rss = f"RSS {s['rss_ready_mib']:.0f} MiB ready, {s['rss_warm_mib']:.0f} MiB warm{extra}"
+        print(f"{n:>2} models: {rss}; "
+              f"all ready {s['all_ready_s']:.2f} s after start (live {s['live_s']:.2f} s)")  # fmt: skip
+    one_p50 = latency["1 model"]["p50_us"]
+    for k, v in latency.items():
+        print(f"{k:<24} p50 {v['p50_us']:.0f} µs  mean {v['mean_us']:.0f} µs  p99 {v['p99_us']:.0f} µs  "
+              f"(p50 {100 * (v['p50_us'] / one_p50 - 1):+.1f}% vs 1 model)")  # fmt: skip
+    print("wrote", save("universe", {"sizes": sizes, "per_model_mib": per_model, "latency": latency}))
+
+
+if __name__ == "__main__":
+    main()
