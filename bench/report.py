@@ -200,6 +200,46 @@ def serving(srv: dict) -> list[str]:
     return parts + [f"- `{k}`: {v}" for k, v in srv["ratios"].items()] + [""]
 
 
+def universe(data: dict) -> list[str]:
+    """Many models in one predictor (`bench.universe`)."""
+    m = data["machine"]
+    rows = [
+        [
+            n,
+            s["rss_ready_mib"],
+            s["rss_warm_mib"],
+            data["per_model_mib"].get(n, "-"),
+            s["live_s"],
+            s["all_ready_s"],
+        ]
+        for n, s in data["sizes"].items()
+    ]
+    one = data["latency"]["1 model"]["p50_us"]
+    lat = [
+        [k, v["requests"], v["p50_us"], v["mean_us"], v["p99_us"], f"{100 * (v['p50_us'] / one - 1):+.1f}%"]
+        for k, v in data["latency"].items()
+    ]
+    return [
+        "## Many models in one predictor (`python -m bench.universe`)",
+        "",
+        "One trained bundle copied N times under different model names (metadata rewritten through the bundle",
+        "API) into a shard directory, served by one predictor process (`--model-source <dir>`, one worker);",
+        "1 model is today's single-bundle predictor. RSS of the process after all models are ready, and after",
+        "20 requests per model (warm); per additional model = (RSS warm(N) - RSS warm(1)) / (N - 1). Ready:",
+        "seconds from process start until every model's `/v2/models/<m>/ready` answers 200 (live: the server",
+        "answers at all). Latency: v2 REST, batch 1, sequential on one keep-alive connection, the 1-model and",
+        f"50-model servers up at once and measured in alternating blocks. Run {m['date']}.",
+        "",
+        table(
+            ["models", "RSS ready MiB", "RSS warm MiB", "MiB per additional model", "live s", "all ready s"],
+            rows,
+        ),
+        "",
+        table(["server, model(s) called", "requests", "p50 µs", "mean µs", "p99 µs", "p50 vs 1 model"], lat),
+        "",
+    ]
+
+
 def main() -> None:
     parts = [
         "# Benchmarks",
@@ -268,6 +308,9 @@ def main() -> None:
     one = load("one_call")
     if one:
         parts += one_call(one)
+    uni = load("universe")
+    if uni:
+        parts += universe(uni)
     parts += [
         "## Notes",
         "",

@@ -108,16 +108,19 @@ class ForecastDataPlane(DataPlane):
     the served version, and request decoding that never turns a client's mistake into a 500."""
 
     async def ready(self) -> bool:
-        return self.readiness()[0]
+        return (await self.readiness())[0]
 
-    def readiness(self) -> tuple[bool, dict[str, str]]:
-        """Ready once every model has had its first load attempt and at least one serves (one model:
-        ready when it serves); the models not serving, each with its reason. A model that cannot
-        load never takes the others out of service: it is reported here, and retried."""
-        models = forecast_models(list(self.model_registry.get_models().values()))
-        missing = {m.name: m.not_ready_reason() for m in models if not m.ready}
-        ready = len(missing) < len(models) and all(m.attempted for m in models)
-        return ready, missing
+    async def readiness(self) -> tuple[bool, dict[str, str]]:
+        """Ready once every model has had its first load attempt and at least one serves (one model,
+        ours or the transformer's: ready when it is); the models not serving, each with its reason.
+        A model that cannot load never takes the others out of service: it is reported, and retried."""
+        models = list(self.model_registry.get_models().values())
+        missing = {}
+        for model in models:
+            if not await model.healthy():
+                missing[model.name] = model.not_ready_reason() if forecast_models([model]) else "not ready"
+        settled = all(m.attempted for m in forecast_models(models))
+        return bool(models) and len(missing) < len(models) and settled, missing
 
     def metadata(self) -> dict:
         """The extensions this server really offers: the binary tensor extension (REST), not the
@@ -459,7 +462,7 @@ class ForecastRESTServer(RESTServer):
 async def server_ready(dataplane: ForecastDataPlane) -> Response:
     """kserve's `{"ready": true}`, plus the models not serving and why (`missing`); 503 naming
     them while the server is not ready."""
-    ready, missing = dataplane.readiness()
+    ready, missing = await dataplane.readiness()
     if ready:
         body = {"ready": True, **({"missing": missing} if missing else {})}
         return Response(orjson.dumps(body), media_type="application/json")

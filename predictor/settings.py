@@ -30,6 +30,12 @@ class PredictorSettings(BaseSettings):
         "(or directory's) name; a --model-source directory whose subdirectories hold bundles serves "
         "one model per subdirectory too",
     )
+    model_tag: str | None = Field(
+        None,
+        description="KEY=VALUE: serve every registered model carrying this tag, each at "
+        "--model-alias (the set is read once at start: a new model needs a restart)",
+    )
+    model_alias: str = Field("champion", description="the alias served for --model-tag models")
     tracking_uri: str | None = Field(
         None, description="MLflow tracking server (http://...) for models:/ sources"
     )

@@ -3,7 +3,8 @@
 One source (`--model-source`) is one model named `--model_name`, as always; a directory whose
 immediate subdirectories hold bundles (KServe's storage initializer lays a shard out as
 `/mnt/models/<model-name>/`) is one model per subdirectory; `--model-sources` lists sources, each
-named after its registered model (or directory). Names are decided here, once, before kserve sees
+named after its registered model (or directory); `--model-tag KEY=VALUE` serves every registered
+model carrying that tag, each at `--model-alias`. Names are decided here, once, before kserve sees
 any model, so a typo or a clash stops the process at start instead of hiding a model.
 """
 
@@ -66,9 +67,12 @@ def listed(value: str) -> list[str]:
 
 def model_sources(settings: PredictorSettings, model_name: str) -> list[ModelSource]:
     """Every model to serve, in order, each with its unique name."""
-    if settings.model_sources is not None:
-        if "model_source" in settings.model_fields_set:
-            raise SourceListError("give --model-source or --model-sources, not both")
+    given = [f for f in ("model_source", "model_sources", "model_tag") if f in settings.model_fields_set]
+    if len(given) > 1:
+        raise SourceListError("give one of --model-source, --model-sources, --model-tag")
+    if settings.model_tag is not None:
+        found = [ModelSource(name_of(s), s) for s in tagged(settings)]
+    elif settings.model_sources is not None:
         sources = listed(settings.model_sources)
         if not sources:
             raise SourceListError("--model-sources lists no source")
@@ -78,6 +82,36 @@ def model_sources(settings: PredictorSettings, model_name: str) -> list[ModelSou
     else:
         return [ModelSource(model_name, settings.model_source)]  # one model: exactly as before
     return checked(found)
+
+
+def tagged(settings: PredictorSettings) -> list[str]:
+    """`models:/<name>@<alias>` for every registered model carrying `--model-tag KEY=VALUE`, by name.
+    Read once: kserve's workers each get the model list at start, so the set is fixed per process."""
+    key, eq, value = (settings.model_tag or "").partition("=")
+    if not (eq and key):
+        raise SourceListError(f"--model-tag takes KEY=VALUE, got {settings.model_tag!r}")
+    if not settings.tracking_uri:
+        raise SourceListError("--model-tag needs --tracking-uri (the MLflow registry to ask)")
+    if "'" in value or "`" in key:
+        raise SourceListError(f"--model-tag {settings.model_tag!r}: quotes are not allowed")
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+    names, token = [], None
+    try:
+        while True:
+            page = client.search_registered_models(
+                filter_string=f"tags.`{key}` = '{value}'", max_results=200, page_token=token
+            )
+            names += [m.name for m in page]
+            token = page.token
+            if not token:
+                break
+    except Exception as exc:  # registry down or refusing: the pod restarts (Kubernetes retries)
+        raise SourceListError(f"cannot list models tagged {key}={value}: {exc}") from exc
+    if not names:
+        raise SourceListError(f"no registered model carries the tag {key}={value}")
+    return [f"models:/{name}@{settings.model_alias}" for name in sorted(names)]
 
 
 def checked(found: list[ModelSource]) -> list[ModelSource]:

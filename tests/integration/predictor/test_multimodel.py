@@ -3,8 +3,8 @@
 Three sources, one of them corrupt: the two good ones are ready and answer v2, v1 and gRPC by name;
 the corrupt one is reported not ready with the reason its load failed, by its own readiness route
 and by the server's; metrics carry each model's label; an alias move reloads one model and leaves
-the other untouched. A shard directory (KServe's storage initializer layout) serves one model per
-subdirectory, in every kserve worker.
+the other untouched; a registry tag query serves every tagged model. A shard directory (KServe's
+storage initializer layout) serves one model per subdirectory, in every kserve worker.
 """
 
 from __future__ import annotations
@@ -133,6 +133,39 @@ def test_an_alias_move_reloads_one_model_and_leaves_the_others_untouched(univers
     assert predictor.metric("forecaster_model_info", model="alpha", version="1") == 0
     assert predictor.metric("forecaster_model_info", model="beta", version="1") == 1
     assert predictor.get("/v2/models/gamma/ready").status_code == 503
+
+
+def test_a_tag_query_serves_every_tagged_model_at_its_alias(universe):
+    import subprocess
+    import sys
+
+    from mlflow import MlflowClient
+
+    from tests.conftest import REPO
+
+    tmp, mlflow_server, _ = universe
+    client = MlflowClient(mlflow_server.url, mlflow_server.url)
+    for name in ("alpha", "beta"):
+        client.set_registered_model_tag(name, "universe", "test")
+    client.create_registered_model("untagged")
+    url = mlflow_server.url
+    predictor = Predictor(tmp, "unused", None, "--model-tag", "universe=test", "--tracking-uri", url,
+                          "--cache-dir", str(tmp / "cache-tag"))  # fmt: skip
+    try:
+        predictor.wait_ready(90)
+        assert predictor.get("/v1/models").json() == {"models": ["alpha", "beta"]}
+        assert predictor.get("/v2/health/ready").json() == {"ready": True}
+        assert versions(predictor, "alpha") == ["2"] and versions(predictor, "beta") == ["1"]
+    finally:
+        predictor.stop()
+    refused = subprocess.run(
+        [sys.executable, "-m", "predictor", "--model-tag", "universe=nobody", "--tracking-uri", url],
+        cwd=REPO, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "NO_PROXY": "127.0.0.1"},
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert refused.returncode != 0
+    assert "no registered model carries the tag universe=nobody" in refused.stderr
+    assert "Traceback" not in refused.stderr
 
 
 def test_a_shard_directory_serves_one_model_per_subdirectory_in_every_worker(tmp_path):

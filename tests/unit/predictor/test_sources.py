@@ -68,9 +68,29 @@ def test_a_list_that_cannot_be_served_as_given_is_refused_by_name(listed, words)
         sources(model_sources=listed)
 
 
-def test_source_and_sources_together_are_refused():
-    with pytest.raises(SourceListError, match="not both"):
-        sources(model_source="/mnt/models", model_sources="models:/a@champion")
+@pytest.mark.parametrize(
+    "given",
+    [
+        {"model_source": "/mnt/models", "model_sources": "models:/a@champion"},
+        {"model_sources": "models:/a@champion", "model_tag": "universe=ibov"},
+    ],
+)
+def test_two_ways_of_naming_the_models_together_are_refused(given):
+    with pytest.raises(SourceListError, match="give one of"):
+        sources(**given)
+
+
+@pytest.mark.parametrize(
+    "given,words",
+    [
+        ({"model_tag": "universe", "tracking_uri": "http://127.0.0.1:9"}, "KEY=VALUE"),
+        ({"model_tag": "universe=ibov"}, "needs --tracking-uri"),
+        ({"model_tag": "u=x' or 1=1", "tracking_uri": "http://127.0.0.1:9"}, "quotes"),
+    ],
+)
+def test_a_tag_query_that_cannot_be_asked_is_refused_by_name(given, words):
+    with pytest.raises(SourceListError, match=words):
+        sources(**given)
 
 
 def test_name_of_a_directory_ignores_a_trailing_slash():
