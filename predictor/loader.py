@@ -3,7 +3,8 @@
 Each model is loaded (retried with backoff until it serves) and, for an MLflow alias, polled; all
 by one thread that walks the models in turn, so 50 models are 50 sequential registry calls per
 interval, not 50 threads calling MLflow at once. A model's failure is its own: it is retried on its
-own schedule while the others serve.
+own schedule while the others serve; a registry that fails slowly (unreachable) costs one wait per
+round, not one per model.
 """
 
 from __future__ import annotations
@@ -15,16 +16,23 @@ from dataclasses import dataclass
 from typing import Protocol
 
 IDLE_S = 60.0  # nothing scheduled: wake up now and then anyway (a model may be added)
+# A registry call that fails after this long is MLflow's client retrying an unreachable server
+# (minutes, by default): the other registry models skip that round instead of waiting as long each.
+SLOW_S = 5.0
+SKIPPED = "the MLflow registry did not answer (another model's call failed slowly); retrying"
 
 
 class Loadable(Protocol):
     name: str
 
     def try_reload(self) -> bool: ...
+    def skip(self, reason: str) -> None: ...
     @property
     def loaded(self) -> bool: ...
     @property
     def polls(self) -> bool: ...
+    @property
+    def remote(self) -> bool: ...
     @property
     def stopped(self) -> bool: ...
 
@@ -58,8 +66,18 @@ class Loader:
     def _run(self) -> None:
         while True:
             self._wake.clear()
+            stalled = False
             for entry in self._due():
-                self.step(entry)
+                if stalled and entry.model.remote:  # the registry just failed slowly: skip its turn
+                    entry.model.skip(
+                        "the MLflow registry did not answer (another model's call failed slowly)"
+                    )
+                    self.schedule(entry)
+                    continue
+                started = time.monotonic()
+                ok = self.step(entry)
+                slow = time.monotonic() - started > SLOW_S
+                stalled = stalled or (not ok and slow and entry.model.remote)
             self._wake.wait(self._sleep_s())
 
     def _due(self) -> list[Entry]:
@@ -72,14 +90,19 @@ class Loader:
             dues = [e.due for e in self._entries.values()]
         return max(0.0, min(dues) - time.monotonic()) if dues else IDLE_S
 
-    def step(self, entry: Entry) -> None:
-        """One attempt for one model, then its next turn: a retry (backoff) until it serves, then a
-        poll every interval for an alias, or never again for a directory or a pinned version."""
+    def step(self, entry: Entry) -> bool:
+        """One attempt for one model, then its next turn."""
+        if entry.model.stopped:
+            self._drop(entry.model)
+            return True
+        ok = entry.model.try_reload()
+        self.schedule(entry)
+        return ok
+
+    def schedule(self, entry: Entry) -> None:
+        """A retry (backoff) until the model serves, then a poll every interval for an alias, or
+        never again for a directory or a pinned version."""
         model = entry.model
-        if model.stopped:
-            self._drop(model)
-            return
-        model.try_reload()
         if not model.loaded:
             entry.due = time.monotonic() + entry.retry_s
             entry.retry_s = min(entry.retry_s * 2, self.retry_max)

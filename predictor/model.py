@@ -121,6 +121,11 @@ class ForecastModel(Model):
         return is_mlflow(self.source_uri) and "@" in self.source_uri
 
     @property
+    def remote(self) -> bool:
+        """Loaded from the MLflow registry (which all such models share)."""
+        return is_mlflow(self.source_uri)
+
+    @property
     def stopped(self) -> bool:
         return self._stop is None or self._stop.is_set()
 
@@ -130,6 +135,12 @@ class ForecastModel(Model):
         if self.error:
             return f"cannot load {self.source_uri}: {self.error}"
         return f"loading {self.source_uri}: no bundle has been loaded and self-tested yet"
+
+    def skip(self, reason: str) -> None:
+        """The loader passed this model's turn (its registry is unreachable): that is the reason."""
+        if self.served is None:
+            self.error = reason
+        self.attempted = True
 
     def try_reload(self) -> bool:
         """Resolve the source; if it moved, fetch, check and swap. Any failure keeps the old model."""

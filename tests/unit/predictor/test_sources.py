@@ -127,3 +127,60 @@ def test_one_loader_thread_loads_every_model_and_a_bad_one_keeps_its_reason(tmp_
     assert set(loader._entries) == {"bad"}
     for m in models:
         m.stop()
+
+
+class Remote:
+    """A registry model for the loader: `delay_s` per call, never loads."""
+
+    def __init__(self, name: str, delay_s: float) -> None:
+        self.name, self.delay_s, self.calls, self.skipped = name, delay_s, 0, []
+        self.loaded, self.polls, self.remote, self.stopped = False, True, True, False
+
+    def try_reload(self) -> bool:
+        import time
+
+        self.calls += 1
+        time.sleep(self.delay_s)
+        return False
+
+    def skip(self, reason: str) -> None:
+        self.skipped.append(reason)
+
+
+def test_a_registry_that_fails_slowly_costs_one_wait_per_round_not_one_per_model(monkeypatch):
+    import predictor.loader as loader_module
+    from predictor.loader import Entry, Loader
+
+    monkeypatch.setattr(loader_module, "SLOW_S", 0.05)
+    loader = Loader(reload_interval_s=60, retry_max_s=30)
+    models = [Remote(f"r{i}", delay_s=0.1) for i in range(5)]
+    loader._entries = {m.name: Entry(m, due=0.0) for m in models}
+    thread = __import__("threading").Thread(target=loader._run, daemon=True)
+    thread.start()
+    thread.join(0.5)  # one round, then waiting for the next retries (1 s backoff)
+    assert [m.calls for m in models] == [1, 0, 0, 0, 0]
+    assert all(m.skipped and "registry" in m.skipped[0] for m in models[1:])
+    for m in models:
+        m.stopped = True  # the loader drops them at their next turn
+
+
+def test_each_model_reaches_kserves_workers_as_its_source_and_loads_there(tmp_path):
+    """kserve pickles every model into each worker: its name and source travel, its state does not."""
+    import pickle
+
+    from predictor.model import ForecastModel
+
+    for name in ("good", "bad"):
+        write_tiny_bundle(tmp_path / name)
+    (tmp_path / "bad" / "model.onnx").write_bytes(b"corrupt")
+    settings = PredictorSettings(model_source=str(tmp_path))
+    models = [ForecastModel(s.name, settings, s.source) for s in model_sources(settings, "m")]
+    assert [m.try_reload() for m in models] == [False, True]
+    copies = pickle.loads(pickle.dumps(models))
+    assert [(c.name, c.source_uri) for c in copies] == [
+        ("bad", str(tmp_path / "bad")),
+        ("good", str(tmp_path / "good")),
+    ]
+    assert all(c.served is None and c.error is None and not c.attempted and not c.ready for c in copies)
+    assert [c.try_reload() for c in copies] == [False, True]
+    assert "sha256" in copies[0].not_ready_reason() and copies[1].ready
