@@ -8,7 +8,10 @@ storage initializer lays one out (`<dir>/<model-name>/`); the predictor serves i
 batch 1, sequential over one keep-alive connection; the 1-model and 50-model servers are up at once
 and measured in alternating blocks, so load from elsewhere on the machine hits both alike.
 
-    .venv/bin/python -m bench.universe [--bundle DIR] [--requests 3000]
+    .venv/bin/python -m bench.universe [--bundle DIR] [--requests 3000] [--mlflow]
+
+`--mlflow` adds the other delivery: the 50 copies registered in a real `mlflow server` (loopback) and
+served as `--model-sources models:/m00@champion,...`, each resolved and downloaded by the one loader.
 """
 
 from __future__ import annotations
@@ -40,11 +43,11 @@ def replicate(bundle: LoadedBundle, shard: Path, count: int) -> list[str]:
 class Server:
     """A predictor on loopback; `models` names what it serves."""
 
-    def __init__(self, source: Path, models: list[str], log: Path) -> None:
+    def __init__(self, models: list[str], log: Path, *sources: str) -> None:
         self.port, self.models = free_port(), models
         self.url = f"http://127.0.0.1:{self.port}"
-        args = [PY, "-m", "predictor", "--model_name", models[0], "--model-source", str(source),
-                "--http_port", str(self.port), "--grpc_port", str(free_port())]  # fmt: skip
+        ports = ["--http_port", str(self.port), "--grpc_port", str(free_port())]
+        args = [PY, "-m", "predictor", "--model_name", models[0], *sources, *ports]
         self.t0 = time.monotonic()
         self.proc = start(args, log=log)
 
@@ -57,6 +60,37 @@ class Server:
 
     def rss_mib(self) -> float:
         return rss_bytes(self.proc.pid) / 2**20
+
+
+def register_all(shard: Path, names: list[str], work: Path) -> tuple[object, str]:
+    """A real `mlflow server` holding every copy as a registered model at alias `champion`."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    from tests.integration.servers import MlflowServer
+
+    server = MlflowServer(work / "mlflow").wait_up()
+    client = MlflowClient(server.url, server.url)
+    mlflow.set_tracking_uri(server.url)
+    experiment = client.create_experiment("universe")
+    for name in names:
+        with mlflow.start_run(experiment_id=experiment) as run:
+            mlflow.log_artifacts(str(shard / name), "bundle")
+        client.create_registered_model(name)
+        version = client.create_model_version(name, f"runs:/{run.info.run_id}/bundle", run.info.run_id)
+        client.set_registered_model_alias(name, "champion", version.version)
+    return server, server.url
+
+
+def from_registry(names: list[str], url: str, work: Path) -> dict:
+    """Seconds until every `models:/<name>@champion` of one predictor is ready (download included)."""
+    sources = ",".join(f"models:/{n}@champion" for n in names)
+    server = Server(names, work / "predictor-mlflow.log", "--model-sources", sources,
+                    "--tracking-uri", url, "--cache-dir", str(work / "cache"))  # fmt: skip
+    try:
+        return {**server.wait(), "rss_warm_mib": server.rss_mib()}
+    finally:
+        stop(server.proc)
 
 
 def latencies(port: int, models: list[str], body: bytes, count: int) -> list[float]:
@@ -95,6 +129,7 @@ def main() -> None:
     parser.add_argument("--bundle", type=Path, help="a trained bundle (default: train one, 2 epochs)")
     parser.add_argument("--requests", type=int, default=3000, help="latency requests per server")
     parser.add_argument("--blocks", type=int, default=10, help="alternating latency blocks")
+    parser.add_argument("--mlflow", action="store_true", help="also: 50 models:/ aliases from a real MLflow")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-universe-"))
     bundle = (
@@ -111,7 +146,9 @@ def main() -> None:
         for count in COUNTS:
             names = replicate(bundle, work / f"shard{count}", count)
             source = work / f"shard{count}" / names[0] if count == 1 else work / f"shard{count}"
-            server = servers[count] = Server(source, names, work / f"predictor-{count}.log")
+            server = servers[count] = Server(
+                names, work / f"predictor-{count}.log", "--model-source", str(source)
+            )
             timing = server.wait()
             ready_rss = server.rss_mib()
             latencies(server.port, names, body, 20 * count)  # every model's session warmed up
@@ -129,6 +166,15 @@ def main() -> None:
     finally:
         for server in servers.values():
             stop(server.proc)
+    registry = None
+    if args.mlflow:
+        mlflow_server, url = register_all(work / "shard50", [f"m{i:02d}" for i in range(50)], work)
+        try:
+            registry = from_registry([f"m{i:02d}" for i in range(50)], url, work)
+        finally:
+            mlflow_server.stop()
+        print(f"50 models:/ aliases from MLflow: all ready {registry['all_ready_s']:.2f} s after start "
+              f"(live {registry['live_s']:.2f} s), RSS {registry['rss_warm_mib']:.0f} MiB")  # fmt: skip
     base = sizes[1]["rss_warm_mib"]
     per_model = {n: (s["rss_warm_mib"] - base) / (n - 1) for n, s in sizes.items() if n > 1}
     latency = {k: summary(v) for k, v in samples.items()}
@@ -141,7 +187,8 @@ def main() -> None:
     for k, v in latency.items():
         print(f"{k:<24} p50 {v['p50_us']:.0f} µs  mean {v['mean_us']:.0f} µs  p99 {v['p99_us']:.0f} µs  "
               f"(p50 {100 * (v['p50_us'] / one_p50 - 1):+.1f}% vs 1 model)")  # fmt: skip
-    print("wrote", save("universe", {"sizes": sizes, "per_model_mib": per_model, "latency": latency}))
+    payload = {"sizes": sizes, "per_model_mib": per_model, "latency": latency, "mlflow_50": registry}
+    print("wrote", save("universe", payload))
 
 
 if __name__ == "__main__":

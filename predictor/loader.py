@@ -1,10 +1,10 @@
-"""One loader thread per process for every model it serves.
+"""One loader per process for every model it serves.
 
 Each model is loaded (retried with backoff until it serves) and, for an MLflow alias, polled; all
-by one thread that walks the models in turn, so 50 models are 50 sequential registry calls per
-interval, not 50 threads calling MLflow at once. A model's failure is its own: it is retried on its
-own schedule while the others serve; a registry that fails slowly (unreachable) costs one wait per
-round, not one per model.
+by one thread that walks the models in turn, a few at a time (`--load-concurrency` calls at once),
+so 50 models are 50 registry calls per interval, not 50 threads calling MLflow at once. A model's
+failure is its own: it is retried on its own schedule while the others serve; a registry that
+fails slowly (unreachable) costs one wait per round, not one per model.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -45,8 +46,8 @@ class Entry:
 
 
 class Loader:
-    def __init__(self, reload_interval_s: float, retry_max_s: float) -> None:
-        self.interval, self.retry_max = reload_interval_s, retry_max_s
+    def __init__(self, reload_interval_s: float, retry_max_s: float, concurrency: int = 1) -> None:
+        self.interval, self.retry_max, self.concurrency = reload_interval_s, retry_max_s, concurrency
         self._entries: dict[str, Entry] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -64,21 +65,29 @@ class Loader:
         self._wake.set()
 
     def _run(self) -> None:
-        while True:
-            self._wake.clear()
-            stalled = False
-            for entry in self._due():
-                if stalled and entry.model.remote:  # the registry just failed slowly: skip its turn
-                    entry.model.skip(
-                        "the MLflow registry did not answer (another model's call failed slowly)"
-                    )
+        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="bundle-loader") as pool:
+            while True:
+                self._wake.clear()
+                self._round(pool)
+                self._wake.wait(self._sleep_s())
+
+    def _round(self, pool: ThreadPoolExecutor) -> None:
+        """Every model due, `concurrency` at a time; once the registry has failed slowly, the
+        remaining registry models skip their turn."""
+        due, stalled = self._due(), False
+        for start in range(0, len(due), self.concurrency):
+            batch = due[start : start + self.concurrency]
+            if stalled:
+                for entry in (e for e in batch if e.model.remote):
+                    entry.model.skip(SKIPPED)
                     self.schedule(entry)
-                    continue
-                started = time.monotonic()
-                ok = self.step(entry)
-                slow = time.monotonic() - started > SLOW_S
-                stalled = stalled or (not ok and slow and entry.model.remote)
-            self._wake.wait(self._sleep_s())
+                batch = [e for e in batch if not e.model.remote]
+            for entry, (ok, seconds) in zip(batch, pool.map(self._timed_step, batch), strict=True):
+                stalled = stalled or (not ok and seconds > SLOW_S and entry.model.remote)
+
+    def _timed_step(self, entry: Entry) -> tuple[bool, float]:
+        started = time.monotonic()
+        return self.step(entry), time.monotonic() - started
 
     def _due(self) -> list[Entry]:
         now = time.monotonic()
@@ -120,10 +129,10 @@ _loaders: dict[int, Loader] = {}
 _guard = threading.Lock()
 
 
-def process_loader(reload_interval_s: float, retry_max_s: float) -> Loader:
+def process_loader(reload_interval_s: float, retry_max_s: float, concurrency: int = 1) -> Loader:
     """This process's loader (kserve's workers each have their own, with their own sessions)."""
     with _guard:
         loader = _loaders.get(os.getpid())
         if loader is None:
-            loader = _loaders[os.getpid()] = Loader(reload_interval_s, retry_max_s)
+            loader = _loaders[os.getpid()] = Loader(reload_interval_s, retry_max_s, concurrency)
         return loader

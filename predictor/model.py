@@ -95,7 +95,10 @@ class ForecastModel(Model):
             return
         self._loader_pid = os.getpid()
         MODEL_READY.labels(self.name).set(0)
-        process_loader(self.settings.reload_interval_s, self.settings.load_retry_max_s).add(self)
+        settings = self.settings
+        process_loader(settings.reload_interval_s, settings.load_retry_max_s, settings.load_concurrency).add(
+            self
+        )
 
     def load(self) -> bool:
         """kserve may call this (e.g. gRPC on a not-ready model): never block, never load twice."""

@@ -56,6 +56,11 @@ class PredictorSettings(BaseSettings):
     reload_interval_s: float = Field(
         60.0, ge=0, description="poll each MLflow alias every N s; 0 disables hot reload"
     )
+    load_concurrency: PositiveInt = Field(
+        4,
+        description="models loaded or polled at once by the process's one loader (downloads overlap; "
+        "many models never mean many MLflow calls at once)",
+    )
     load_retry_max_s: float = Field(30.0, gt=0, description="longest wait between load retries")
     cache_dir: str | None = Field(None, description="where MLflow bundles are downloaded")
     quiet: bool = Field(True, description="no per-request log lines (kserve's cost ~20%)")

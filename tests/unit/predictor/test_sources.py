@@ -115,7 +115,7 @@ def test_one_loader_thread_loads_every_model_and_a_bad_one_keeps_its_reason(tmp_
     before = threading.active_count()
     for m in models:
         loader.add(m)
-    assert threading.active_count() == before + 1
+    assert threading.active_count() <= before + 2  # the loader and its one pool thread, not one per model
     deadline = time.monotonic() + 10
     while not all(m.attempted for m in models) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -184,3 +184,35 @@ def test_each_model_reaches_kserves_workers_as_its_source_and_loads_there(tmp_pa
     assert all(c.served is None and c.error is None and not c.attempted and not c.ready for c in copies)
     assert [c.try_reload() for c in copies] == [False, True]
     assert "sha256" in copies[0].not_ready_reason() and copies[1].ready
+
+
+def test_the_loader_overlaps_a_few_loads_never_more():
+    import threading
+    import time
+
+    from predictor.loader import Entry, Loader
+
+    lock, running, peak = threading.Lock(), [0], [0]
+
+    class Slow(Remote):
+        def try_reload(self) -> bool:
+            with lock:
+                running[0] += 1
+                peak[0] = max(peak[0], running[0])
+            time.sleep(0.2)
+            with lock:
+                running[0] -= 1
+            self.calls += 1
+            self.loaded = True
+            return True
+
+    models = [Slow(f"s{i}", 0) for i in range(8)]
+    loader = Loader(reload_interval_s=60, retry_max_s=30, concurrency=3)
+    loader._entries = {m.name: Entry(m, due=0.0) for m in models}
+    threading.Thread(target=loader._run, daemon=True).start()
+    deadline = time.monotonic() + 5
+    while sum(m.calls for m in models) < 8 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert [m.calls for m in models] == [1] * 8 and peak[0] == 3
+    for m in models:
+        m.stopped = True
