@@ -6,7 +6,7 @@ bundle API, so every copy is a sha256-checked bundle) into a shard directory lai
 storage initializer lays one out (`<dir>/<model-name>/`); the predictor serves it with
 `--model-source <dir>`. The one-model baseline is today's single-bundle predictor. Latency: v2 REST,
 batch 1, sequential over one keep-alive connection; the 1-model and 50-model servers are up at once
-and measured in alternating blocks, so load from elsewhere on the machine hits both alike.
+and measured in alternating blocks (order rotating), so load from elsewhere hits both alike.
 
     .venv/bin/python -m bench.universe [--bundle DIR] [--requests 3000] [--mlflow]
 
@@ -159,10 +159,11 @@ def main() -> None:
         samples: dict[str, list[float]] = {"1 model": [], "50 models, one of them": [],
                                            "50 models, round-robin": []}  # fmt: skip
         per_block = max(1, args.requests // args.blocks)
-        for _ in range(args.blocks):
-            samples["1 model"] += latencies(one.port, one.models, body, per_block)
-            samples["50 models, one of them"] += latencies(many.port, many.models[:1], body, per_block)
-            samples["50 models, round-robin"] += latencies(many.port, many.models, body, per_block)
+        runs = [("1 model", one.port, one.models), ("50 models, one of them", many.port, many.models[:1]),
+                ("50 models, round-robin", many.port, many.models)]  # fmt: skip
+        for block in range(args.blocks):  # the order rotates: no server always goes first
+            for key, port, models in runs[block % 3 :] + runs[: block % 3]:
+                samples[key] += latencies(port, models, body, per_block)
     finally:
         for server in servers.values():
             stop(server.proc)

@@ -11,4 +11,5 @@ $PY -m bench.inference
 $PY -m bench.serving
 $PY -m bench.coldstart
 $PY -m bench.one_call
+$PY -m bench.universe --mlflow
 $PY -m bench.report
