@@ -4,7 +4,7 @@ Three sources, one of them corrupt: the two good ones are ready and answer v2, v
 the corrupt one is reported not ready with the reason its load failed, by its own readiness route
 and by the server's; metrics carry each model's label; an alias move reloads one model and leaves
 the other untouched; a registry tag query serves every tagged model. A shard directory (KServe's
-storage initializer layout) serves one model per subdirectory.
+storage initializer layout) serves one model per subdirectory, in each of kserve's workers.
 """
 
 from __future__ import annotations
@@ -168,19 +168,20 @@ def test_a_tag_query_serves_every_tagged_model_at_its_alias(universe):
     assert "Traceback" not in refused.stderr
 
 
-def test_a_shard_directory_serves_one_model_per_subdirectory(tmp_path):
+def test_a_shard_directory_serves_one_model_per_subdirectory_in_every_worker(tmp_path):
     shard = tmp_path / "mnt-models"
     for name in ("petr4", "vale3"):
         write_tiny_bundle(shard / name)
     (shard / "itub4").mkdir()
     (shard / "itub4" / "metadata.json").write_text("{not json")
-    predictor = Predictor(tmp_path, "ignored", str(shard))
+    predictor = Predictor(tmp_path, "ignored", str(shard), "--workers", "2")  # models pickled into each
     try:
         predictor.wait_ready(90)
         expected = pytest.approx(expected_forecast(CLOSES).tolist(), rel=1e-5)
-        assert forecast(predictor, "petr4") == expected and forecast(predictor, "vale3") == expected
-        missing = predictor.get("/v2/health/ready").json()["missing"]
-        assert list(missing) == ["itub4"] and "metadata.json" in missing["itub4"]
+        for _ in range(6):  # fresh connections (requests opens one per call): both workers answer
+            assert forecast(predictor, "petr4") == expected and forecast(predictor, "vale3") == expected
+            missing = predictor.get("/v2/health/ready").json()["missing"]
+            assert list(missing) == ["itub4"] and "metadata.json" in missing["itub4"]
         assert predictor.get("/v1/timeseries/models").json() == ["itub4", "petr4", "vale3"]
         assert predictor.get("/v2/models/ignored/ready").status_code == 404
         assert predictor.get("/v2/models/itub4/ready").status_code == 503
