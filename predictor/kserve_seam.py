@@ -85,8 +85,10 @@ class NotReadyError(ModelNotReady):
     """kserve's ModelNotReady plus the `.reason` its gRPC interceptor reads (without it a not-ready
     model reaches gRPC clients as UNKNOWN "no attribute 'reason'" instead of UNAVAILABLE)."""
 
-    def __init__(self, model_name: str) -> None:
-        super().__init__(model_name, "No bundle has been loaded and self-tested yet.")
+    PENDING = "No bundle has been loaded and self-tested yet."
+
+    def __init__(self, model_name: str, detail: str = PENDING) -> None:
+        super().__init__(model_name, detail)
         self.reason = self.error_msg
 
 
@@ -106,8 +108,19 @@ class ForecastDataPlane(DataPlane):
     the served version, and request decoding that never turns a client's mistake into a 500."""
 
     async def ready(self) -> bool:
+        return (await self.readiness())[0]
+
+    async def readiness(self) -> tuple[bool, dict[str, str]]:
+        """Ready once every model has had its first load attempt and at least one serves (one model,
+        ours or the transformer's: ready when it is); the models not serving, each with its reason.
+        A model that cannot load never takes the others out of service: it is reported, and retried."""
         models = list(self.model_registry.get_models().values())
-        return bool(models) and all([await m.healthy() for m in models])
+        missing = {}
+        for model in models:
+            if not await model.healthy():
+                missing[model.name] = model.not_ready_reason() if forecast_models([model]) else "not ready"
+        settled = all(m.attempted for m in forecast_models(models))
+        return bool(models) and len(missing) < len(models) and settled, missing
 
     def metadata(self) -> dict:
         """The extensions this server really offers: the binary tensor extension (REST), not the
@@ -404,9 +417,11 @@ class ForecastRESTServer(RESTServer):
         self.config.limit_concurrency = settings.max_connections  # beyond it: 503 and close
 
     def _register_endpoints(self, app) -> None:
-        """kserve's endpoints, behind ours for its v2 model routes: registered first, so they are
-        the ones matched (kserve's stay in the OpenAPI document, with the same parameters)."""
+        """kserve's endpoints, behind ours for its v2 model routes and server readiness: registered
+        first, so they are the ones matched (kserve's stay in the OpenAPI document)."""
         v2 = ForecastV2Endpoints(self.dataplane, self.model_repository_extension)
+        app.add_api_route("/v2/health/ready", functools.partial(server_ready, self.dataplane),
+                          methods=["GET"], response_model=None, include_in_schema=False)  # fmt: skip
         for suffix, handler, method in MODEL_ROUTES:
             for prefix in ("/v2/models/{model_name}", "/v2/models/{model_name}/versions/{model_version}"):
                 app.add_api_route(prefix + suffix, _versioned(getattr(v2, handler), self.dataplane),
@@ -450,6 +465,18 @@ class ForecastRESTServer(RESTServer):
             model.start_loading()  # this worker's own session and loader
 
 
+async def server_ready(dataplane: ForecastDataPlane) -> Response:
+    """kserve's `{"ready": true}`, plus the models not serving and why (`missing`); 503 naming
+    them while the server is not ready."""
+    ready, missing = await dataplane.readiness()
+    if ready:
+        body = {"ready": True, **({"missing": missing} if missing else {})}
+        return Response(orjson.dumps(body), media_type="application/json")
+    names = "; ".join(f"{name}: {reason}" for name, reason in missing.items()) or "no model registered"
+    body = {"error": f"Server is not ready. Not serving: {names}", "ready": False, "missing": missing}
+    return Response(orjson.dumps(body), status_code=503, media_type="application/json")
+
+
 class ForecastV2Endpoints(V2Endpoints):
     """kserve's v2 endpoints; its infer handler (as of KSERVE_VERSION) writes a JSON answer once.
 
@@ -457,6 +484,17 @@ class ForecastV2Endpoints(V2Endpoints):
     again, and the predictor then dumped it a third time to drop null fields: the same bytes come
     from the encoded dict itself (`json_answer`), without the two model round trips.
     """
+
+    async def model_ready(self, model_name: str, model_version: str | None = None):
+        """kserve's answer; a forecast model not ready says why (its last load failure)."""
+        if not await self.dataplane.model_ready(model_name):  # ModelNotFound
+            raise self.not_ready(model_name)
+        return await super().model_ready(model_name, model_version)
+
+    def not_ready(self, model_name: str) -> ModelNotReady:
+        model = self.dataplane.get_model_from_registry(model_name)
+        reason = model.not_ready_reason() if forecast_models([model]) else None
+        return NotReadyError(model_name, reason) if reason else ModelNotReady(model_name)
 
     async def infer(
         self,
@@ -469,7 +507,7 @@ class ForecastV2Endpoints(V2Endpoints):
         if model_version:  # unreachable behind `_versioned`, which pops it; kserve's answer
             raise NotImplementedError("Model versioning not supported yet.")
         if not await self.dataplane.model_ready(model_name, True):
-            raise ModelNotReady(model_name)
+            raise self.not_ready(model_name)
         headers = dict(raw_request.headers)
         request, _ = self.dataplane.decode(request_body, headers, PredictorProtocol.REST_V2.value, model_name)
         response, response_headers = await self.dataplane.infer(model_name, request, headers)
@@ -554,21 +592,28 @@ def quiet_log_config(directory: str) -> str:
 
 
 def serve(argv: list[str]) -> None:
-    """Check the kserve version, parse, assemble kserve's ModelServer around one model, run."""
+    """Check the kserve version, parse, assemble kserve's ModelServer around its models, run."""
     check_version()
     args, settings = parse(argv)
     if settings.quiet:  # ModelServer reads these module-level args when it configures logging
         model_server.args.log_config_file = quiet_log_config(tempfile.mkdtemp(prefix="forecaster-"))
         model_server.args.enable_latency_logging = False
     from predictor.model import ForecastModel
+    from predictor.sources import SourceListError, model_sources
 
     model_server.RESTServer = ForecastRESTServer
     multiprocess_server.RESTServer = ForecastRESTServer
     model_server.GRPCServer = ForecastGRPCServer
-    model = ForecastModel(args.model_name, settings)
+    try:
+        sources = model_sources(settings, args.model_name)
+    except SourceListError as exc:
+        raise SystemExit(f"python -m predictor: {exc}") from None
+    models = [ForecastModel(m.name, settings, m.source) for m in sources]
     server = ModelServer(enable_latency_logging=model_server.args.enable_latency_logging)
     server.dataplane = ForecastDataPlane(model_registry=server.registered_models)
     server.model_repository_extension = LockedRepository(server.registered_models)
-    server.register_model(model)  # not ready yet: live at once, ready after the self-test
-    model.start_loading()  # this process (gRPC, and REST with one worker)
+    for model in models:  # kserve's repository routes by name; each is ready after its self-test
+        server.register_model(model)
+    for model in models:
+        model.start_loading()  # this process's loader (gRPC, and REST with one worker)
     server.start([])

@@ -1,4 +1,8 @@
-"""The kserve Model: serves one checked bundle, loads in the background, hot-swaps on alias moves."""
+"""The kserve Model: serves one checked bundle, loads in the background, hot-swaps on alias moves.
+
+One per served model (a process may serve many: predictor.sources); the process's one loader
+thread (predictor.loader) loads and polls them all.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from bundle.outputs import Output, input_metadata, outputs
 from bundle.source import BundleSource, ModelRef, is_mlflow
 from predictor import codecs
 from predictor.kserve_seam import NotReadyError
+from predictor.loader import process_loader
 from predictor.metrics import (
     INFERENCE_LATENCY,
     MODEL_INFO,
@@ -60,11 +65,14 @@ class Decoded:
 
 
 class ForecastModel(Model):
-    def __init__(self, name: str, settings: PredictorSettings) -> None:
+    def __init__(self, name: str, settings: PredictorSettings, source: str | None = None) -> None:
         super().__init__(name)
         self.settings = settings
-        self.source = BundleSource(settings.model_source, settings.tracking_uri, settings.cache_dir)
+        self.source_uri = source or settings.model_source
+        self.source = BundleSource(self.source_uri, settings.tracking_uri, settings.cache_dir)
         self.served: Served | None = None
+        self.error: str | None = None  # why the last load failed, while nothing is served
+        self.attempted = False  # the first load attempt is over (served, or failed with `error`)
         self._failed: set[str] = set()
         self._loader_pid: int | None = None
         self._stop = threading.Event()
@@ -73,7 +81,8 @@ class ForecastModel(Model):
     def __getstate__(self) -> dict:
         """kserve pickles the model into each worker: ship settings only; each worker loads."""
         state = self.__dict__.copy()
-        state.update(served=None, ready=False, _loader_pid=None, _stop=None, _failed=set())
+        state.update(served=None, ready=False, _loader_pid=None, _stop=None, _failed=set(),
+                     error=None, attempted=False)  # fmt: skip
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -81,12 +90,15 @@ class ForecastModel(Model):
         self._stop = threading.Event()
 
     def start_loading(self) -> None:
-        """Start this process's loader thread once (live at once, ready after a self-test)."""
+        """Hand this model to this process's loader once (live at once, ready after a self-test)."""
         if self._loader_pid == os.getpid():
             return
         self._loader_pid = os.getpid()
         MODEL_READY.labels(self.name).set(0)
-        threading.Thread(target=self._loader, name="bundle-loader", daemon=True).start()
+        settings = self.settings
+        process_loader(settings.reload_interval_s, settings.load_retry_max_s, settings.load_concurrency).add(
+            self
+        )
 
     def load(self) -> bool:
         """kserve may call this (e.g. gRPC on a not-ready model): never block, never load twice."""
@@ -101,26 +113,53 @@ class ForecastModel(Model):
             self._stop.set()
         self.ready = False
 
-    def _loader(self) -> None:
-        delay = 1.0
-        while not self._stop.is_set() and self.served is None:
-            if not self.try_reload():
-                self._stop.wait(delay)
-                delay = min(delay * 2, self.settings.load_retry_max_s)
-        interval = self.settings.reload_interval_s
-        if not (is_mlflow(self.settings.model_source) and interval > 0):
-            return
-        while not self._stop.wait(interval):
-            self.try_reload()
+    # What the loader asks.
+    @property
+    def loaded(self) -> bool:
+        return self.served is not None
+
+    @property
+    def polls(self) -> bool:
+        """An alias can move; a directory or a pinned version cannot."""
+        return is_mlflow(self.source_uri) and "@" in self.source_uri
+
+    @property
+    def remote(self) -> bool:
+        """Loaded from the MLflow registry (which all such models share)."""
+        return is_mlflow(self.source_uri)
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop is None or self._stop.is_set()
+
+    def not_ready_reason(self) -> str:
+        if self.served is not None:
+            return ""
+        if self.error:
+            return f"cannot load {self.source_uri}: {self.error}"
+        return f"loading {self.source_uri}: no bundle has been loaded and self-tested yet"
+
+    def skip(self, reason: str) -> None:
+        """The loader passed this model's turn (its registry is unreachable): that is the reason."""
+        if self.served is None:
+            self.error = reason
+        self.attempted = True
 
     def try_reload(self) -> bool:
         """Resolve the source; if it moved, fetch, check and swap. Any failure keeps the old model."""
+        try:
+            return self._reload()
+        finally:
+            self.attempted = True
+
+    def _reload(self) -> bool:
         try:
             ref = self.source.resolve()
         except Exception as exc:  # registry down, alias gone: keep serving
             if self.served is None:
                 RELOADS.labels(self.name, "failure").inc()
-            self._log_failure(exc, "cannot resolve %s", self.settings.model_source)
+                self.error = _reason(exc)
+            self._log_failure(exc, "%s: cannot resolve %s", self.name, self.source_uri)
             return False
         if self.served is not None and ref.version == self.served.version:
             return True
@@ -132,9 +171,12 @@ class ForecastModel(Model):
             RELOADS.labels(self.name, "failure").inc()
             if self.served is not None:  # a bad new version: remember it, keep the old
                 self._failed.add(ref.version)
-            self._log_failure(exc, "cannot load version %s; still serving %s", ref.version,
+            else:
+                self.error = _reason(exc)
+            self._log_failure(exc, "%s: cannot load version %s; still serving %s", self.name, ref.version,
                               self.served.version if self.served else "nothing")  # fmt: skip
             return False
+        self.error = None
         return True
 
     @staticmethod
@@ -170,7 +212,7 @@ class ForecastModel(Model):
         """The model serving now (one snapshot per request), or ModelNotReady."""
         served = self.served
         if served is None:
-            raise NotReadyError(self.name)
+            raise NotReadyError(self.name, self.not_ready_reason())
         return served
 
     @property
@@ -212,3 +254,9 @@ class ForecastModel(Model):
                 result, payload.outputs, self.name, payload.request_id, served.version, payload.binary
             )
         return codecs.encode_v1(result, payload.outputs)
+
+
+def _reason(exc: Exception) -> str:
+    """A failure as one line for readiness answers (a model's own words, never a traceback)."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:300]}"

@@ -23,6 +23,19 @@ class PredictorSettings(BaseSettings):
         description="bundle directory (KServe's storage initializer puts it at /mnt/models) "
         "or an MLflow URI models:/<name>@<alias> (or models:/<name>/<version>)",
     )
+    model_sources: str | None = Field(
+        None,
+        description="several models in one process: comma-separated sources (models:/<name>@<alias>, "
+        "models:/<name>/<version> or bundle directories), each served under its registered model's "
+        "(or directory's) name; a --model-source directory whose subdirectories hold bundles serves "
+        "one model per subdirectory too",
+    )
+    model_tag: str | None = Field(
+        None,
+        description="KEY=VALUE: serve every registered model carrying this tag, each at "
+        "--model-alias (the set is read once at start: a new model needs a restart)",
+    )
+    model_alias: str = Field("champion", description="the alias served for --model-tag models")
     tracking_uri: str | None = Field(
         None, description="MLflow tracking server (http://...) for models:/ sources"
     )
@@ -41,7 +54,12 @@ class PredictorSettings(BaseSettings):
         1000, description="connections served at once; requests beyond are answered 503 and closed"
     )
     reload_interval_s: float = Field(
-        60.0, ge=0, description="poll the MLflow alias every N s; 0 disables hot reload"
+        60.0, ge=0, description="poll each MLflow alias every N s; 0 disables hot reload"
+    )
+    load_concurrency: PositiveInt = Field(
+        4,
+        description="models loaded or polled at once by the process's one loader (downloads overlap; "
+        "many models never mean many MLflow calls at once)",
     )
     load_retry_max_s: float = Field(30.0, gt=0, description="longest wait between load retries")
     cache_dir: str | None = Field(None, description="where MLflow bundles are downloaded")

@@ -11,5 +11,6 @@ $PY -m bench.inference
 $PY -m bench.serving
 $PY -m bench.coldstart
 $PY -m bench.one_call
+$PY -m bench.universe --mlflow
 $PY -m bench.train_universe --last 1500 --max-epochs 2 --patience 1
 $PY -m bench.report

@@ -80,10 +80,14 @@ class Process:
 
 
 class Predictor(Process):
-    def __init__(self, tmp: Path, name: str, source: str, *extra: str, env: dict | None = None) -> None:
+    def __init__(
+        self, tmp: Path, name: str, source: str | None, *extra: str, env: dict | None = None
+    ) -> None:
+        """`source` None: no --model-source (the models come from `extra`, e.g. --model-sources)."""
         self.name, self.http, self.grpc = name, free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.http}"
-        args = [sys.executable, "-m", "predictor", "--model_name", name, "--model-source", source,
+        sources = ["--model-source", source] if source is not None else []
+        args = [sys.executable, "-m", "predictor", "--model_name", name, *sources,
                 "--http_port", str(self.http), "--grpc_port", str(self.grpc), *extra]  # fmt: skip
         super().__init__(args, tmp / f"predictor-{self.http}.log", env)
 
