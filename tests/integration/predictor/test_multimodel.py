@@ -27,13 +27,7 @@ def register(url: str, name: str, bundle_dir: Path, alias: str | None = "champio
     """Log and register `bundle_dir` as a version of registered model `name`."""
     from mlflow import MlflowClient
 
-    import tests.integration.storage.test_fetch as fetch
-
-    original, fetch.NAME = fetch.NAME, name
-    try:
-        version = log_version(url, bundle_dir)
-    finally:
-        fetch.NAME = original
+    version = log_version(url, bundle_dir, name)
     if alias:
         MlflowClient(url, url).set_registered_model_alias(name, alias, version)
     return version
