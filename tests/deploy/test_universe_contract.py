@@ -6,6 +6,7 @@ ticker at that position, under the model name the InferenceService shard serves.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -86,3 +87,54 @@ def test_universe_jobs_pin_nothing(mode):
         assert "kube-api-access" not in {v["name"] for v in pod["volumes"]}
     (role,) = [d for (kind, name), d in docs.items() if kind == "Role" and name.endswith("-rollout")]
     assert not any(n.startswith("ibov-") for rule in role["rules"] for n in rule["resourceNames"])
+
+
+def shard_models() -> dict[str, list[str]]:
+    """What each shard must serve: the universe's tickers in order, `shardSize` at a time."""
+    tickers, size = UNIVERSE["tickers"], UNIVERSE["shardSize"]
+    return {
+        f"ibov-{i}": [model_name_for(t) for t in tickers[start : start + size]]
+        for i, start in enumerate(range(0, len(tickers), size))
+    }
+
+
+def served_names(args: list[str], root: Path) -> list[str]:
+    """The names the predictor would serve with these args (its own parser and source listing)."""
+    from predictor.kserve_seam import parse
+    from predictor.sources import model_sources
+
+    env = {"FORECASTER_TRACKING_URI": TRACKING}
+    args = [a.replace("/mnt/models", str(root)) for a in expand(args, env)]
+    kserve_args, settings = parse(args)
+    return [m.name for m in model_sources(settings, kserve_args.model_name)]
+
+
+@pytest.mark.parametrize("delivery", ["storageUri", "mlflow"])
+def test_each_shard_serves_its_tickers_models(delivery, tmp_path):
+    """storageUri: the storage initializer's parser reads the shard's URI and lays the models out
+    as /mnt/models/<name>/, which the predictor lists back under the same names; mlflow: the
+    predictor's --model-sources names them. Either way a shard serves exactly its tickers' models."""
+    from bundle.fetch import parse_sources
+    from bundle.io import METADATA_FILE
+
+    values = {**universe_values("Standard"), "predictor": {"delivery": delivery}}
+    shards = {
+        d["metadata"]["name"]: d["spec"]["predictor"]["model"]
+        for d in render_docs(values)
+        if d["kind"] == "InferenceService" and d["metadata"]["name"].startswith("ibov-")
+    }
+    assert set(shards) == set(shard_models())
+    for name, model in shards.items():
+        expected = shard_models()[name]
+        root = tmp_path / name
+        root.mkdir()
+        if delivery == "storageUri":
+            fetched = [uri.name for uri in parse_sources(model["storageUri"])]
+            assert fetched == expected
+            if len(fetched) > 1:  # a shard: one directory per model (a single one is the root)
+                for fetched_name in fetched:
+                    (root / fetched_name).mkdir()
+                    (root / fetched_name / METADATA_FILE).write_text("{}")
+        else:
+            assert "storageUri" not in model
+        assert sorted(served_names(model["args"], root)) == sorted(expected)
