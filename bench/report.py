@@ -363,9 +363,9 @@ def main() -> None:
     one = load("one_call")
     if one:
         parts += one_call(one)
-    universe = load("train_universe")
-    if universe:
-        parts += train_universe(universe)
+    trained = load("train_universe")
+    if trained:
+        parts += train_universe(trained)
     uni = load("universe")
     if uni:
         parts += universe(uni)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from urllib.parse import urlsplit
 
 import aiohttp
 import numpy as np
@@ -18,6 +19,7 @@ from kserve.constants.constants import INFERENCE_CONTENT_LENGTH_HEADER
 from kserve.protocol.infer_type import InferRequest, InferResponse
 
 from bundle.outputs import INPUT_NAME
+from transformer.wire import KeepAliveClient, WireError
 
 FORWARDED = ("x-request-id", "x-b3-traceid")  # tracing headers kserve forwards too
 
@@ -55,8 +57,9 @@ def unreachable(exc: Exception, url: str) -> UpstreamError:
 
 
 class PredictorClient:
-    """aiohttp (a kserve dependency): a third of httpx's CPU per call, which is most of what the
-    transformer adds to a request (bench/one_call.py)."""
+    """aiohttp (a kserve dependency; a third of httpx's CPU per call) for metadata, relays and
+    https; the cached one call's request on transformer.wire's lean keep-alive connections over
+    plain http, a third of aiohttp's CPU again (BENCHMARKS.md, one-call run 3)."""
 
     def __init__(
         self, base_url: str, model: str, token: str | None, timeout_s: float, retries: int, ttl_s: float
@@ -66,6 +69,9 @@ class PredictorClient:
         self.auth = {"authorization": f"Bearer {token}"} if token else {}
         self._session: aiohttp.ClientSession | None = None
         self._window: tuple[float, int, str | None] | None = None  # (expires, window, version)
+        # The one call's request on lean keep-alive connections (plain http; https stays on aiohttp).
+        self._wire = KeepAliveClient(base_url, timeout_s) if base_url.startswith("http://") else None
+        self._infer_path = urlsplit(self.model_url).path + "/infer"
 
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:  # made in the server's event loop
@@ -119,7 +125,10 @@ class PredictorClient:
         tensor = {"name": INPUT_NAME, "shape": [1, len(closes)], "datatype": "FP64", "data": rows}
         body = orjson.dumps({"id": uuid.uuid4().hex, "inputs": [tensor]})
         sent = self._sent(headers) | {"content-type": "application/json"}
-        status, _, content = await self._call("POST", f"{self.model_url}/infer", body, sent)
+        if self._wire is None:
+            status, _, content = await self._call("POST", f"{self.model_url}/infer", body, sent)
+        else:
+            status, content = await self._lean_post(body, sent)
         if status != 200:
             if status == 400:
                 self._window = None
@@ -131,6 +140,20 @@ class PredictorClient:
         except Exception as exc:  # a malformed answer is the predictor's failure, never a crash here
             raise UpstreamError(502, f"the predictor's answer cannot be read: {exc}") from exc
         return values, version if isinstance(version, str) else None
+
+    async def _lean_post(self, body: bytes, headers: dict) -> tuple[int, bytes]:
+        """`_call`'s contract on the lean client: transport failures retried, then 503."""
+        url = f"{self.model_url}/infer"
+        for attempt in range(self.retries + 1):
+            try:
+                status, _, content = await self._wire.post(self._infer_path, body, headers)
+                return status, content
+            except WireError as exc:
+                if attempt == self.retries:
+                    raise unreachable(exc, url) from exc
+            except TimeoutError as exc:
+                raise unreachable(exc, url) from exc
+        raise AssertionError("unreachable")  # the loop returns or raises
 
     async def infer(
         self, request: InferRequest, headers: dict | None, relayed: bool = False

@@ -1,0 +1,136 @@
+"""The lean keep-alive client (transformer/wire.py) against a real asyncio server on loopback whose
+answers are scripted per request: reuse, a server closing an idle connection, chunked bodies,
+refused connections, malformed answers and timeouts."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from transformer.wire import KeepAliveClient, WireError
+
+
+class Scripted:
+    """Serves each request with the next answer of `script`: bytes to send, then maybe close."""
+
+    def __init__(self, script: list[tuple[bytes, bool]]) -> None:
+        self.script, self.connections, self.requests = list(script), 0, []
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while self.script:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next(
+                    int(line.split(b":")[1])
+                    for line in head.split(b"\r\n")
+                    if line.startswith(b"content-length")
+                )
+                self.requests.append(head + await reader.readexactly(length))
+                answer, close = self.script.pop(0)
+                writer.write(answer)
+                await writer.drain()
+                if close:
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        writer.close()
+
+
+def ok(body: bytes, extra: str = "") -> bytes:
+    return f"HTTP/1.1 200 OK\r\ncontent-length: {len(body)}\r\n{extra}\r\n".encode() + body
+
+
+async def serve(script):
+    server_state = Scripted(script)
+    server = await asyncio.start_server(server_state.handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    return server, server_state, KeepAliveClient(f"http://127.0.0.1:{port}", timeout_s=2)
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_one_connection_serves_consecutive_requests_with_the_request_written_out():
+    async def scenario():
+        server, state, client = await serve([(ok(b'{"a":1}'), False), (ok(b'{"b":2}'), False)])
+        async with server:
+            first = await client.post("/v2/models/m/infer", b'{"x":1}', {"authorization": "Bearer t"})
+            second = await client.post("/v2/models/m/infer", b"{}", {})
+        return first, second, state
+
+    first, second, state = run(scenario())
+    assert first == (200, {"content-length": "7"}, b'{"a":1}') and second[2] == b'{"b":2}'
+    assert state.connections == 1
+    head, _, body = state.requests[0].partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    assert lines[0] == b"POST /v2/models/m/infer HTTP/1.1" and body == b'{"x":1}'
+    assert b"authorization: Bearer t" in lines and b"content-length: 7" in lines
+
+
+def test_an_idle_connection_the_server_closed_is_retried_on_a_fresh_one():
+    async def scenario():
+        server, state, client = await serve([(ok(b"1"), True), (ok(b"2"), False)])
+        async with server:
+            await client.post("/p", b"", {})
+            await asyncio.sleep(0.05)  # the server has closed the kept-alive connection
+            answer = await client.post("/p", b"", {})
+        return answer, state
+
+    answer, state = run(scenario())
+    assert answer[2] == b"2" and state.connections == 2
+
+
+def test_connection_close_and_chunked_answers():
+    chunked = (
+        b"HTTP/1.1 503 Service Unavailable\r\ntransfer-encoding: chunked\r\n\r\n"
+        b"4\r\nnot \r\n5\r\nready\r\n0\r\n\r\n"
+    )
+
+    async def scenario():
+        server, state, client = await serve([(ok(b"x", "connection: close\r\n"), True), (chunked, False)])
+        async with server:
+            first = await client.post("/p", b"", {})
+            second = await client.post("/p", b"", {})
+        return first, second, state
+
+    first, second, state = run(scenario())
+    assert first[2] == b"x" and (second[0], second[2]) == (503, b"not ready")
+    assert state.connections == 2  # `connection: close` was honoured, not retried
+
+
+def test_refused_and_malformed_answers_are_wire_errors():
+    async def scenario():
+        server, _, client = await serve([(b"garbage\r\n\r\n", True)])
+        async with server:
+            with pytest.raises(WireError, match=r"not an HTTP/1\.1 status line"):
+                await client.post("/p", b"", {})
+        server.close()
+        await server.wait_closed()
+        with pytest.raises(WireError, match="cannot connect"):
+            await client.post("/p", b"", {})
+
+    run(scenario())
+
+
+def test_a_silent_server_times_out_and_its_connection_is_not_reused():
+    async def scenario():
+        async def silent(reader, writer):
+            await asyncio.sleep(5)
+
+        server = await asyncio.start_server(silent, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        client = KeepAliveClient(f"http://127.0.0.1:{port}", timeout_s=0.2)
+        async with server:
+            with pytest.raises(TimeoutError):
+                await client.post("/p", b"", {})
+            assert client._idle == []
+
+    run(scenario())
+
+
+def test_only_plain_http():
+    with pytest.raises(ValueError, match="plain http"):
+        KeepAliveClient("https://predictor:443", timeout_s=1)
