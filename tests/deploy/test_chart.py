@@ -357,7 +357,7 @@ def test_monitor_render():
         "--port": "9090",
     }
     env = {e["name"]: e for e in container["env"]}
-    assert env["FORECASTER_TRACKING_URI"]["valueFrom"]["configMapKeyRef"]["key"] == "tracking-uri"
+    assert env["FORECASTER_TRACKING_URI"]["valueFrom"]["configMapKeyRef"]["key"] == "read-only-tracking-uri"
     assert env["HOME"]["value"] == "/tmp"
     assert container["ports"] == [{"name": "metrics", "containerPort": 9090, "protocol": "TCP"}]
     assert container["livenessProbe"]["httpGet"] == {"path": "/metrics", "port": "metrics"}
@@ -395,23 +395,21 @@ def test_monitor_render():
     assert scrape == {"from": prometheus, "ports": [{"protocol": "TCP", "port": 8080}]}
     assert {"namespaceSelector": {}} not in clients["from"] and clients["from"]
     assert policy["ingress"] == [{"from": prometheus, "ports": [{"protocol": "TCP", "port": 9090}]}]
-    # MLflow: this release's training, predictor and monitor pods only.
-    (mlflow_in,) = policies["petr4-forecaster-mlflow"]["spec"]["ingress"]
-    (peer,) = mlflow_in["from"]
-    assert peer == {
+    # MLflow: its own port from this release's training pods only, the read-only port from its
+    # predictor and monitor pods only (tests/deploy/test_readonly_chart.py checks the split).
+    writers, readers = policies["petr4-forecaster-mlflow"]["spec"]["ingress"]
+    assert writers["ports"] == [{"protocol": "TCP", "port": 5000}]
+    assert readers["ports"] == [{"protocol": "TCP", "port": 5001}]
+    assert readers["from"] == [{
         "podSelector": {
             "matchExpressions": [
                 {"key": "app.kubernetes.io/instance", "operator": "In", "values": ["petr4-forecaster"]},
-                {
-                    "key": "app.kubernetes.io/component",
-                    "operator": "In",
-                    "values": ["training", "predictor", "monitor"],
-                },
+                {"key": "app.kubernetes.io/component", "operator": "In", "values": ["predictor", "monitor"]},
             ]
         }
-    }
+    }]  # fmt: skip
     egress_ports = {(p["protocol"], p["port"]) for rule in policy["egress"] for p in rule["ports"]}
-    assert egress_ports == {("TCP", 5000), ("UDP", 53), ("TCP", 53), ("TCP", 443)}
+    assert egress_ports == {("TCP", 5001), ("UDP", 53), ("TCP", 53), ("TCP", 443)}
 
 
 def test_retrainer_render():

@@ -48,7 +48,8 @@ def test_long_lived_pods_run_torch_free_images():
             }
     registry = "registry.example.org/ml"
     assert images == {
-        "mlflow": {f"{registry}/petr4-forecaster-mlflow:0.1.0"},
+        # mlflow server, and its read-only port (python -m registry_readonly, stdlib only)
+        "mlflow": {f"{registry}/petr4-forecaster-mlflow:0.1.0", f"{registry}/petr4-forecaster-serve:0.1.0"},
         "monitor": {f"{registry}/petr4-forecaster-monitor:0.1.0"},
         "retrainer": {f"{registry}/petr4-forecaster-serve:0.1.0"},
         # training, then the torch-free `python -m rollout pin` (templates/rollout/)

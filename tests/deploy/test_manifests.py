@@ -162,3 +162,8 @@ def test_overlays_differ_only_where_meant():
     }
     config = external["ConfigMap", "petr4-forecaster-config"]
     assert config["data"]["tracking-uri"] == "https://mlflow.example.org"
+    assert config["data"]["read-only-tracking-uri"] == "https://mlflow.example.org"  # no proxy there
+    assert (
+        external["ConfigMap", "petr4-forecaster-storage"]["data"]["tracking-uri"]
+        == "https://mlflow.example.org"
+    )

@@ -5,7 +5,8 @@ templates/monitor/, the Alertmanager webhook receiver in templates/retrainer/, .
     petr4.labels / petr4.selectorLabels (dict "ctx" $ "component" "<component>")
     petr4.serviceAccount (its ServiceAccount, plus a Role only when it is given rules)
     petr4.podSecurityContext / petr4.containerSecurityContext / petr4.tmpVolume
-    petr4.mlflowClientEnv (if it talks to MLflow) and petr4.egressDns / petr4.egressMlflow
+    petr4.mlflowClientEnv / petr4.mlflowReaderEnv (if it writes to / reads MLflow) and petr4.egressDns /
+    petr4.egressMlflow / petr4.egressMlflowReader
   a block in values.yaml and in values.schema.json (additionalProperties false). Then run
   scripts/render-manifests.py: the kustomize base picks every template up by itself.
 */}}
@@ -97,7 +98,8 @@ helm.sh/chart: {{ printf "%s-%s" .ctx.Chart.Name .ctx.Chart.Version | replace "+
 {{- default (include "petr4.componentName" (dict "ctx" . "component" "retrainer-token")) .Values.retrainer.tokenSecret.name }}
 {{- end }}
 
-{{/* The tracking URI every client uses (in-cluster service, or the external one). */}}
+{{/* The tracking URI of the writers: training and its rollout pin (in-cluster MLflow's own port,
+or the external server). */}}
 {{- define "petr4.trackingUri" -}}
 {{- if .Values.mlflow.enabled }}
 {{- printf "http://%s:%v" (include "petr4.componentName" (dict "ctx" . "component" "mlflow")) .Values.mlflow.port }}
@@ -106,25 +108,46 @@ helm.sh/chart: {{ printf "%s-%s" .ctx.Chart.Name .ctx.Chart.Version | replace "+
 {{- end }}
 {{- end }}
 
+{{/* The tracking URI of the readers (predictors, storage initializer, monitors): the read-only
+sidecar's port (GET and HEAD only), or the external server's (externalReadOnlyUri, else externalUri). */}}
+{{- define "petr4.readOnlyTrackingUri" -}}
+{{- if .Values.mlflow.enabled }}
+{{- printf "http://%s:%v" (include "petr4.componentName" (dict "ctx" . "component" "mlflow")) .Values.mlflow.readOnlyPort }}
+{{- else }}
+{{- default (include "petr4.trackingUri" .) .Values.mlflow.externalReadOnlyUri }}
+{{- end }}
+{{- end }}
+
 {{/* Environment every MLflow client container gets: the URI from the config ConfigMap (so a
-kustomize overlay swaps it in one place) and the optional auth Secret, referenced by name. */}}
+kustomize overlay swaps it in one place) and the optional auth Secret, referenced by name.
+petr4.mlflowClientEnv is the writers' (tracking-uri), petr4.mlflowReaderEnv the readers'
+(read-only-tracking-uri); both set FORECASTER_TRACKING_URI. */}}
 {{- define "petr4.mlflowClientEnv" -}}
+{{- include "petr4.mlflowEnv" (dict "ctx" . "key" "tracking-uri") }}
+{{- end }}
+
+{{- define "petr4.mlflowReaderEnv" -}}
+{{- include "petr4.mlflowEnv" (dict "ctx" . "key" "read-only-tracking-uri") }}
+{{- end }}
+
+{{- define "petr4.mlflowEnv" -}}
+{{- $ctx := .ctx -}}
 - name: FORECASTER_TRACKING_URI
   valueFrom:
     configMapKeyRef:
-      name: {{ include "petr4.componentName" (dict "ctx" . "component" "config") }}
-      key: tracking-uri
-{{- with .Values.mlflow.auth.existingSecret }}
+      name: {{ include "petr4.componentName" (dict "ctx" $ctx "component" "config") }}
+      key: {{ .key }}
+{{- with $ctx.Values.mlflow.auth.existingSecret }}
 - name: MLFLOW_TRACKING_USERNAME
   valueFrom:
     secretKeyRef:
       name: {{ . }}
-      key: {{ $.Values.mlflow.auth.usernameKey }}
+      key: {{ $ctx.Values.mlflow.auth.usernameKey }}
 - name: MLFLOW_TRACKING_PASSWORD
   valueFrom:
     secretKeyRef:
       name: {{ . }}
-      key: {{ $.Values.mlflow.auth.passwordKey }}
+      key: {{ $ctx.Values.mlflow.auth.passwordKey }}
 {{- end }}
 {{- end }}
 
@@ -224,21 +247,33 @@ subjects:
     {{- end }}
 {{- end }}
 
-{{/* NetworkPolicy egress rule: the MLflow server (in-cluster pods, or the external peers). */}}
+{{/* NetworkPolicy egress rule: the MLflow server (in-cluster pods, or the external peers).
+petr4.egressMlflow is the writers' (MLflow's own port), petr4.egressMlflowReader the readers'
+(the read-only port, or the external read URI's port). */}}
 {{- define "petr4.egressMlflow" -}}
-{{- if .Values.mlflow.enabled -}}
+{{- include "petr4.egressMlflowTo" (dict "ctx" . "port" .Values.mlflow.port "uri" .Values.mlflow.externalUri) }}
+{{- end }}
+
+{{- define "petr4.egressMlflowReader" -}}
+{{- $uri := default .Values.mlflow.externalUri .Values.mlflow.externalReadOnlyUri }}
+{{- include "petr4.egressMlflowTo" (dict "ctx" . "port" .Values.mlflow.readOnlyPort "uri" $uri) }}
+{{- end }}
+
+{{- define "petr4.egressMlflowTo" -}}
+{{- $v := .ctx.Values }}
+{{- if $v.mlflow.enabled -}}
 - to:
     - podSelector:
         matchLabels:
-          {{- include "petr4.selectorLabels" (dict "ctx" . "component" "mlflow") | nindent 10 }}
+          {{- include "petr4.selectorLabels" (dict "ctx" .ctx "component" "mlflow") | nindent 10 }}
   ports:
-    - {protocol: TCP, port: {{ .Values.mlflow.port }}}
+    - {protocol: TCP, port: {{ .port }}}
 {{- else }}
-{{- $uri := urlParse .Values.mlflow.externalUri }}
+{{- $uri := urlParse .uri }}
 {{- $port := 443 }}
 {{- if eq $uri.scheme "http" }}{{ $port = 80 }}{{ end }}
 {{- if contains ":" $uri.host }}{{ $port = (last (splitList ":" $uri.host)) | int }}{{ end }}
-- {{- with .Values.mlflow.externalEgress }}
+- {{- with $v.mlflow.externalEgress }}
   to:
     {{- toYaml . | nindent 4 }}
   {{- end }}
@@ -331,7 +366,7 @@ env:
   - {name: FORECASTER_PREDICTOR_CACHE_DIR, value: /tmp/bundles}
   - {name: HOME, value: /tmp}
   {{- if ne $v.predictor.delivery "storageUri" }}
-  {{- include "petr4.mlflowClientEnv" $ctx | nindent 2 }}
+  {{- include "petr4.mlflowReaderEnv" $ctx | nindent 2 }}
   {{- end }}
   {{- with $v.predictor.apiToken.existingSecret }}
   # Bearer token required on the inference routes, from a Secret the chart only references.

@@ -55,7 +55,7 @@ spec:
             - {name: HOME, value: /tmp}
             - {name: MPLCONFIGDIR, value: /tmp/matplotlib}
             {{- with .env }}{{ . | nindent 12 }}{{ end }}
-            {{- include "petr4.mlflowClientEnv" $ctx | nindent 12 }}
+            {{- include "petr4.mlflowReaderEnv" $ctx | nindent 12 }}
             {{- with (include "petr4.extraEnv" $ctx) }}{{ . | trim | nindent 12 }}{{ end }}
           {{- with (include "petr4.extraEnvFrom" $ctx) }}{{ . | trim | nindent 10 }}{{ end }}
           ports:
