@@ -115,7 +115,10 @@ class ReadOnlyHandler(BaseHTTPRequestHandler):
 
 def make_server(settings: ReadOnlySettings) -> ThreadingHTTPServer:
     """A bound server (not yet serving); its handler class carries the settings."""
-    handler = type("Handler", (ReadOnlyHandler,), {"settings": settings})
+    # `timeout`: the stdlib's per-connection socket timeout, so a silent client cannot hold a thread.
+    handler = type(
+        "Handler", (ReadOnlyHandler,), {"settings": settings, "timeout": settings.client_timeout_s}
+    )
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
     server_class = type("Server", (ThreadingHTTPServer,), {"address_family": family, "daemon_threads": True})
     return server_class((settings.host, settings.port), handler)

@@ -21,4 +21,7 @@ class ReadOnlySettings(BaseSettings):
     read_timeout_s: PositiveFloat = Field(
         120.0, description="seconds the upstream may stay silent mid-answer (large artifacts stream)"
     )
+    client_timeout_s: PositiveFloat = Field(
+        30.0, description="seconds a client may stay silent (sending its request) before it is closed"
+    )
     log_level: str = Field("INFO", description="logging level")

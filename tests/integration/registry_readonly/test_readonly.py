@@ -175,3 +175,22 @@ def test_unreachable_upstream_is_a_502_naming_it(tmp_path):
         )
     finally:
         proxy.stop()
+
+
+def test_a_silent_client_is_closed_after_the_client_timeout(tmp_path):
+    """A connection that sends nothing (or half a request) cannot hold one of the proxy's threads."""
+    import socket
+    import time
+
+    proxy = ReadOnlyProxy(tmp_path, f"http://127.0.0.1:{free_port()}", "--client-timeout-s", "1")
+    try:
+        wait_for(lambda: requests.get(proxy.url + "/health", timeout=5).status_code == 502, 60,
+                 "read-only proxy", proxy.proc)  # fmt: skip
+        for partial in (b"", b"GET /health HTTP/1.1\r\nhost: x\r\n"):
+            with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as sock:
+                sock.sendall(partial)
+                started = time.monotonic()
+                assert sock.recv(1024) == b""  # closed by the proxy, nothing answered
+                assert 0.5 < time.monotonic() - started < 8
+    finally:
+        proxy.stop()
