@@ -26,6 +26,7 @@ from kserve.protocol.infer_type import InferInput, InferRequest, InferResponse, 
 from bundle.outputs import INPUT_DATATYPES
 from predictor.batching import Batcher
 from predictor.errors import error_body
+from predictor.gatekeeper import replay_body
 from predictor.kserve_seam import QUIET_STATUS, json_answer, rejections
 from predictor.model import Decoded, ForecastModel
 
@@ -121,6 +122,18 @@ def _json_content(headers: list) -> bool:
     return True
 
 
+def json_infer_route(scope) -> tuple[re.Match | None, re.Match | None] | None:
+    """(v2 match, v1 match) of a JSON POST to an infer route with no query string (one of the two
+    is set), else None: the requests a fast path may answer; everything else is kserve's."""
+    if scope["type"] != "http" or scope["method"] != "POST" or scope.get("query_string"):
+        return None
+    v2 = V2.match(scope["path"])
+    v1 = None if v2 else V1.match(scope["path"])
+    if not (v2 or v1) or not _json_content(scope["headers"]):
+        return None
+    return v2, v1
+
+
 async def _read(receive) -> tuple[bytes, bool]:
     """(body, complete): complete is False when the client went away mid-body."""
     chunks, more = [], True
@@ -131,19 +144,6 @@ async def _read(receive) -> tuple[bytes, bool]:
         chunks.append(message.get("body", b""))
         more = message.get("more_body", False)
     return b"".join(chunks), True
-
-
-def _replay(body: bytes, receive):
-    sent = False
-
-    async def replay():
-        nonlocal sent
-        if sent:
-            return await receive()
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    return replay
 
 
 async def _respond(send, status: int, payload: bytes) -> None:
@@ -173,13 +173,10 @@ class FastPath:
         return model
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["method"] != "POST" or scope.get("query_string"):
+        route = json_infer_route(scope)
+        if route is None:
             return await self.app(scope, receive, send)
-        path = scope["path"]
-        v2 = V2.match(path)
-        v1 = None if v2 else V1.match(path)
-        if not (v2 or v1) or not _json_content(scope["headers"]):
-            return await self.app(scope, receive, send)
+        path, (v2, v1) = scope["path"], route
         body, complete = await _read(receive)
         try:
             if not complete:
@@ -193,7 +190,7 @@ class FastPath:
             payload = v2_request(parsed, name) if v2 else self._v1_body(parsed)
             status, answer = await self._answer(model, payload, path)
         except FallThroughError:
-            return await self.app(scope, _replay(body, receive), send)
+            return await self.app(scope, replay_body(body, receive), send)
         await _respond(send, status, answer)
 
     @staticmethod

@@ -42,6 +42,20 @@ async def _json(send, status: int, body: dict) -> None:
     await send({"type": "http.response.body", "body": payload})
 
 
+def replay_body(body: bytes, receive):
+    """An ASGI `receive` that hands the app `body` (already read) once, then the real channel."""
+    sent = False
+
+    async def replay():
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
+
+
 class Gatekeeper:
     """Pure ASGI, in front of kserve: serve /metrics; refuse repository calls, `:explain`,
     missing tokens and oversized bodies before anything is parsed; count and time inference."""
@@ -121,13 +135,4 @@ class Gatekeeper:
             if size > self.max_body_bytes:
                 return None
             more = message.get("more_body", False)
-        body, replayed = b"".join(chunks), False
-
-        async def replay():
-            nonlocal replayed
-            if replayed:
-                return await receive()
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        return replay
+        return replay_body(b"".join(chunks), receive)

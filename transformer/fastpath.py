@@ -20,7 +20,8 @@ import orjson
 
 from marketdata.cache import StaleDataError
 from predictor.errors import error_body
-from predictor.fastpath import V1, V2, FallThroughError, _json_content, _read, _replay, _respond, v2_request
+from predictor.fastpath import FallThroughError, _read, _respond, json_infer_route, v2_request
+from predictor.gatekeeper import replay_body
 from predictor.kserve_seam import QUIET_STATUS, rejections
 from transformer import answer, relay
 from transformer.kserve_seam import refusal
@@ -44,13 +45,10 @@ class OneCallFastPath:
         self.app, self.lookup = app, lookup
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["method"] != "POST" or scope.get("query_string"):
+        route = json_infer_route(scope)
+        if route is None or (route[0] and route[0].group(2)):  # a versioned call: kserve's route
             return await self.app(scope, receive, send)
-        path = scope["path"]
-        v2 = V2.match(path)
-        v1 = None if v2 else V1.match(path)
-        if not (v2 or v1) or (v2 and v2.group(2)) or not _json_content(scope["headers"]):
-            return await self.app(scope, receive, send)
+        path, (v2, v1) = scope["path"], route
         body, complete = await _read(receive)
         try:
             model = self.lookup((v2 or v1).group(1))
@@ -63,7 +61,7 @@ class OneCallFastPath:
             payload = v2_request(parsed, model.name, ("BYTES",)) if v2 else self._v1_body(parsed)
             status, content = await self._answer(model, payload, path, _headers(scope))
         except FallThroughError:
-            return await self.app(scope, _replay(body, receive), send)
+            return await self.app(scope, replay_body(body, receive), send)
         await _respond(send, status, content)
 
     @staticmethod
