@@ -196,25 +196,6 @@ envFrom:
 {{- end }}
 {{- end }}
 
-{{/* Escape hatches of every pod: extra annotations and labels (pod metadata, indented by the caller). */}}
-{{- define "petr4.podMetadataExtras" -}}
-{{- with .Values.podLabels }}
-labels:
-  {{- toYaml . | nindent 2 }}
-{{- end }}
-{{- with .Values.podAnnotations }}
-annotations:
-  {{- toYaml . | nindent 2 }}
-{{- end }}
-{{- end }}
-
-{{/* Extra NetworkPolicy rules of every component (networkPolicy.extraIngress / extraEgress). */}}
-{{- define "petr4.extraRules" -}}
-{{- with . }}
-{{- toYaml . }}
-{{- end }}
-{{- end }}
-
 {{/* NetworkPolicy egress rule: the cluster DNS. */}}
 {{- define "petr4.egressDns" -}}
 - to:
