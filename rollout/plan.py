@@ -15,7 +15,7 @@ from retrainer.kube import JSON_PATCH, MERGE_PATCH
 
 Role = Literal["stable", "canary"]
 MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
-CANARY_NAME = "canary"  # the chart's canary predictor name (templates/_helpers.tpl canaryPredictorSpec)
+CANARY_NAME = "canary"  # the chart's canary predictor (predictor/_predictor.tpl canaryPredictorSpec)
 
 
 class PlanError(ValueError):
