@@ -72,11 +72,11 @@ class PredictorClient:
         self._session: aiohttp.ClientSession | None = None
         self._window: tuple[float, int, str | None] | None = None  # (expires, window, version)
         self._wire = KeepAliveClient(base_url, timeout_s) if base_url.startswith("http://") else None
-        # One policy for a call to the predictor: a transport failure retried `retries` times at once
-        # (the calls are idempotent), a timeout never (it spent the call's budget; some of aiohttp's
-        # timeouts are connection errors too).
+        # One policy for a call to the predictor: transport failures retried `retries` times at once
+        # (the calls are idempotent), timeouts never (some of aiohttp's are connection errors too).
         retried = retry_if_exception_type(TRANSPORT) & retry_if_not_exception_type(TimeoutError)
-        self._policy = AsyncRetrying(stop=stop_after_attempt(retries + 1), retry=retried, reraise=True)
+        stop = stop_after_attempt(retries + 1)  # off with no retries (kserve's default): ~10 us less a call
+        self._policy = AsyncRetrying(stop=stop, retry=retried, reraise=True, enabled=retries > 0)
 
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:  # made in the server's event loop
