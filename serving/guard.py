@@ -1,6 +1,8 @@
-"""Pure ASGI guard in front of kserve's app: /metrics, refusals, token, body limit, request metrics.
+"""The guard both servers put in front of kserve's app, and the answers to what that app refuses.
 
-It knows nothing of kserve: it sees paths, headers and bytes, so it costs no parsing on a refusal.
+`Gatekeeper` is pure ASGI and knows nothing of kserve: it sees paths, headers and bytes, so it costs
+no parsing on a refusal. `guard(app, settings)` installs it with the exception handlers that answer
+refusals as quiet 4xx/503s in the surface's error shape (serving.errors).
 """
 
 from __future__ import annotations
@@ -10,9 +12,14 @@ import re
 import time
 
 import orjson
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from kserve.errors import generic_exception_handler
+from starlette.exceptions import HTTPException
 
-from predictor.errors import error_body
-from predictor.metrics import REJECTED, REQUEST_LATENCY, REQUESTS, exposition
+from serving.asgi import replay_body, respond
+from serving.errors import LOCKED, REFUSED, body_error, error_body, error_param, refusal, rejections
+from serving.metrics import REJECTED, REQUEST_LATENCY, REQUESTS, exposition, init_route_series
 
 REPOSITORY = re.compile(r"^/v2/repository/models/[^/]+/(load|unload)$")
 EXPLAIN = re.compile(r"^/v1/models/[^/]+:explain$")
@@ -21,39 +28,7 @@ ROUTES = (
     (re.compile(r"^/v1/models/[^/]+:predict$"), "v1_predict"),
     (re.compile(r"^/v1/timeseries/forecast$"), "timeseries"),
 )
-LOCKED = "model repository {} is disabled: the predictor follows its model source (the MLflow alias)"
 NO_EXPLAIN = "this model has no explainer: POST /v1/models/{name}:predict or /v2/models/{name}/infer"
-
-
-def _route(path: str) -> str | None:
-    for pattern, name in ROUTES:
-        if pattern.match(path):
-            return name
-    return None
-
-
-async def _json(send, status: int, body: dict) -> None:
-    payload = orjson.dumps(body)
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(payload)).encode()),
-    ]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": payload})
-
-
-def replay_body(body: bytes, receive):
-    """An ASGI `receive` that hands the app `body` (already read) once, then the real channel."""
-    sent = False
-
-    async def replay():
-        nonlocal sent
-        if sent:
-            return await receive()
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    return replay
 
 
 class Gatekeeper:
@@ -71,11 +46,8 @@ class Gatekeeper:
             return 403, "repository", LOCKED.format(path.rsplit("/", 1)[1])
         if EXPLAIN.match(path):  # kserve would read and parse any body, unguarded, then answer 501
             return 404, "explain", NO_EXPLAIN
-        if (
-            route
-            and self.expected
-            and not hmac.compare_digest(headers.get(b"authorization", b""), self.expected)
-        ):
+        given = headers.get(b"authorization", b"")
+        if route and self.expected and not hmac.compare_digest(given, self.expected):
             return 401, "unauthorized", "missing or wrong bearer token"
         return None
 
@@ -88,22 +60,19 @@ class Gatekeeper:
             headers = [(b"content-type", content_type.encode())]
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             return await send({"type": "http.response.body", "body": body})
-        route = _route(path)
+        route = next((name for pattern, name in ROUTES if pattern.match(path)), None)
         start, status = time.perf_counter(), 500
         try:
-            refusal = self._refusal(scope, route, dict(scope["headers"]))
-            if refusal is None and route is not None:
+            refused = self._refusal(scope, route, dict(scope["headers"]))
+            if refused is None and route is not None:
                 receive = await self._bounded(scope, receive)
                 if receive is None:
-                    refusal = (
-                        413,
-                        "body_too_large",
-                        f"request body over the limit of {self.max_body_bytes} bytes",
-                    )
-            if refusal is not None:
-                status, reason, message = refusal
+                    limit = f"request body over the limit of {self.max_body_bytes} bytes"
+                    refused = (413, "body_too_large", limit)
+            if refused is not None:
+                status, reason, message = refused
                 REJECTED.labels(reason).inc()
-                return await _json(send, status, error_body(path, status, message))
+                return await respond(send, status, orjson.dumps(error_body(path, status, message)))
             if route is None:
                 return await self.app(scope, receive, send)
 
@@ -136,3 +105,53 @@ class Gatekeeper:
                 return None
             more = message.get("more_body", False)
         return replay_body(b"".join(chunks), receive)
+
+
+def guard(app, settings) -> None:
+    """The guard in front of kserve's `app` (token and body limit before parsing, request metrics)
+    and refusals answered as quiet 4xx/503s; `settings` is a serving.cli.ServingSettings."""
+    token = settings.api_token.get_secret_value() if settings.api_token else None
+    app.add_middleware(Gatekeeper, max_body_bytes=settings.max_body_bytes, api_token=token)
+    init_route_series()
+    app.add_exception_handler(RequestValidationError, invalid_body)
+    for kind in REFUSED:
+        app.add_exception_handler(kind, rejected_request)
+
+
+def _error(request, status: int, message: str, param: str | None = None, headers=None) -> JSONResponse:
+    path = request.url.path if request is not None else ""
+    return JSONResponse(error_body(path, status, message, param), status_code=status, headers=headers)
+
+
+async def rejected_request(request, exc: Exception) -> JSONResponse:
+    """A refusal (serving.errors.REFUSALS): its status and kserve's message, one log line."""
+    status, body = refusal(request.url.path if request is not None else "", exc)
+    return JSONResponse(body, status_code=status)
+
+
+async def invalid_body(request, exc: RequestValidationError) -> JSONResponse:
+    """A body that does not parse or validate is a 400 like every other bad request (FastAPI's 422
+    echoes the input, and one holding NaN or Infinity failed to encode: a 500). It names the
+    problem and its place, never the input, in the surface's one error shape."""
+    errors = list(exc.errors())
+    REJECTED.labels("malformed").inc()
+    rejections.info("rejected (400): %s", body_error(errors))
+    return _error(request, 400, body_error(errors), error_param(errors))
+
+
+async def http_error(request, exc: HTTPException) -> JSONResponse:
+    """Unknown routes (404) and wrong methods (405) in the surface's error shape, not `{"detail"}`."""
+    message = str(exc.detail)
+    if exc.status_code == 405:
+        message = f"method {request.method} is not allowed on {request.url.path}"
+        allowed = (exc.headers or {}).get("Allow")
+        message += f"; allowed: {allowed}" if allowed else ""
+    elif exc.status_code == 404:
+        message = f"no route {request.url.path}: see /openapi.json"
+    return _error(request, exc.status_code, message, headers=exc.headers)
+
+
+async def server_error(request, exc: Exception) -> JSONResponse:
+    """A bug: kserve's traceback and 500, in the surface's error shape."""
+    await generic_exception_handler(request, exc)
+    return _error(request, 500, f"{type(exc).__name__} : {exc}")
