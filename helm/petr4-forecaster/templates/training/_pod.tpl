@@ -94,6 +94,13 @@ spec:
       env:
         - {name: HOME, value: /tmp}
         - {name: MPLCONFIGDIR, value: /tmp/matplotlib}
+        # Who moved the alias, for the champion history (rollout/history.py): this Job and pod.
+        - name: FORECASTER_WORKLOAD_JOB
+          valueFrom:
+            fieldRef: {fieldPath: "metadata.labels['batch.kubernetes.io/job-name']"}
+        - name: FORECASTER_WORKLOAD_HOST
+          valueFrom:
+            fieldRef: {fieldPath: metadata.name}
         {{- with .universe }}
         # The universe; this pod trains the ticker at its JOB_COMPLETION_INDEX.
         - {name: FORECASTER_TRAIN_UNIVERSE, value: {{ join "," .tickers | quote }}}
