@@ -7,19 +7,21 @@
 
 Exit codes: 0 pinned or already pinned; 2 bad arguments; 3 no such model version/alias or
 InferenceService; 4 the API server refused the patch (RBAC, admission); 5 MLflow or the API server
-unreachable after retries. A failed pin never touches the registry: a promotion stands, and the
-log line says which command converges the InferenceService once the cause is fixed.
+unreachable, or the InferenceService changed under every try (409), after retries. A failed pin
+never touches the registry: a promotion stands, and the log line says which command converges the
+InferenceService once the cause is fixed.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-import time
 from collections.abc import Callable
 from typing import TypeVar
 
 import httpx
+import tenacity
+from lightkube import ApiError
 from pydantic import ValidationError
 from pydantic_settings import CliApp
 
@@ -40,6 +42,10 @@ class RolloutError(RuntimeError):
         self.code = code
 
 
+class ConflictError(RolloutError):
+    """409 Conflict: the object changed since it was read (its resourceVersion moved on)."""
+
+
 def _registry(settings: RolloutSettings):
     from mlflow import MlflowClient
 
@@ -52,53 +58,56 @@ def _version(client, name: str, alias: str | None, version: int | None) -> str:
 
 
 def _api(settings: RolloutSettings, what: str, call: Callable[[], T]) -> T:
-    """One API call, retried on 5xx and network errors; 4xx are answers, not hiccups."""
-    delay = settings.retry_delay_s
-    for attempt in range(1, settings.attempts + 1):
-        try:
-            return call()
-        except httpx.HTTPStatusError as exc:
-            status, reason = exc.response.status_code, _reason(exc.response)
-            if status == 404:
-                raise RolloutError(EXIT_NOT_FOUND, f"{what}: not found ({reason})") from exc
-            if status < 500:
-                raise RolloutError(EXIT_REFUSED, f"{what}: refused with {status} ({reason})") from exc
-            error = f"{status} ({reason})"
-        except httpx.TransportError as exc:
-            error = f"{type(exc).__name__}: {exc}"
-        if attempt == settings.attempts:
-            raise RolloutError(EXIT_UNAVAILABLE, f"{what}: failed {attempt} times, last: {error}")
-        log.warning("%s: %s; retrying in %.0fs", what, error, delay)
-        time.sleep(delay)
-        delay *= 2
-    raise AssertionError("unreachable")
-
-
-def _reason(response: httpx.Response) -> str:
+    """One API call, retried on 5xx and network errors with exponential backoff; 4xx are answers."""
+    retrying = tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(settings.attempts), retry=tenacity.retry_if_exception(_transient),
+        wait=tenacity.wait_exponential(multiplier=settings.retry_delay_s), reraise=True,
+        before_sleep=lambda state: log.warning(
+            "%s: %s; retrying in %.0fs", what, _failure(state.outcome.exception()), state.upcoming_sleep),
+    )  # fmt: skip
     try:
-        return response.json().get("message") or response.reason_phrase
-    except ValueError:
-        return response.reason_phrase
+        return retrying(call)
+    except httpx.HTTPError as exc:
+        status = exc.response.status_code if isinstance(exc, httpx.HTTPStatusError) else None
+        if _transient(exc):
+            error = f"failed {settings.attempts} times, last: {_failure(exc)}"
+            raise RolloutError(EXIT_UNAVAILABLE, f"{what}: {error}") from exc
+        if status == 409:  # the object moved on since it was read: pin() reads it again
+            raise ConflictError(EXIT_UNAVAILABLE, f"{what}: {_failure(exc)}") from exc
+        code, verb = (EXIT_NOT_FOUND, "not found,") if status == 404 else (EXIT_REFUSED, "refused with")
+        raise RolloutError(code, f"{what}: {verb} {_failure(exc)}") from exc
+
+
+def _transient(exc: BaseException) -> bool:
+    status = exc.response.status_code if isinstance(exc, httpx.HTTPStatusError) else 0
+    return isinstance(exc, httpx.TransportError) or status >= 500
+
+
+def _failure(exc: BaseException | None) -> str:
+    if not isinstance(exc, httpx.HTTPStatusError):
+        return f"{type(exc).__name__}: {exc}"
+    reason = exc.status.message if isinstance(exc, ApiError) else exc.response.reason_phrase
+    return f"{exc.response.status_code} ({reason or exc.response.reason_phrase})"
 
 
 def pin(settings: RolloutSettings, kube: KubeClient, targets: list[tuple[Role, str]]) -> list[str]:
-    """Patch each (role, uri) that the InferenceService does not serve yet; one line per predictor."""
+    """Patch each (role, uri) that the InferenceService does not serve yet; one line per predictor.
+    A patch carries the resourceVersion it was planned on: on a 409 it is planned again, freshly read."""
     name = settings.inference_service or settings.model
     where = f"InferenceService {settings.namespace}/{name}"
-    lines = []
-    for role, uri in targets:
+
+    def pin_one(role: Role, uri: str) -> str:
         isvc = _api(settings, f"get {where}", lambda: kube.get_inferenceservice(name))
         try:
             patch = plan(isvc, role, uri, settings.traffic_percent)
         except PlanError as exc:
             raise RolloutError(EXIT_USAGE, str(exc)) from exc
         if patch is None:
-            lines.append(f"{where} {role} predictor already serves {uri}: nothing to roll out")
-            continue
+            return f"{where} {role} predictor already serves {uri}: nothing to roll out"
         after = _api(
             settings,
             f"patch {where} {role} storageUri to {uri}",
-            lambda p=patch: kube.patch_inferenceservice(name, p.body, p.content_type),
+            lambda: kube.patch_inferenceservice(name, patch.body, patch.content_type),
         )
         if storage_uri(after, role) != uri:
             raise RolloutError(
@@ -106,11 +115,17 @@ def pin(settings: RolloutSettings, kube: KubeClient, targets: list[tuple[Role, s
                 f"{where} {role} storageUri is {storage_uri(after, role)!r} after the patch, not {uri!r}",
             )
         generation = after.get("metadata", {}).get("generation")
-        lines.append(
+        return (
             f"{where} {role} predictor: {patch.before} -> {uri} (generation {generation}): "
             "KServe rolls out a new revision"
         )
-    return lines
+
+    fresh_read = tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(settings.attempts), reraise=True,
+        retry=tenacity.retry_if_exception_type(ConflictError),
+        before_sleep=lambda state: log.warning("%s; reading it again", state.outcome.exception()),
+    )  # fmt: skip
+    return [fresh_read(pin_one, role, uri) for role, uri in targets]
 
 
 def run(command: str, settings: RolloutSettings) -> list[str]:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from pydantic import Field, PositiveInt
-from pydantic_settings import BaseSettings
 
 from bundle.conventions import settings_config
+from retrainer.settings import KubeAccess
 
-SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 
-
-class RolloutSettings(BaseSettings):
+class RolloutSettings(KubeAccess):
     model_config = settings_config("rollout", "ROLLOUT")
 
     model: str = Field(..., description="registered model name (the InferenceService's --model_name)")
@@ -29,13 +27,7 @@ class RolloutSettings(BaseSettings):
         10, ge=1, le=99, description="Knative mode: canaryTrafficPercent of a new canary revision"
     )
     tracking_uri: str = Field(..., description="MLflow tracking server (http://...)")
-    namespace: str = Field(..., description="namespace of the InferenceService")
-    api_server: str = Field("https://kubernetes.default.svc", description="Kubernetes API base URL")
-    sa_token_path: str | None = Field(
-        f"{SA_DIR}/token", description="service account token; empty behind `kubectl proxy`"
-    )
-    ca_path: str | None = Field(f"{SA_DIR}/ca.crt", description="API server CA; None for http servers")
     attempts: PositiveInt = Field(
-        4, description="tries of an API call that failed transiently (5xx, network)"
+        4, description="tries of an API call that failed transiently (5xx, network); of a pin met by a 409"
     )
     retry_delay_s: float = Field(2.0, ge=0, description="first pause between tries (doubles each time)")

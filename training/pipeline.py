@@ -265,7 +265,8 @@ def run(settings: TrainSettings) -> TrainResult:
         reports = _write_reports(work, series, bundle, metrics, forecasts)
         registered = None
         if client is not None:
-            registered = _register(client, settings, name, staged, reports, metrics, decision, bundle,
+            example = series.closes[-splits.spec.window :]  # the latest window it read: real closes
+            registered = _register(client, settings, name, example, reports, metrics, decision, bundle,
                                    series.warnings)  # fmt: skip
         final = _publish(settings.output_dir, staged, reports)
     return TrainResult(
@@ -301,18 +302,20 @@ def _register(
     client,
     settings: TrainSettings,
     name: str,
-    staged: Path,
+    example: np.ndarray,
     reports: list[Path],
     metrics: dict,
     decision: GateDecision,
     bundle: LoadedBundle,
     data_warnings: tuple[str, ...] = (),
 ) -> str:
-    """Log everything to the active run, register a version, move the alias if the gate passed."""
+    """Log everything to the active run, the bundle as a LoggedModel (with `example`, real closes,
+    as its input example) carrying the evaluation metrics, register a version from it, move the
+    alias if the gate passed."""
     import mlflow
 
-    mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
-    mlflow.log_artifacts(str(staged), registry.BUNDLE_ARTIFACT_PATH)
+    model_id = registry.log_bundle_model(bundle, name, example, bundle.metadata.hyperparameters)
+    mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)}, model_id=model_id)
     for path in reports:
         mlflow.log_artifact(str(path))
     tags = {
@@ -323,7 +326,7 @@ def _register(
         "data.warnings": "; ".join(data_warnings) or "none",
     }
     mlflow.set_tags(tags)
-    version = registry.register(client, name, mlflow.active_run().info.run_id, tags)
+    version = registry.register(client, name, model_id, mlflow.active_run().info.run_id, tags)
     if decision.promote:
         client.set_registered_model_alias(name, settings.alias, version)
         return f"{name} version {version} (@{settings.alias})"
