@@ -126,7 +126,9 @@ def test_searches_pass_including_the_read_only_posts(registry):
     experiment = reader.get_experiment_by_name("fetch")
     assert {e.name for e in reader.search_experiments()} == {"fetch", "Default"}  # POST experiments/search
     assert len(reader.search_runs([experiment.experiment_id])) == 2  # POST runs/search
-    assert reader.search_logged_models([experiment.experiment_id]) == []  # POST logged-models/search
+    logged = reader.search_logged_models([experiment.experiment_id])  # POST logged-models/search
+    direct = MlflowClient(server.url, server.url).search_logged_models([experiment.experiment_id])
+    assert len(logged) == 2 and sorted(m.model_id for m in logged) == sorted(m.model_id for m in direct)
     assert {v.version for v in reader.search_model_versions(f"name='{NAME}'")} == {"1", "2"}  # GET
     assert [m.name for m in reader.search_registered_models()] == [NAME]  # GET
     for path in ("runs/search", "experiments/search", "logged-models/search"):  # the UI's twins
