@@ -282,10 +282,11 @@ class ReadOnlyGuard(Process):
         return self
 
     def access_log(self) -> list[dict]:
-        """The JSON access-log lines (the sidecar writes them to stdout)."""
+        """The JSON access-log lines (the sidecar writes them to stdout), complete lines only."""
         import json
 
-        return [json.loads(line) for line in self.output().splitlines() if line.startswith("{")]
+        lines = self.output().split("\n")[:-1]  # the text after the last newline may be half written
+        return [json.loads(line) for line in lines if line.startswith("{")]
 
 
 class Postgres:
