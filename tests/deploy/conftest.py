@@ -141,6 +141,7 @@ def variants() -> dict[str, list[dict]]:
         }
     )
     out["chart-hatches"] = render_docs(hatches_values())
+    out["chart-mlflow-postgresql"] = render_docs(POSTGRESQL_VALUES)
     for mode in MODES:
         out[f"chart-universe-{mode}"] = render_docs(universe_values(mode))
     for overlay in OVERLAYS:
@@ -160,6 +161,28 @@ UNIVERSE = {
 }
 
 
+# MLflow in production shape: PostgreSQL from an existing Secret, artifacts in an object store with
+# credentials from another, two replicas, the database's and the store's NetworkPolicy peers.
+POSTGRESQL_VALUES: dict = {
+    "mlflow": {
+        "replicas": 2,
+        "backend": {
+            "type": "postgresql",
+            "postgresql": {
+                "existingSecret": "mlflow-db",
+                "uriKey": "uri",
+                "egress": [{"ipBlock": {"cidr": "10.20.0.0/24"}}],
+            },
+        },
+        "artifacts": {
+            "destination": "s3://mlflow-artifacts/petr4",
+            "existingSecret": "mlflow-s3",
+            "egress": [{"ipBlock": {"cidr": "10.30.0.10/32"}}],
+        },
+    }
+}
+
+
 def universe_values(mode: str = "Standard", **universe) -> dict:
     return {"kserve": {"deploymentMode": mode}, "universe": {**UNIVERSE, **universe}}
 
@@ -172,7 +195,8 @@ def hatches_values() -> dict:
 VARIANT_NAMES = (
     [f"chart-default-{m}" for m in MODES]
     + [f"chart-multi-{m}" for m in MODES]
-    + ["chart-external-mlflow", "chart-hatches", *(f"chart-universe-{m}" for m in MODES)]
+    + ["chart-external-mlflow", "chart-hatches", "chart-mlflow-postgresql"]
+    + [f"chart-universe-{m}" for m in MODES]
     + [f"kustomize-{o}" for o in OVERLAYS]
 )
 

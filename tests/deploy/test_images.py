@@ -67,12 +67,15 @@ def test_long_lived_pods_run_torch_free_images():
             }
     registry = "registry.example.org/ml"
     assert images == {
-        # mlflow server, and its read-only port (python -m registry_readonly, stdlib only)
-        "mlflow": {f"{registry}/petr4-forecaster-mlflow:0.1.0", f"{registry}/petr4-forecaster-serve:0.1.0"},
+        # mlflow server, and its read-only port (NGINX's unprivileged image)
+        "mlflow": {
+            f"{registry}/petr4-forecaster-mlflow:0.1.0",
+            "docker.io/nginxinc/nginx-unprivileged:1.30.0-alpine",
+        },
         "monitor": {f"{registry}/petr4-forecaster-monitor:0.1.0"},
         "retrainer": {f"{registry}/petr4-forecaster-serve:0.1.0"},
         # training, then the torch-free `python -m rollout pin` (templates/rollout/)
         "training": {f"{registry}/petr4-forecaster-train:0.1.0", f"{registry}/petr4-forecaster-serve:0.1.0"},
     }
     mlflow = (REPO / "Dockerfile.mlflow").read_text()
-    assert "grep -E '^mlflow==' constraints.txt" in mlflow and "torch==" not in mlflow
+    assert "grep -E '^(mlflow|psycopg|boto3)==' constraints.txt" in mlflow and "torch==" not in mlflow

@@ -159,7 +159,7 @@ def test_overlays_differ_only_where_meant():
     assert set(standard) - set(external) == {
         (kind, "petr4-forecaster-mlflow")
         for kind in ("Deployment", "Service", "PersistentVolumeClaim", "ServiceAccount", "NetworkPolicy")
-    }
+    } | {("ConfigMap", "petr4-forecaster-mlflow-readonly")}  # the read-only port's nginx configuration
     config = external["ConfigMap", "petr4-forecaster-config"]
     assert config["data"]["tracking-uri"] == "https://mlflow.example.org"
     assert config["data"]["read-only-tracking-uri"] == "https://mlflow.example.org"  # no proxy there

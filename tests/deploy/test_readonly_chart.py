@@ -1,8 +1,10 @@
-"""MLflow's read-only port in the chart: the MLflow pod runs `python -m registry_readonly` beside
-`mlflow server`; the readers (predictors with delivery mlflow, the storage initializer, the monitors,
-one model or a universe) are pointed at it and admitted on it only; the writers (training Jobs and
-CronJobs, their rollout pin) keep MLflow's own port, which admits them only. An external MLflow has
-no proxy: the readers use externalReadOnlyUri, else externalUri."""
+"""MLflow's read-only port in the chart: the MLflow pod runs nginx (NGINX's unprivileged image, the
+configuration from the chart's ConfigMap) beside `mlflow server`; the readers (predictors with
+delivery mlflow, the storage initializer, the monitors, one model or a universe) are pointed at it
+and admitted on it only; the writers (training Jobs and CronJobs, their rollout pin) keep MLflow's
+own port, which admits them only. An external MLflow has no proxy: the readers use
+externalReadOnlyUri, else externalUri. (tests/integration/readonly_guard runs the rendered
+configuration in Debian's nginx against a real MLflow.)"""
 
 from __future__ import annotations
 
@@ -100,12 +102,30 @@ def test_mlflow_policy_admits_writers_on_5000_and_readers_on_5001_only():
 
 def test_sidecar_serves_the_read_only_port():
     docs = render_docs()
-    spec = pod_spec(by_kind(docs, "Deployment")[MLFLOW])
+    deployment = by_kind(docs, "Deployment")[MLFLOW]
+    spec = pod_spec(deployment)
     mlflow, sidecar = spec["containers"]
     assert mlflow["name"] == "mlflow" and sidecar["name"] == "readonly"
-    assert sidecar["image"] == "registry.example.org/ml/petr4-forecaster-serve:0.1.0"
-    assert sidecar["command"] == ["python", "-m", "registry_readonly"]
-    assert sidecar["args"] == ["--upstream", f"http://127.0.0.1:{WRITE}", "--port", str(READ)]
+    assert sidecar["image"] == "docker.io/nginxinc/nginx-unprivileged:1.30.0-alpine"
+    # nginx itself (not the image's entrypoint script, which would edit files): prefix on the
+    # sidecar's own emptyDir, configuration from the ConfigMap, errors to stderr.
+    assert sidecar["command"] == [
+        "nginx",
+        "-p",
+        "/tmp/",
+        "-c",
+        "/etc/nginx/readonly/nginx.conf",
+        "-e",
+        "stderr",
+    ]
+    assert "args" not in sidecar
+    assert sidecar["volumeMounts"] == [
+        {"name": "readonly-config", "mountPath": "/etc/nginx/readonly", "readOnly": True},
+        {"name": "readonly-tmp", "mountPath": "/tmp"},
+    ]
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert volumes["readonly-config"]["configMap"] == {"name": f"{MLFLOW}-readonly"}
+    assert volumes["readonly-tmp"]["emptyDir"]["sizeLimit"]
     assert sidecar["ports"] == [{"name": "http-readonly", "containerPort": READ, "protocol": "TCP"}]
     assert sidecar["readinessProbe"]["httpGet"] == {"path": "/health", "port": "http-readonly"}
     assert sidecar["livenessProbe"]["tcpSocket"] == {"port": "http-readonly"}
@@ -116,11 +136,46 @@ def test_sidecar_serves_the_read_only_port():
     assert [(p["name"], p["port"], p["targetPort"]) for p in service] == [
         ("http", WRITE, "http"), ("http-readonly", READ, "http-readonly"),
     ]  # fmt: skip
-    custom = render_docs({"mlflow": {"readOnlyPort": 6001}})
+    # The configuration: listens on the read-only port, forwards to MLflow's over loopback, and the
+    # pods roll when it changes.
+    conf = by_kind(docs, "ConfigMap")[f"{MLFLOW}-readonly"]["data"]["nginx.conf"]
+    assert f"listen {READ};" in conf and f"proxy_pass http://127.0.0.1:{WRITE};" in conf
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert len(annotations["checksum/readonly-guard"]) == 64
+    custom = render_docs(
+        {"mlflow": {"readOnlyPort": 6001, "readOnlyGuard": {"clientHeaderTimeoutSeconds": 4}}}
+    )
     config = by_kind(custom, "ConfigMap")[CONFIG]["data"]
     assert config["read-only-tracking-uri"] == f"http://{MLFLOW}:6001"
     (_, readers) = by_kind(custom, "NetworkPolicy")[MLFLOW]["spec"]["ingress"]
     assert readers["ports"] == [{"protocol": "TCP", "port": 6001}]
+    custom_conf = by_kind(custom, "ConfigMap")[f"{MLFLOW}-readonly"]["data"]["nginx.conf"]
+    assert "listen 6001;" in custom_conf and "client_header_timeout 4s;" in custom_conf
+    custom_annotations = by_kind(custom, "Deployment")[MLFLOW]["spec"]["template"]["metadata"]["annotations"]
+    assert custom_annotations["checksum/readonly-guard"] != annotations["checksum/readonly-guard"]
+    pinned = render_docs(
+        {"images": {"readOnlyGuard": {"registry": "mirror.example.org/hub", "digest": "sha256:" + "a" * 64}}}
+    )
+    (_, pinned_sidecar) = pod_spec(by_kind(pinned, "Deployment")[MLFLOW])["containers"]
+    assert pinned_sidecar["image"] == "mirror.example.org/hub/nginxinc/nginx-unprivileged@sha256:" + "a" * 64
+
+
+def test_the_guard_configuration_states_every_bound():
+    """The values' bounds are the configuration's: timeouts, body limit, connection caps, the
+    escaped JSON access log, and POST only to the three read-only searches (verbatim targets)."""
+    conf = by_kind(render_docs(), "ConfigMap")[f"{MLFLOW}-readonly"]["data"]["nginx.conf"]
+    for line in (
+        "client_header_timeout 10s;", "client_body_timeout 10s;", "send_timeout 30s;",
+        "keepalive_timeout 10s;", "client_max_body_size 64k;", "limit_conn per_client 32;",
+        "limit_conn all_clients 256;", "worker_connections 1024;", "proxy_connect_timeout 5s;",
+        "proxy_read_timeout 120s;", "access_log /dev/stdout readonly;", "log_format readonly escape=json",
+        "proxy_max_temp_file_size 0;", "server_tokens off;", "pid nginx.pid;",
+    ):  # fmt: skip
+        assert line in conf, line
+    assert 'map "$request_method $request_uri" $readonly_allowed' in conf
+    posts = [line.strip() for line in conf.splitlines() if line.strip().startswith('"~^POST')]
+    assert posts == [r'"~^POST /(ajax-)?api/2\.0/mlflow/(runs|experiments|logged-models)/search(\?|$)" 1;']
+    assert "user " not in conf  # runs as the pod's non-root uid; no privilege to drop
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""Real servers on loopback for integration tests: the predictor and an MLflow tracking server."""
+"""Real servers on loopback for integration tests: the predictor, an MLflow tracking server, the
+read-only port's nginx (as the chart configures it) and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -124,18 +125,22 @@ class Predictor(Process):
 
 
 class MlflowServer(Process):
-    """`mlflow server` with a SQLite backend and served artifacts, on loopback."""
+    """`mlflow server` with served artifacts, on loopback: SQLite in `tmp`, or `backend_uri` (e.g. a
+    PostgreSQL URI, passed in MLFLOW_BACKEND_STORE_URI as the chart does, never as an argument)."""
 
-    def __init__(self, tmp: Path, port: int | None = None) -> None:
+    def __init__(self, tmp: Path, port: int | None = None, backend_uri: str | None = None) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         tmp.mkdir(parents=True, exist_ok=True)
+        store = [] if backend_uri else ["--backend-store-uri", f"sqlite:///{tmp / 'mlflow.db'}"]
         args = [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1",
-                "--port", str(self.port), "--backend-store-uri", f"sqlite:///{tmp / 'mlflow.db'}",
+                "--port", str(self.port), *store,
                 "--artifacts-destination", str(tmp / "artifacts"), "--workers", "1"]  # fmt: skip
         # No job-runner fleet (8 processes, ~2 GB): the registry and artifacts are all tests need.
-        quiet = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-        super().__init__(args, tmp / f"mlflow-{self.port}.log", quiet)
+        env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        if backend_uri:
+            env["MLFLOW_BACKEND_STORE_URI"] = backend_uri
+        super().__init__(args, tmp / f"mlflow-{self.port}.log", env)
 
     def wait_up(self, timeout: float = 120) -> MlflowServer:
         wait_for(lambda: requests.get(self.url + "/health", timeout=5).status_code == 200, timeout,
@@ -234,3 +239,117 @@ class Transformer(Process):
     def wait_ready(self, timeout: float = 60) -> Transformer:
         wait_for(lambda: self.get("/v2/health/ready").status_code == 200, timeout, "transformer", self.proc)
         return self
+
+
+class ReadOnlyGuard(Process):
+    """Debian's nginx running the MLflow read-only port's configuration exactly as the chart renders
+    it (the <fullname>-mlflow-readonly ConfigMap), with only its listen address (loopback, a free
+    port) and its upstream (`upstream`, MLflow's host:port) substituted; pid and temp files under
+    `tmp` (the chart's prefix is the sidecar's emptyDir). `values` are chart values for the render."""
+
+    def __init__(self, tmp: Path, upstream: str, values: dict | None = None) -> None:
+        import re
+        import shutil
+
+        import yaml
+
+        from tests.deploy.conftest import render
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        rendered = render(values or {})["petr4-forecaster/templates/mlflow/readonly-configmap.yaml"]
+        self.config = yaml.safe_load(rendered)["data"]["nginx.conf"]
+        listen = rf"\1listen 127.0.0.1:{self.port};"
+        text, listens = re.subn(r"(?m)^(\s*)listen \d+;$", listen, self.config)
+        proxy = f"proxy_pass http://{upstream};"
+        text, upstreams = re.subn(r"proxy_pass http://127\.0\.0\.1:\d+;", proxy, text)
+        assert (listens, upstreams) == (1, 1), "the chart's nginx.conf lost its one listen or proxy_pass"
+        prefix = tmp / f"nginx-{self.port}"
+        prefix.mkdir(parents=True)
+        (prefix / "nginx.conf").write_text(text)
+        binary = shutil.which("nginx") or "/usr/sbin/nginx"
+        assert Path(binary).exists(), "Debian's nginx is missing: scripts/system-deps.sh installs it"
+        # The sidecar's command, with this prefix: nginx -p <prefix>/ -c <conf> -e stderr.
+        args = [binary, "-p", f"{prefix}/", "-c", str(prefix / "nginx.conf"), "-e", "stderr"]
+        super().__init__(args, tmp / f"nginx-{self.port}.log")
+
+    def wait_up(self, timeout: float = 30) -> ReadOnlyGuard:
+        def listening() -> bool:
+            with socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", self.port)) == 0
+
+        wait_for(listening, timeout, "nginx (read-only port)", self.proc)
+        return self
+
+    def access_log(self) -> list[dict]:
+        """The JSON access-log lines (the sidecar writes them to stdout), complete lines only."""
+        import json
+
+        lines = self.output().split("\n")[:-1]  # the text after the last newline may be half written
+        return [json.loads(line) for line in lines if line.startswith("{")]
+
+
+class Postgres:
+    """Debian's PostgreSQL on 127.0.0.1 and a free port, in a fresh data directory, stopped (fast
+    shutdown) and removed at the end. PostgreSQL refuses to run as root: as root (CI) initdb and the
+    server run as the `postgres` user (`runuser`), the data directory owned by it. Password auth
+    over TCP; `uri(db)` is the SQLAlchemy URI MLflow gets (psycopg 3, SQLAlchemy 2.1's default)."""
+
+    def __init__(self, log: Path) -> None:
+        import tempfile
+
+        bins = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name))
+        assert bins, "Debian's postgresql is missing: scripts/system-deps.sh installs it"
+        self.bin = bins[-1]
+        self.port = free_port()
+        self.log = log
+        self.password = "test-" + os.urandom(6).hex()
+        self.as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        # Outside pytest's temp root (mode 0700, root's): the postgres user must reach it.
+        self.root = Path(tempfile.mkdtemp(prefix="pg-forecaster-"))
+        self.data = self.root / "data"
+        pwfile = self.root / "pw"
+        pwfile.write_text(self.password + "\n")
+        if self.as_user:
+            import shutil
+
+            shutil.chown(self.root, "postgres", "postgres")
+            shutil.chown(pwfile, "postgres", "postgres")
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "-E", "UTF8", "--no-instructions",
+                  "--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={pwfile}")  # fmt: skip
+        pwfile.unlink()
+        options = f"-h 127.0.0.1 -p {self.port} -k {self.root} -c max_connections=200 -c fsync=off"
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"), "-o", options,
+                  "-w", "-t", "60", "start")  # fmt: skip
+
+    def _run(self, tool: str, *args: str) -> None:
+        result = subprocess.run([*self.as_user, str(self.bin / tool), *args], capture_output=True,
+                                text=True, timeout=120, check=False)  # fmt: skip
+        with self.log.open("a") as log:
+            log.write(f"$ {tool} {' '.join(args)}\n{result.stdout}{result.stderr}")
+        assert result.returncode == 0, f"{tool} failed: {result.stderr}"
+
+    def uri(self, db: str = "postgres", user: str = "postgres", password: str | None = None) -> str:
+        return f"postgresql://{user}:{password or self.password}@127.0.0.1:{self.port}/{db}"
+
+    def create_database(self, db: str, owner: str, password: str) -> str:
+        """A role and a database it owns (what a DBA hands MLflow); its URI."""
+        import psycopg
+
+        with psycopg.connect(self.uri(), autocommit=True) as conn:
+            conn.execute(f"CREATE ROLE \"{owner}\" LOGIN PASSWORD '{password}'")
+            conn.execute(f'CREATE DATABASE "{db}" OWNER "{owner}"')
+        return self.uri(db, owner, password)
+
+    def stop(self) -> None:
+        import shutil
+
+        try:
+            if (self.data / "postmaster.pid").exists():
+                self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+        finally:
+            server_log = self.root / "server.log"
+            if server_log.exists():
+                with self.log.open("a") as log:
+                    log.write(server_log.read_text(errors="replace"))
+            shutil.rmtree(self.root, ignore_errors=True)

@@ -13,7 +13,7 @@ from tests.conftest import REPO
 
 PRODUCT = (
     "bundle", "marketdata", "training", "predictor", "transformer", "monitor", "retrainer", "rollout",
-    "registry_readonly", "serving",
+    "serving",
 )  # fmt: skip
 
 

@@ -8,6 +8,8 @@ component uses. What one component renders lives in its own partial:
   monitor/_deployment.tpl      a realized-accuracy monitor
   tests/_pod.tpl               a `helm test` Pod
   mlflow/_client.tpl           how clients reach MLflow (tracking URIs, env, egress rules)
+  mlflow/_backend.tpl          its stores (SQLite or PostgreSQL, artifacts), image of its guard
+  mlflow/_readonly.tpl         the read-only port's nginx configuration
   common/_serviceaccount.tpl   a component's ServiceAccount (+ Role)
   common/_universe.tpl         the universe's shards, object names and checks
 A component of its own (a Deployment: the realized-accuracy monitor in templates/monitor/, the

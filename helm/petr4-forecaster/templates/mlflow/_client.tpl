@@ -13,7 +13,7 @@ or the external server). */}}
 {{- end }}
 
 {{/* The tracking URI of the readers (predictors, storage initializer, monitors): the read-only
-sidecar's port (GET and HEAD only), or the external server's (externalReadOnlyUri, else externalUri). */}}
+nginx sidecar's port (reads only), or the external server's (externalReadOnlyUri, else externalUri). */}}
 {{- define "petr4.readOnlyTrackingUri" -}}
 {{- if .Values.mlflow.enabled }}
 {{- printf "http://%s:%v" (include "petr4.componentName" (dict "ctx" . "component" "mlflow")) .Values.mlflow.readOnlyPort }}
