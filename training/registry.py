@@ -48,7 +48,12 @@ def connect(settings: TrainSettings) -> tuple[MlflowClient, str]:
     if not uri.startswith(("http://", "https://", "databricks")):
         settings.artifact_root.mkdir(parents=True, exist_ok=True)
         location = settings.artifact_root.resolve().as_uri()
-    return client, client.create_experiment(settings.experiment, artifact_location=location)
+    try:
+        return client, client.create_experiment(settings.experiment, artifact_location=location)
+    except MlflowException as exc:  # a universe's parallel pods: another one created it meanwhile
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+        return client, client.get_experiment_by_name(settings.experiment).experiment_id
 
 
 class ChampionUnavailableError(RuntimeError):
@@ -157,7 +162,11 @@ def register(client: MlflowClient, name: str, model_id: str, run_id: str, tags: 
     try:
         client.get_registered_model(name)
     except MlflowException:
-        client.create_registered_model(name, description="D+1 closing-price forecaster bundles")
+        try:
+            client.create_registered_model(name, description="D+1 closing-price forecaster bundles")
+        except MlflowException as exc:  # created by a parallel training meanwhile: register into it
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
     version = str(
         client.create_model_version(
             name, source=f"models:/{model_id}", run_id=run_id, tags=tags, model_id=model_id

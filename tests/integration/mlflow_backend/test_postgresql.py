@@ -181,3 +181,41 @@ def test_parallel_trainings_register_without_loss(mlflow_on_postgres, tmp_path):
         assert shared[f"p{i}"] == str(last)
     runs = client.search_runs([client.get_experiment_by_name("parallel-trainings").experiment_id])
     assert len(runs) == PARALLEL  # one experiment, created once, every run in it
+
+
+def test_a_training_that_loses_the_create_race_registers_into_the_winners(mlflow_on_postgres, monkeypatch):
+    """The project's own get-or-create (training.registry.connect and register), in the window a
+    universe's pods starting together hit: the experiment and the registered model were created by
+    another pod after this one looked them up and found nothing. It must reuse them and register
+    its version, not fail on RESOURCE_ALREADY_EXISTS."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from training.registry import connect, register
+    from training.settings import TrainSettings
+
+    server, _ = mlflow_on_postgres
+    settings = TrainSettings(tracking_uri=server.url, experiment="lost-the-race", registry=True)
+    other_pod = MlflowClient(server.url, server.url)
+    winner = other_pod.create_experiment("lost-the-race")
+    other_pod.create_registered_model("race-forecaster")
+    real_get_experiment = MlflowClient.get_experiment_by_name
+    looked: set[str] = set()
+
+    def looked_before_the_other_pod_created_it(self, name):
+        if name not in looked:  # the first lookup happened before the other pod's create
+            looked.add(name)
+            return None
+        return real_get_experiment(self, name)
+
+    def model_not_found_yet(self, name):
+        raise MlflowException(f"Registered Model with name={name} not found", "RESOURCE_DOES_NOT_EXIST")
+
+    monkeypatch.setattr(MlflowClient, "get_experiment_by_name", looked_before_the_other_pod_created_it)
+    monkeypatch.setattr(MlflowClient, "get_registered_model", model_not_found_yet)
+    client, experiment_id = connect(settings)
+    assert experiment_id == winner
+    model_id = client.create_logged_model(experiment_id, name="race").model_id
+    assert register(client, "race-forecaster", model_id, None, {}) == "1"
+    monkeypatch.undo()
+    assert [v.version for v in other_pod.search_model_versions("name='race-forecaster'")] == ["1"]
