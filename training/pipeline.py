@@ -28,7 +28,12 @@ from bundle.runtime import shrink
 from bundle.schema import SplitRange
 from bundle.transform import model_inputs, to_price
 from training import registry
-from training.calibration import calibration_part, point_weight, predictive_distribution, sigma_floor
+from training.calibration import (
+    calibration_part,
+    choose_point_weight,
+    predictive_distribution,
+    sigma_floor,
+)
 from training.data import Series, load_series
 from training.errors import BundleRoundTripError
 from training.evaluation import (
@@ -109,11 +114,13 @@ def build_bundle(
     naive_test, naive_val = test.closes[:, -1], val.closes[:, -1]
     raw_test = _forecast(exported.fp32, test, splits)
     raw_val = _forecast(exported.fp32, val, splits)
-    weight = point_weight(val.next_close, naive_val, raw_val) if settings.shrink_to_naive else 1.0
+    chosen = choose_point_weight(val.next_close, naive_val, raw_val, settings.point_evidence_level)
+    weight = chosen.weight if settings.shrink_to_naive else 1.0
     fp32_test = shrink(raw_test, naive_test, weight)
     val_point = shrink(raw_val, naive_val, weight)
     metrics = compare_with_naive(test.next_close, fp32_test, naive_test)
     metrics["point_weight"] = weight
+    metrics["point_weight_best"], metrics["point_weight_dm_p"] = chosen.best, chosen.p_value
     metrics["network_mae_ratio"] = point_metrics(test.next_close, raw_test)["mae"] / metrics["naive_mae"]
     files = {"model.onnx": exported.fp32}
     variants = {"fp32": VariantFile(file="model.onnx", sha256=sha256_bytes(exported.fp32),
