@@ -47,6 +47,7 @@ from training.evaluation import (
 from training.export import Exported, export, run_onnx
 from training.fit import fit
 from training.gate import ChampionScore, GateDecision, decide
+from training.online_eval import online_scores
 from training.plot import plot_forecast
 from training.scores import winkler
 from training.settings import TrainSettings
@@ -148,6 +149,8 @@ def build_bundle(
     )
     served = distribution_scores(distribution, test.closes, test.next_close, fp32_test, settings.coverages)
     metrics.update(served)
+    floor = distribution.sigma_floor
+    metrics.update(online_scores(series.frame, splits, val_point, fp32_test, floor, settings.coverages))
     metrics.update(static_scores(intervals, test.next_close, fp32_test))
     for i in intervals:
         label = level_label(i.coverage)
@@ -191,10 +194,11 @@ def build_bundle(
 
 
 def _score_champion(
-    settings: TrainSettings, client, name: str, splits: Splits, work: Path
+    settings: TrainSettings, client, name: str, splits: Splits, work: Path, frame: pd.DataFrame
 ) -> ChampionScore | None:
     """The champion's MAE and Winkler score per level on this run's test sessions, served exactly as
-    it serves (any bundle format); None if there is none.
+    it serves (any bundle format; format 2 through the online replay, as the candidate's); None if
+    there is none.
 
     A champion with a shorter window is scored on the trailing part of each test window, so
     changing `--window` does not make the champion incomparable.
@@ -213,6 +217,12 @@ def _score_champion(
         if window > ours:
             raise BundleError(f"its window of {window} closes is longer than this run's {ours}")
         result = forecaster.forecast(test.closes[:, -window:], horizon=1)
+        dist = bundle.metadata.distribution
+        if dist is not None:
+            val_point = forecaster.predict(splits.validation.closes[:, -window:])
+            online = online_scores(
+                frame, splits, val_point, result.mean[:, 0], dist.sigma_floor, tuple(result.lower)
+            )
     except BundleError as exc:
         log.warning("champion version %s cannot be evaluated: %s", version, exc)
         return ChampionScore(version, error=str(exc))
@@ -221,7 +231,10 @@ def _score_champion(
         return ChampionScore(version, error=f"{type(exc).__name__}: {exc}")
     mae = point_metrics(test.next_close, result.mean[:, 0])["mae"]
     scores = {
-        c: winkler(test.next_close, result.lower[c][:, 0], result.upper[c][:, 0], c) for c in result.lower
+        c: online[f"online_winkler_{level_label(c)}"]
+        if dist is not None
+        else winkler(test.next_close, result.lower[c][:, 0], result.upper[c][:, 0], c)
+        for c in result.lower
     }
     log.info("champion version %s: MAE %.4f on this test window", version, mae)
     return ChampionScore(version, mae=mae, winkler=scores)
@@ -265,8 +278,10 @@ def run(settings: TrainSettings) -> TrainResult:
         staged = work / "bundle"
         bundle, metrics, forecasts = build_bundle(staged, settings, series, splits, exported, name, hyper)
         metrics.update({k: float(v) for k, v in fit_info.items()})
-        champion = _score_champion(settings, client, name, splits, work / "champion") if client else None
-        winkler_scores = {c: metrics[f"winkler_{level_label(c)}"] for c in settings.coverages}
+        champion = (
+            _score_champion(settings, client, name, splits, work / "champion", frame) if client else None
+        )
+        winkler_scores = {c: metrics[f"online_winkler_{level_label(c)}"] for c in settings.coverages}
         decision = decide(metrics["mae"], metrics["naive_mae"], settings.naive_margin, champion,
                           winkler=winkler_scores)  # fmt: skip
         reports = _write_reports(work, series, bundle, metrics, forecasts)
