@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+import pytest
 
 from bundle.runtime import shrink
 from training.calibration import choose_point_weight, point_weight
@@ -110,3 +113,25 @@ def test_the_gate_refuses_a_candidate_one_percent_worse_than_naive():
     assert margin == 0.005
     assert not decide(mae=1.01, naive_mae=1.0, margin=margin, champion=None).promote
     assert decide(mae=1.004, naive_mae=1.0, margin=margin, champion=None).promote
+
+
+def test_the_diebold_mariano_p_value_is_the_hac_t_test_written_out():
+    """The statistic by hand on eight numbers: Bartlett-weighted autocovariances up to the
+    automatic lag (2 for n = 8), the HLN factor sqrt((n - 1) / n), a t with n - 1 dof."""
+    from scipy import stats
+
+    d = [3.0, -1.0, 4.0, -1.0, 5.0, -9.0, 2.0, -6.0]
+    n, lag = len(d), 2
+    mean = sum(d) / n
+    u = [x - mean for x in d]
+    gamma = [sum(u[t] * u[t - k] for t in range(k, n)) / n for k in range(lag + 1)]
+    variance = gamma[0] + sum(2 * (1 - k / (lag + 1)) * gamma[k] for k in range(1, lag + 1))
+    statistic = mean / math.sqrt(variance / n) * math.sqrt((n - 1) / n)
+    expected = stats.t.cdf(statistic, df=n - 1)
+    assert newey_west_lag(8) == 2 and newey_west_lag(50) == 3 and newey_west_lag(1000) == 6
+    assert diebold_mariano_less(np.array(d), np.zeros(n)) == pytest.approx(expected, rel=1e-12)
+    assert diebold_mariano_less(np.zeros(n), -np.array(d)) == pytest.approx(expected, rel=1e-12)
+    assert diebold_mariano_less(np.array(d), np.zeros(n), lag=0) != pytest.approx(expected)
+    assert diebold_mariano_less(np.zeros(4), np.zeros(4)) == 1.0  # no difference is no evidence
+    assert diebold_mariano_less(np.zeros(2), np.ones(2)) == 1.0  # two sessions prove nothing
+    assert diebold_mariano_less(np.zeros(3), np.ones(3)) == 0.0
