@@ -355,7 +355,7 @@ def interval_sections() -> list[str]:
             "point). Coverage in %. bokeh-sampledata's stocks are split- and dividend-adjusted (Adj Close / Close).",
             "",
             f"Run: {ivl.get('started', '?')} .. {ivl.get('finished', 'unfinished')}, `nice -n 5 python -m bench.intervals`,"
-            " on a 2-core machine shared with other jobs (train seconds are inflated several-fold).",
+            " on a 2-core machine shared with other jobs (load average 5-10: train seconds are inflated several-fold).",
             "",
         ]
         parts += intervals(ivl)
