@@ -410,16 +410,32 @@ class OnlineDistribution(PredictiveDistribution):
     next_sigma: PositiveFloat
 
     def sigma(self, closes: np.ndarray) -> np.ndarray:
-        """`[b, window]` -> `[b]`: `next_sigma` for a window ending at the state's as-of session,
-        else the window's close-only HAR sigma x close_scale; floored and capped."""
+        """`[b, window]` -> `[b]`: `next_sigma` for a window ending at the state's as-of session
+        (its last closes equal to 1e-9 relative), else the window's close-only HAR sigma x
+        close_scale; floored and capped. One dot product per row (the weights are cached)."""
         windows = np.asarray(closes, dtype=np.float64)
-        r2 = np.diff(np.log(windows), axis=-1) ** 2
-        own = np.sqrt(np.maximum(har_variance(self.close_har, r2), 0.0)) * self.close_scale
-        k = len(self.anchor)
-        latest = np.all(np.isclose(windows[:, -k:], self.anchor, rtol=1e-12, atol=0.0), axis=1)
-        return np.clip(
-            np.where(latest, self.next_sigma, own), self.sigma_floor, max(SIGMA_CAP, self.sigma_floor)
-        )
+        r = np.diff(np.log(windows), axis=-1)
+        weights = _close_weights(self.close_har, r.shape[-1])
+        own = np.sqrt(np.maximum(self.close_har[0] + (r * r) @ weights, 0.0)) * self.close_scale
+        anchor = _array(self.anchor)
+        latest = (np.abs(windows[:, -len(anchor) :] - anchor) <= 1e-9 * anchor).all(axis=1)
+        cap = max(SIGMA_CAP, self.sigma_floor)
+        return np.minimum(np.maximum(np.where(latest, self.next_sigma, own), self.sigma_floor), cap)
+
+
+@lru_cache(maxsize=256)
+def _array(values: tuple[float, ...]) -> np.ndarray:
+    out = np.asarray(values, dtype=np.float64)
+    out.flags.writeable = False
+    return out
+
+
+@lru_cache(maxsize=256)
+def _close_weights(coefficients: tuple[float, ...], m: int) -> np.ndarray:
+    """The HAR slopes folded into one weight per squared return: per state, not per request."""
+    weights = np.asarray(coefficients[1:], dtype=np.float64) @ _term_weights(m)
+    weights.flags.writeable = False
+    return weights
 
 
 def serving(state: OnlineState) -> OnlineDistribution:
