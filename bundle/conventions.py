@@ -7,8 +7,10 @@ field's description, and an environment variable per flag under `FORECASTER_<PRE
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
-from pydantic_settings import SettingsConfigDict
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 CLI_CONVENTION = {"cli_kebab_case": True, "cli_implicit_flags": True}
 
@@ -51,3 +53,19 @@ def parse_universe(text: str) -> tuple[str, ...]:
                 f"{model_name_for(ticker)!r}: list each ticker once"
             )
     return tickers
+
+
+class UniverseSettings(BaseSettings):
+    """A ticker universe, one model per ticker (training's Indexed Job, the monitor's scoring), and
+    its closes offline: the fields both packages read the same way."""
+
+    universe: str | None = Field(
+        None, description="comma-separated tickers, one model each (PETR4.SA -> petr4-sa-forecaster)"
+    )
+    csv_dir: Path | None = Field(
+        None, description="directory of <TICKER>.csv closes (csv source): one per ticker of --universe"
+    )
+
+    @property
+    def tickers(self) -> tuple[str, ...]:
+        return parse_universe(self.universe) if self.universe else ()

@@ -2,10 +2,12 @@
 
 KServe runs this as the init container of every predictor pod (the chart's ClusterStorageContainer
 for the `models:/` prefix) with the InferenceService's storageUri and /mnt/models. It resolves the
-URI against MLflow, downloads that version's bundle next to the destination and verifies every file
-against the sha256 its metadata records (bundle.io, the same check the predictor makes) before
-anything lands in the destination. Any failure exits non-zero with one line naming the problem, so
-the pod never starts on a partial, wrong or corrupt bundle. Torch-free: mlflow's client and bundle/.
+URI against MLflow, downloads that version next to the destination, finds the bundle in it (a logged
+model's artifacts, or an old-style version's bundle directory: bundle.io.find_bundle), verifies every
+file against the sha256 its metadata records (bundle.io, the same check the predictor makes) and
+places only the bundle's files in the destination; the model's code is never run. Any failure exits
+non-zero with one line naming the problem, so the pod never starts on a partial, wrong or corrupt
+bundle. Torch-free: mlflow's client and bundle/.
 
 A universe shard's URI lists several models, `models:/a@champion,b@champion,c/7` (each item
 `<name>@<alias>` or `<name>/<version>`, optionally with its own `models:/`): each lands verified in
@@ -29,7 +31,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings
 
 from bundle.conventions import settings_config
-from bundle.io import BundleError, LoadedBundle, load_bundle
+from bundle.io import BundleError, LoadedBundle, find_bundle, load_bundle
 
 EXIT_USAGE = 2  # bad arguments or URI: fix the InferenceService
 EXIT_NOT_FOUND = 3  # no such model, alias or version in the registry
@@ -139,10 +141,13 @@ def _download_verified(client, uri: ModelUri, into: Path, tracking_uri: str) -> 
         what = f"version {version} of {uri.name!r}"
         raise FetchError(EXIT_UNAVAILABLE, f"cannot download {what}: {exc}") from exc
     try:
-        load_bundle(Path(path))  # every file against its sha256, before dest is touched
+        # A logged model (MLmodel + artifacts) or an old-style version (the bundle directory itself):
+        # only the bundle's files go on, every one checked against its sha256 before dest is touched.
+        found = find_bundle(Path(path))
+        load_bundle(found)
     except BundleError as exc:
         raise FetchError(EXIT_INVALID, f"version {version} of {uri.name!r} is refused: {exc}") from exc
-    return version, Path(path)
+    return version, found
 
 
 class _Staging:

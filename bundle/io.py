@@ -1,4 +1,4 @@
-"""Write and read bundle directories; every file is checked against its recorded sha256."""
+"""Write, find and read bundle directories; every file is checked against its recorded sha256."""
 
 from __future__ import annotations
 
@@ -10,6 +10,13 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from bundle.schema import METADATA_FILE, SUPPORTED_FORMATS, BundleMetadata, Variant
+
+#: A logged model (MLflow 3 LoggedModel, pyfunc flavor) names its bundle files as pyfunc artifacts:
+#: `metadata.json` under this name, each ONNX variant under its variant's name ("fp32", "int8").
+METADATA_ARTIFACT = "metadata"
+#: The pyfunc's one inference param: which ONNX variant answers (default fp32, as the predictor).
+VARIANT_PARAM = "variant"
+MLMODEL_FILE = "MLmodel"
 
 
 class BundleError(RuntimeError):
@@ -78,3 +85,35 @@ def load_bundle(directory: Path) -> LoadedBundle:
         if sha256_bytes(path.read_bytes()) != entry.sha256:
             raise BundleError(f"{variant} model file {path} does not match its sha256 (corrupt)")
     return LoadedBundle(path=directory, metadata=metadata)
+
+
+def find_bundle(download: Path) -> Path:
+    """The bundle directory inside a download of a registered version, whatever its layout.
+
+    A version registered from a logged model (`models:/<model_id>`) downloads as an MLflow model:
+    `MLmodel`, the pyfunc's code and environment, and the bundle files as its artifacts, wherever
+    `MLmodel` says they are. A version registered the old way (`runs:/<run>/bundle`) downloads as
+    the bundle directory itself. Nothing here imports or runs the model's code: the caller reads
+    the files (load_bundle, sha256 checked). Raises BundleError naming what is missing.
+    """
+    root = Path(download)
+    if (root / METADATA_FILE).is_file():
+        return root
+    mlmodel = root / MLMODEL_FILE
+    if not mlmodel.is_file():
+        raise BundleError(f"no bundle in {root}: neither {METADATA_FILE} nor an MLflow {MLMODEL_FILE}")
+    import yaml  # pyyaml comes with mlflow(-skinny), which made the download
+
+    try:
+        flavors = (yaml.safe_load(mlmodel.read_text()) or {}).get("flavors") or {}
+        entry = flavors["python_function"]["artifacts"][METADATA_ARTIFACT]["path"]
+    except (yaml.YAMLError, UnicodeDecodeError, AttributeError, KeyError, TypeError) as exc:
+        raise BundleError(
+            f"{mlmodel} names no {METADATA_ARTIFACT!r} pyfunc artifact: not a forecaster bundle model"
+        ) from exc
+    metadata = (root / str(entry)).resolve()
+    if not metadata.is_relative_to(root.resolve()) or metadata.name != METADATA_FILE:
+        raise BundleError(f"{mlmodel}: artifact {entry!r} is not a {METADATA_FILE} inside the model")
+    if not metadata.is_file():
+        raise BundleError(f"{mlmodel}: artifact {entry!r} is missing")
+    return metadata.parent

@@ -7,7 +7,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from bundle.io import LoadedBundle, load_bundle, read_metadata
+from bundle.io import LoadedBundle, find_bundle, load_bundle, read_metadata
 
 
 @dataclass(frozen=True)
@@ -64,9 +64,11 @@ class BundleSource:
                 path = mlflow.artifacts.download_artifacts(
                     artifact_uri=source, dst_path=str(staging), tracking_uri=self.tracking_uri
                 )
-                load_bundle(Path(path))  # never cache an unverified download
+                # A logged model or an old-style version: only its bundle directory is kept.
+                found = find_bundle(Path(path))
+                load_bundle(found)  # never cache an unverified download
                 target.parent.mkdir(parents=True, exist_ok=True)
-                Path(path).rename(target)
+                found.rename(target)
             except OSError:
                 if not target.is_dir():  # else another worker won the race with the same bytes
                     raise

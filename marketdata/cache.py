@@ -19,6 +19,7 @@ from datetime import UTC, date, datetime
 
 import numpy as np
 import pandas as pd
+import tenacity
 
 from marketdata.calendar import SessionCalendar
 from marketdata.errors import DataError
@@ -169,29 +170,28 @@ class MarketData:
 
     def _refresh(self, ticker: str, entry: _Entry, now: datetime) -> None:
         """Up to `retries` attempts with exponential backoff; the entry keeps its last good data."""
-        delay, error = self.policy.backoff_s, "no attempt"
-        for attempt in range(1, self.policy.retries + 1):
-            try:
-                frame = self._fetch_valid(ticker)
-            except Exception as exc:  # network, parsing, validation alike: never crash a request
-                kind = "data" if isinstance(exc, DataError) else "source"
-                SOURCE_ERRORS.labels(ticker, kind).inc()
-                error = f"{type(exc).__name__}: {exc}"
-                log.warning("fetch %s from %s, attempt %d/%d: %s", ticker, self.source.name, attempt,
-                            self.policy.retries, error)  # fmt: skip
-                if attempt < self.policy.retries:
-                    self.sleep(delay)
-                    delay *= 2
-                continue
-            entry.closes, entry.fetched_at, entry.attempted_at, entry.error = frame, self.clock(), now, None
-            entry.valid_until = self.calendar.settled_close_after(frame.last)
-            FETCHES.labels(ticker, "success").inc()
-            STALE.labels(ticker).set(0)
-            LAST_SUCCESS.labels(ticker).set(entry.fetched_at.timestamp())
+
+        def failed(state: tenacity.RetryCallState) -> None:  # network, parsing, validation alike
+            exc = state.outcome.exception()
+            SOURCE_ERRORS.labels(ticker, "data" if isinstance(exc, DataError) else "source").inc()
+            log.warning("fetch %s from %s, attempt %d/%d: %s: %s", ticker, self.source.name,
+                        state.attempt_number, self.policy.retries, type(exc).__name__, exc)  # fmt: skip
+
+        closes = tenacity.Retrying(  # the last error is the answer when every attempt failed
+            stop=tenacity.stop_after_attempt(self.policy.retries), after=failed, sleep=self.sleep,
+            wait=tenacity.wait_exponential(multiplier=self.policy.backoff_s),
+            retry_error_callback=lambda state: state.outcome.exception(),
+        )(self._fetch_valid, ticker)  # fmt: skip
+        if not isinstance(closes, Closes):  # never crash a request: the last good data stays
+            entry.attempted_at, entry.error = self.clock(), f"{type(closes).__name__}: {closes}"
+            FETCHES.labels(ticker, "failure").inc()
+            STALE.labels(ticker).set(1 if entry.closes is not None else 0)
             return
-        entry.attempted_at, entry.error = self.clock(), error
-        FETCHES.labels(ticker, "failure").inc()
-        STALE.labels(ticker).set(1 if entry.closes is not None else 0)
+        entry.closes, entry.fetched_at, entry.attempted_at, entry.error = closes, self.clock(), now, None
+        entry.valid_until = self.calendar.settled_close_after(closes.last)
+        FETCHES.labels(ticker, "success").inc()
+        STALE.labels(ticker).set(0)
+        LAST_SUCCESS.labels(ticker).set(entry.fetched_at.timestamp())
 
     def _settled(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Rows of sessions whose close has settled: during a session Yahoo's last daily row is the

@@ -6,9 +6,10 @@ from __future__ import annotations
 import logging
 import time
 from datetime import date
-from typing import Protocol
+from typing import NoReturn, Protocol
 
 import pandas as pd
+import tenacity
 
 from marketdata.errors import DataError
 from marketdata.sources import yahoo_daily
@@ -28,23 +29,18 @@ class FetchSettings(Protocol):
 
 def fetch_yfinance(settings: FetchSettings, sleep=None) -> pd.DataFrame:
     """Daily history from Yahoo, retried with exponential backoff; raises DataError at the end."""
-    sleep = sleep or time.sleep
-    delay, last_error = settings.fetch_backoff_s, None
-    for attempt in range(1, settings.fetch_retries + 1):
-        try:
-            return yahoo_daily(settings.ticker, settings.start, settings.end)
-        except Exception as exc:  # network, parsing and Yahoo errors alike
-            last_error = exc
-            log.warning(
-                "fetch %s attempt %d/%d failed: %s",
-                settings.ticker,
-                attempt,
-                settings.fetch_retries,
-                exc,
-            )
-            if attempt < settings.fetch_retries:
-                sleep(delay)
-                delay *= 2
-    raise DataError(
-        f"could not fetch {settings.ticker} after {settings.fetch_retries} attempts: {last_error}"
-    )
+
+    def give_up(state: tenacity.RetryCallState) -> NoReturn:
+        error = state.outcome and state.outcome.exception()
+        raise DataError(f"could not fetch {settings.ticker} after {settings.fetch_retries} attempts: {error}")
+
+    def warn(state: tenacity.RetryCallState) -> None:
+        error = state.outcome and state.outcome.exception()
+        log.warning("fetch %s attempt %d/%d failed: %s", settings.ticker, state.attempt_number,
+                    settings.fetch_retries, error)  # fmt: skip
+
+    retrying = tenacity.Retrying(  # network, parsing and Yahoo errors alike
+        stop=tenacity.stop_after_attempt(settings.fetch_retries), after=warn, retry_error_callback=give_up,
+        wait=tenacity.wait_exponential(multiplier=settings.fetch_backoff_s), sleep=sleep or time.sleep,
+    )  # fmt: skip
+    return retrying(yahoo_daily, settings.ticker, settings.start, settings.end)

@@ -7,12 +7,14 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, PositiveInt, model_validator
-from pydantic_settings import BaseSettings
 
-from bundle.conventions import model_name_for, parse_universe, settings_config
+from bundle.conventions import UniverseSettings, model_name_for, parse_universe, settings_config
 
 
-class MonitorSettings(BaseSettings):
+class MonitorSettings(UniverseSettings):
+    """With --universe: each ticker's models:/<model name>@<alias> scored on its own closes, one
+    failing ticker never stopping the others."""
+
     model_config = settings_config("monitor", "MONITOR")
 
     model_source: str | None = Field(
@@ -23,19 +25,11 @@ class MonitorSettings(BaseSettings):
     model_name: str | None = Field(
         None, description="the served model's name (the `model` label; required without --universe)"
     )
-    universe: str | None = Field(
-        None,
-        description="comma-separated tickers: score each one's models:/<model name>@<alias> on its "
-        "own closes, one failing ticker never stopping the others",
-    )
     alias: str = Field("champion", description="registry alias scored for each ticker of --universe")
     variant: Literal["fp32", "int8"] = Field("fp32", description="which ONNX variant to score (as served)")
     source: Literal["yfinance", "csv"] = Field("yfinance", description="published closes: yfinance or a CSV")
     ticker: str = Field("PETR4.SA", description="Yahoo ticker (yfinance source)")
     csv: Path | None = Field(None, description="CSV of published closes (csv source), re-read every run")
-    csv_dir: Path | None = Field(
-        None, description="directory of <TICKER>.csv published closes (csv source with --universe)"
-    )
     start: date = Field(date(2020, 1, 1), description="first date fetched (only the tail is used)")
     end: date | None = Field(None, description="last date fetched (default: today)")
     fetch_retries: PositiveInt = Field(3, description="fetch attempts before a run fails")
@@ -65,10 +59,6 @@ class MonitorSettings(BaseSettings):
         if self.source == "csv" and (self.csv_dir is None or self.csv is not None):
             raise ValueError("--universe with --source csv reads --csv-dir DIR/<TICKER>.csv (not --csv)")
         return self
-
-    @property
-    def tickers(self) -> tuple[str, ...]:
-        return parse_universe(self.universe) if self.universe else ()
 
     def for_ticker(self, ticker: str) -> MonitorSettings:
         """One ticker's settings, exactly those of a one-model monitor on its champion."""

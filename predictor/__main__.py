@@ -1,33 +1,58 @@
-"""`python -m predictor`: kserve's flags plus ours, then kserve's ModelServer (see kserve_seam)."""
+"""`python -m predictor`: kserve's flags plus ours, then kserve's ModelServer around the models, as
+kserve's own servers (sklearnserver) do: a parser on `kserve.model_server.parser`, `ModelServer`."""
 
 from __future__ import annotations
 
-import os
+import argparse
 import sys
-import tempfile
 import warnings
-from pathlib import Path
+
+from serving import cli
+
+if __name__ == "__main__":  # first: prometheus_client (kserve imports it) picks its mode on import
+    cli.prepare_metrics_dir()
+
+from kserve import ModelServer, model_server
+
+from predictor import kserve_seam
+from predictor.model import ForecastModel
+from predictor.settings import PredictorSettings
+from predictor.sources import SourceListError, model_sources
+from serving.kserve_seam import LockedRepository
 
 
-def prepare_metrics_dir() -> None:
-    """Multiprocess metrics need their directory before prometheus_client is first imported (kserve
-    imports it), and a restarted container must not add its counters to the previous run's."""
-    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if not path:
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="forecaster-metrics-")
-        return
-    Path(path).mkdir(parents=True, exist_ok=True)
-    for stale in Path(path).glob("*.db"):
-        stale.unlink()
+def build_parser() -> argparse.ArgumentParser:
+    """kserve's parser as parent (its --model_name, --http_port, --workers, ...) plus ours."""
+    return argparse.ArgumentParser(parents=[model_server.parser], prog="python -m predictor")
 
 
-def main(argv: list[str] | None = None) -> None:
-    prepare_metrics_dir()  # in main, not on import: kserve's spawned workers re-import this module
-    warnings.filterwarnings("ignore", message=".*ORJSONResponse is deprecated.*")  # kserve's, not ours
-    from predictor import kserve_seam
+def parse(argv: list[str]) -> tuple[argparse.Namespace, PredictorSettings]:
+    """kserve's arguments and our settings (flags, then FORECASTER_PREDICTOR_* variables)."""
+    return cli.parse_with(PredictorSettings, build_parser(), argv)
 
-    kserve_seam.serve(sys.argv[1:] if argv is None else argv)
+
+def serve(argv: list[str]) -> None:
+    """Check the versions, parse, assemble kserve's ModelServer around its models, run."""
+    cli.check_versions()
+    args, settings = parse(argv)
+    if settings.quiet:
+        cli.quiet_kserve()
+    kserve_seam.install()
+    try:
+        sources = model_sources(settings, args.model_name)
+    except SourceListError as exc:
+        raise SystemExit(f"python -m predictor: {exc}") from None
+    models = [ForecastModel(m.name, settings, m.source) for m in sources]
+    server = ModelServer(enable_latency_logging=model_server.args.enable_latency_logging)
+    server.dataplane = kserve_seam.ForecastDataPlane(model_registry=server.registered_models)
+    server.model_repository_extension = LockedRepository(server.registered_models)
+    for model in models:  # kserve's repository routes by name; each is ready after its self-test
+        server.register_model(model)
+    for model in models:
+        model.start_loading()  # this process's loader (gRPC, and REST with one worker)
+    server.start([])
 
 
 if __name__ == "__main__":
-    main()
+    warnings.filterwarnings("ignore", message=".*ORJSONResponse is deprecated.*")  # kserve's, not ours
+    serve(sys.argv[1:])

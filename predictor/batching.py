@@ -18,7 +18,6 @@ import time
 import numpy as np
 
 from bundle import Forecast
-from predictor import codecs
 from predictor.model import Decoded, Served
 
 
@@ -93,8 +92,7 @@ class Batcher:
 def _alone(decoded: Decoded, future: asyncio.Future) -> None:
     """The request's forecast on its own, as ForecastModel.predict computes it."""
     try:
-        with decoded.served.latency.time():
-            result = codecs.finite_forecast(decoded.served.forecaster, decoded.closes, horizon=1)
+        result = decoded.forecast()
     except Exception as exc:
         if not future.done():
             future.set_exception(exc)

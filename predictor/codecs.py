@@ -1,7 +1,8 @@
 """Request decoding with strict validation, and response encoding (v2 and v1).
 
 kserve passes malformed tensors straight to the model (500s, NaN answered as a number); every check
-here turns bad input into a 400 that names the problem.
+here turns bad input into a 400 that names the problem, whether a v2 request comes as kserve's
+`InferRequest` or as the fast path's plain JSON (serving.v2.V2Request).
 """
 
 from __future__ import annotations
@@ -9,39 +10,17 @@ from __future__ import annotations
 import uuid
 
 import numpy as np
-from kserve.errors import InvalidInput
-from kserve.protocol.infer_type import InferInput, InferOutput, InferRequest, InferResponse, RequestedOutput
+from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse, RequestedOutput
 
 from bundle import Forecast, OnnxForecaster
 from bundle.outputs import INPUT_DATATYPES, INPUT_NAME, Output, columns
-from predictor.metrics import REJECTED
+from serving.errors import Rejected
+from serving.v2 import V2Request
 
 FP32_MAX = float(np.finfo(np.float32).max)
-
-
-class Rejected(InvalidInput):
-    """A 400 with a reason label for the rejected-requests counter, and the request field it is
-    about when one is (`param` of the time-series API's error object)."""
-
-    def __init__(self, reason: str, message: str, param: str | None = None) -> None:
-        REJECTED.labels(reason).inc()
-        super().__init__(message)  # kserve keeps the message in .reason
-        self.label, self.param = reason, param
-
-
-def check_datatype_case(datatypes) -> None:
-    """The protocol's datatypes are upper-case ("FP64"); kserve upper-cases REST's but refuses
-    gRPC's with "invalid content type". One rule for both: a lower-case datatype is refused, by name."""
-    for datatype in datatypes:
-        if isinstance(datatype, str) and datatype != datatype.upper():
-            raise Rejected(
-                "datatype",
-                f"datatype {datatype!r} is not a protocol datatype: they are upper-case "
-                f"({datatype.upper()!r}); accepted: " + ", ".join(INPUT_DATATYPES),
-            )
-
-
 NUMBER_TYPES = frozenset((float, int))
+ACCEPTED = ", ".join(INPUT_DATATYPES)
+DTYPES = {"FP32": np.float32, "FP64": np.float64}  # kserve's, for its InferInput.as_numpy of JSON data
 
 
 def _numbers(values: list) -> np.ndarray:
@@ -103,31 +82,45 @@ def check_closes(values: np.ndarray, rows: int, window: int, max_batch: int) -> 
 
 def decode_v2(request: InferRequest, window: int, max_batch: int) -> np.ndarray:
     """One input named `closes`, FP32 or FP64, shape `[batch, window]` -> float64 array."""
-    names = [i.name for i in request.inputs]
+    _one_input([i.name for i in request.inputs])
+    inp = request.inputs[0]
+    return _tensor(inp.datatype, inp.shape, inp.data, inp.as_numpy, window, max_batch)
+
+
+def decode_v2_json(request: V2Request, window: int, max_batch: int) -> np.ndarray:
+    """`decode_v2` of the fast path's plain request (JSON data, an FP32 or FP64 datatype)."""
+    _one_input([i["name"] for i in request.inputs])
+    inp = request.inputs[0]
+    return _tensor(inp["datatype"], inp["shape"], inp["data"], None, window, max_batch)
+
+
+def _one_input(names: list[str]) -> None:
     if len(names) != 1 or names[0] != INPUT_NAME:
         unknown = [n for n in names if n != INPUT_NAME]
         detail = f"unknown input {unknown[0]!r}" if unknown else f"inputs {names}"
         raise Rejected("input_name", f"{detail}: this model takes exactly one input named {INPUT_NAME!r}")
-    inp: InferInput = request.inputs[0]
-    if inp.datatype not in INPUT_DATATYPES:
-        raise Rejected(
-            "datatype",
-            f"unsupported datatype {inp.datatype!r}; accepted: " + ", ".join(INPUT_DATATYPES),
-        )
-    shape = list(inp.shape)
+
+
+def _tensor(datatype: str, shape, data, as_numpy, window: int, max_batch: int) -> np.ndarray:
+    """The checks of one `closes` tensor; `as_numpy()` reads data that is not a JSON list (None:
+    `data` is one, maybe empty, read as kserve's `InferInput.as_numpy` reads it)."""
+    if datatype not in INPUT_DATATYPES:
+        raise Rejected("datatype", f"unsupported datatype {datatype!r}; accepted: {ACCEPTED}")
+    shape = list(shape)
     if len(shape) != 2:
         raise Rejected("rank", f"input {INPUT_NAME!r} must have rank 2 [batch, {window}], got shape {shape}")
     if shape[1] != window:
         raise Rejected("window", f"window length is {shape[1]}; this model needs {window} closes per row")
-    if isinstance(inp.data, list) and inp.data:  # JSON, or gRPC typed contents
-        values = _json_values(inp.data, window)
-        if inp.datatype == "FP32" and (np.abs(values[np.isfinite(values)]) > FP32_MAX).any():
+    if isinstance(data, list) and data:  # JSON, or gRPC typed contents
+        values = _json_values(data, window)
+        if datatype == "FP32" and (np.abs(values[np.isfinite(values)]) > FP32_MAX).any():
             raise Rejected("data", f"input {INPUT_NAME!r} is FP32 but holds values beyond the FP32 range")
     else:  # raw bytes (REST binary extension, gRPC raw_input_contents), or nothing at all
         try:
-            values = np.asarray(inp.as_numpy(), dtype=np.float64).reshape(-1)
+            raw = as_numpy() if as_numpy else np.array(data, dtype=DTYPES[datatype]).reshape(shape)
+            values = np.asarray(raw, dtype=np.float64).reshape(-1)
         except Exception as exc:  # kserve raises assorted errors on malformed tensors
-            raise Rejected("data", f"cannot read input {INPUT_NAME!r} as {inp.datatype}: {exc}") from exc
+            raise Rejected("data", f"cannot read input {INPUT_NAME!r} as {datatype}: {exc}") from exc
     return check_closes(values, shape[0], window, max_batch)
 
 
@@ -146,9 +139,16 @@ def decode_v1(body: dict, window: int, max_batch: int) -> np.ndarray:
     return check_closes(_json_values(rows, window), len(rows), window, max_batch)
 
 
-def requested_outputs(request: InferRequest, declared: tuple[Output, ...]) -> tuple[Output, ...]:
+def _asked(request: InferRequest | V2Request) -> dict[str, dict | None]:
+    """The v2 request's `outputs`: {name: its parameters}, in its order."""
+    if isinstance(request, V2Request):
+        return {o["name"]: o.get("parameters") for o in request.outputs or ()}
+    return {o.name: o.parameters for o in request.request_outputs or ()}
+
+
+def requested_outputs(request: InferRequest | V2Request, declared: tuple[Output, ...]) -> tuple[Output, ...]:
     """The v2 request's `outputs` (in declared order), or every declared output when it names none."""
-    names = [o.name for o in request.request_outputs or ()]
+    names = _asked(request)
     if not names:
         return declared
     known = {o.name for o in declared}
@@ -158,22 +158,21 @@ def requested_outputs(request: InferRequest, declared: tuple[Output, ...]) -> tu
     return tuple(o for o in declared if o.name in names)
 
 
+def binary_outputs(request: InferRequest | V2Request, wanted: tuple[Output, ...]) -> tuple[bool, ...]:
+    """Which outputs go back as raw bytes (REST binary tensor extension): an output's own
+    `binary_data` parameter, else the request's `binary_data_output`, else JSON. gRPC answers raw
+    contents whatever these say (the extension is REST's)."""
+    if isinstance(request, InferRequest) and request.from_grpc:
+        return (False,) * len(wanted)
+    default, own = _flag(request.parameters, "binary_data_output", False), _asked(request)
+    return tuple(_flag(own.get(o.name), "binary_data", default) for o in wanted)
+
+
 def _flag(parameters: dict | None, key: str, default: bool) -> bool:
     value = (parameters or {}).get(key, default)
     if not isinstance(value, bool):
         raise Rejected("parameter", f"parameter {key!r} must be true or false, got {value!r}")
     return value
-
-
-def binary_outputs(request: InferRequest, wanted: tuple[Output, ...]) -> tuple[bool, ...]:
-    """Which outputs go back as raw bytes (REST binary tensor extension): an output's own
-    `binary_data` parameter, else the request's `binary_data_output`, else JSON. gRPC answers raw
-    contents whatever these say (the extension is REST's)."""
-    if request.from_grpc:
-        return (False,) * len(wanted)
-    default = _flag(request.parameters, "binary_data_output", False)
-    own = {o.name: o.parameters for o in request.request_outputs or ()}
-    return tuple(_flag(own.get(o.name), "binary_data", default) for o in wanted)
 
 
 def finite_forecast(forecaster: OnnxForecaster, closes: np.ndarray, horizon: int) -> Forecast:
@@ -187,14 +186,8 @@ def finite_forecast(forecaster: OnnxForecaster, closes: np.ndarray, horizon: int
     return result
 
 
-def encode_v2(
-    result: Forecast,
-    declared: tuple[Output, ...],
-    model_name: str,
-    request_id: str | None,
-    version: str,
-    binary: tuple[bool, ...] | None = None,
-) -> InferResponse:
+def encode_v2(result: Forecast, declared: tuple[Output, ...], model_name: str, request_id: str | None,
+              version: str, binary: tuple[bool, ...] | None = None) -> InferResponse:  # fmt: skip
     """One `[batch]` tensor per declared output (bundle.outputs), in declared order, named with the
     version that answered; `binary` (per output) sends an output as raw bytes over REST."""
     outputs = [
@@ -207,6 +200,14 @@ def encode_v2(
         response_id=request_id or uuid.uuid4().hex, model_name=model_name, model_version=version,
         infer_outputs=outputs, requested_outputs=wanted,
     )  # fmt: skip
+
+
+def v2_json_outputs(result: Forecast, declared: tuple[Output, ...]) -> list[dict]:
+    """`encode_v2`'s outputs as kserve's route writes them in JSON, from the forecast's arrays."""
+    return [
+        {"name": out.name, "shape": [len(values)], "datatype": out.datatype, "data": values.tolist()}
+        for out, values in zip(declared, columns(result, declared).values(), strict=True)
+    ]
 
 
 def encode_v1(result: Forecast, declared: tuple[Output, ...]) -> dict:

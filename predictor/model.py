@@ -9,30 +9,46 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import uuid
 from dataclasses import dataclass
 
 import numpy as np
+import orjson
 from kserve import Model
 from kserve.protocol.infer_type import InferRequest, InferResponse
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from bundle import BundleError, Forecast, OnnxForecaster
 from bundle.outputs import Output, input_metadata, outputs
 from bundle.source import BundleSource, ModelRef, is_mlflow
 from predictor import codecs
-from predictor.kserve_seam import NotReadyError
 from predictor.loader import process_loader
-from predictor.metrics import (
-    INFERENCE_LATENCY,
-    MODEL_INFO,
-    MODEL_READY,
-    PREDICTIONS,
-    RELOADS,
-    init_model_series,
-)
 from predictor.settings import PredictorSettings
+from serving.errors import NotReadyError
+from serving.metrics import latency
+from serving.v2 import V2Request, v2_answer
 
 log = logging.getLogger(__name__)
+
+# Each model's series (multiprocess-aggregated with the guard's request metrics, serving.metrics).
+INFERENCE_LATENCY = latency(
+    "forecaster_inference_duration_seconds", "onnxruntime time per request (scaling included)", "model"
+)
+PREDICTIONS = Counter(
+    "forecaster_predictions_total", "Forecasts served (one per batch row)", ["model", "version"]
+)
+RELOADS = Counter("forecaster_reloads_total", "Model (re)loads by result", ["model", "result"])
+MODEL_INFO = Gauge("forecaster_model_info", "1 for the bundle being served (0 for ones served before)",
+                   ["model", "version", "variant", "ticker", "trained_at", "data_end"],
+                   multiprocess_mode="livemax")  # fmt: skip
+MODEL_READY = Gauge("forecaster_model_ready", "1 when a checked model is serving", ["model"],
+                    multiprocess_mode="livemin")  # fmt: skip
+
+
+def init_model_series(model: str, version: str) -> None:
+    INFERENCE_LATENCY.labels(model)
+    PREDICTIONS.labels(model, version)
+    RELOADS.labels(model, "failure")
 
 
 @dataclass(frozen=True)
@@ -62,6 +78,11 @@ class Decoded:
     request_id: str | None
     outputs: tuple[Output, ...]  # what the client asked for (v2 `outputs`), else every declared output
     binary: tuple[bool, ...] = ()  # per output: raw bytes over REST (binary tensor extension)
+
+    def forecast(self) -> Forecast:
+        """This request's forecast alone, timed (predictor.batching forecasts several at once)."""
+        with self.served.latency.time():
+            return codecs.finite_forecast(self.served.forecaster, self.closes, horizon=1)
 
 
 class ForecastModel(Model):
@@ -194,7 +215,8 @@ class ForecastModel(Model):
         bundle = self.source.fetch(ref)
         forecaster = OnnxForecaster(bundle, self.settings.variant, self.settings.threads)
         forecaster.self_test()
-        latency, predictions = INFERENCE_LATENCY.labels(self.name), PREDICTIONS.labels(self.name, ref.version)
+        latency = INFERENCE_LATENCY.labels(self.name)
+        predictions = PREDICTIONS.labels(self.name, ref.version)
         old, new = self.served, Served(ref.version, forecaster, latency, predictions)
         new_info = MODEL_INFO.labels(model=self.name, **new.info_labels)
         self.served = new  # one reference assignment: requests see the old or the new model
@@ -227,26 +249,24 @@ class ForecastModel(Model):
         declared = self.served.forecaster.outputs if self.served else outputs(())
         return [out.metadata() for out in declared]
 
-    def preprocess(self, payload: InferRequest | dict, headers: dict | None = None) -> Decoded:
+    def preprocess(self, payload: InferRequest | V2Request | dict, headers: dict | None = None) -> Decoded:
+        """A v2 request (kserve's `InferRequest`, or the fast path's plain JSON) or a v1 body, checked."""
         served = self.require()
         window, limit = served.forecaster.window, self.settings.max_batch
         declared = served.forecaster.outputs
-        if isinstance(payload, InferRequest):
-            closes = codecs.decode_v2(payload, window, limit)
+        if isinstance(payload, InferRequest | V2Request):
+            decode = codecs.decode_v2_json if isinstance(payload, V2Request) else codecs.decode_v2
+            closes = decode(payload, window, limit)
             wanted = codecs.requested_outputs(payload, declared)
             binary = codecs.binary_outputs(payload, wanted)
             return Decoded(served, closes, True, payload.id, wanted, binary)
         return Decoded(served, codecs.decode_v1(payload, window, limit), False, None, declared)
 
     def predict(self, payload: Decoded, headers: dict | None = None) -> InferResponse | dict:
-        served = payload.served
-        with served.latency.time():
-            result = codecs.finite_forecast(served.forecaster, payload.closes, horizon=1)
-        return self.answer(payload, result)
+        return self.answer(payload, payload.forecast())
 
     def answer(self, payload: Decoded, result: Forecast) -> InferResponse | dict:
-        """The encoded, counted answer to a decoded request from its forecast (also the batcher's,
-        predictor.batching, which computes the forecast of several requests in one call)."""
+        """The encoded, counted answer to a decoded request from its forecast, for kserve's routes."""
         served = payload.served
         served.predictions.inc(len(payload.closes))
         if payload.v2:
@@ -255,8 +275,33 @@ class ForecastModel(Model):
             )
         return codecs.encode_v1(result, payload.outputs)
 
+    def answer_json(self, payload: Decoded, result: Forecast) -> bytes:
+        """`answer` as kserve's route writes it (JSON), without kserve's objects: the fast path's."""
+        served = payload.served
+        served.predictions.inc(len(payload.closes))
+        if not payload.v2:
+            return orjson.dumps(codecs.encode_v1(result, payload.outputs))
+        return v2_answer({
+            "model_name": self.name, "model_version": served.version,
+            "id": payload.request_id or uuid.uuid4().hex,
+            "outputs": codecs.v2_json_outputs(result, payload.outputs),
+        })  # fmt: skip
+
 
 def _reason(exc: Exception) -> str:
     """A failure as one line for readiness answers (a model's own words, never a traceback)."""
     text = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {text[:300]}"
+
+
+def forecast_models(models: list) -> list[ForecastModel]:
+    """This process's forecast models (kserve's registry may hold others)."""
+    return [m for m in models if isinstance(m, ForecastModel)]
+
+
+def served_settings(models: list) -> PredictorSettings:
+    """The one settings object of this process's forecast models (they share one command line)."""
+    ours = forecast_models(models)
+    if not ours:
+        raise RuntimeError("no forecast model is registered with the kserve model server")
+    return ours[0].settings

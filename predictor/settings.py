@@ -1,21 +1,21 @@
 """Every predictor setting, typed, in one place: env prefix FORECASTER_PREDICTOR_, CLI mirrors it.
 
 kserve's own flags (--model_name, --http_port, --workers, ...) come from kserve's parser and keep
-its snake_case; ours follow the project's convention (kebab-case, --flag/--no-flag).
+its snake_case; ours follow the project's convention (kebab-case, --flag/--no-flag). The guard's,
+the fast path's and logging's are serving.cli's, shared with the transformer.
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, PositiveInt, SecretStr
-from pydantic_settings import BaseSettings
+from pydantic import Field, PositiveInt
 
 from bundle.conventions import settings_config
+from serving.cli import ServingSettings
 
 
-class PredictorSettings(BaseSettings):
-    # kserve's parser is the root parser (kserve_seam.parse): its flags are not ours to refuse.
+class PredictorSettings(ServingSettings):
     model_config = settings_config("predictor", "PREDICTOR", extra="ignore")
 
     model_source: str = Field(
@@ -43,7 +43,6 @@ class PredictorSettings(BaseSettings):
     threads: PositiveInt = Field(1, description="onnxruntime intra-op threads per worker")
     max_batch: PositiveInt = Field(256, description="largest batch accepted per request")
     max_horizon: PositiveInt = Field(20, description="largest time-series forecast horizon")
-    max_body_bytes: PositiveInt = Field(1_048_576, description="request body limit (413 above)")
     request_timeout_s: float = Field(
         10.0,
         gt=0,
@@ -63,19 +62,8 @@ class PredictorSettings(BaseSettings):
     )
     load_retry_max_s: float = Field(30.0, gt=0, description="longest wait between load retries")
     cache_dir: str | None = Field(None, description="where MLflow bundles are downloaded")
-    fast_path: bool = Field(
-        True,
-        description="answer v2 /infer and v1 :predict JSON requests without kserve's FastAPI stack "
-        "(same validation, metrics and answers; anything else goes to kserve's route)",
-    )
     batching: bool = Field(
         True,
         description="forecast the fast path's requests read in one event-loop turn in one model call "
         "(no added wait; measured 0.43-0.50x the CPU per request at c = 8 and 32, BENCHMARKS.md)",
-    )
-    quiet: bool = Field(True, description="no per-request log lines (kserve's cost ~20%)")
-    api_token: SecretStr | None = Field(
-        None,
-        description="optional bearer token required on inference routes (off by default; in a mesh, "
-        "prefer mTLS and an AuthorizationPolicy); set it from a Secret",
     )

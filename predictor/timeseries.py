@@ -1,4 +1,5 @@
-"""KServe's time-series forecast schema (`POST /v1/timeseries/forecast`) for bundle models.
+"""KServe's time-series forecast API (`POST /v1/timeseries/forecast`, `GET /v1/timeseries/models`)
+for bundle models; kserve wires its schema only to its own HuggingFace model class.
 
 Quantiles come from the bundle's predictive distribution (format 2): any level in (0, 1), monotone
 in the level, equal to the v2 interval bounds at (1 -+ c) / 2, and 0.5 is the point forecast. The
@@ -15,6 +16,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 import numpy as np
+from fastapi import Request
 from kserve.protocol.rest.timeseries.types import (
     FREQUENCY_MAP,
     ForecastOutput,
@@ -24,9 +26,14 @@ from kserve.protocol.rest.timeseries.types import (
     TimeSeriesForecast,
     TimeSeriesType,
 )
+from pydantic import ValidationError
 
 from bundle.runtime import LEVEL_TOLERANCE
-from predictor.codecs import Rejected, check_closes, finite_forecast
+from predictor.codecs import check_closes, finite_forecast
+from predictor.model import forecast_models
+from predictor.settings import PredictorSettings
+from serving.errors import Rejected, body_error, error_param
+from serving.kserve_seam import ServingDataPlane
 
 if TYPE_CHECKING:
     from predictor.model import ForecastModel, Served
@@ -115,3 +122,36 @@ def forecast(
         id=str(uuid.uuid4()), created_at=int(time.time()), status=Status.COMPLETED,
         model=model.name, outputs=outputs,
     )  # fmt: skip
+
+
+def strict_forecast_request(body: bytes) -> ForecastRequest:
+    """KServe's time-series request without pydantic's coercions: "1" or true is not a price."""
+    try:
+        return ForecastRequest.model_validate_json(body, strict=True)
+    except ValidationError as exc:
+        raise Rejected("malformed", body_error(exc.errors()), error_param(exc.errors())) from exc
+
+
+class Routes:
+    """The API's two routes on a server's app, over the forecast models of its data plane."""
+
+    def __init__(self, dataplane: ServingDataPlane, settings: PredictorSettings) -> None:
+        self.dataplane, self.settings = dataplane, settings
+
+    def register(self, app) -> None:
+        app.add_api_route("/v1/timeseries/forecast", self.forecast, methods=["POST"],
+                          response_model=ForecastResponse, response_model_exclude_none=True)  # fmt: skip
+        app.add_api_route(
+            "/v1/timeseries/models", self.forecast_model_names, methods=["GET"], response_model=list[str]
+        )
+
+    async def forecast(self, request: ForecastRequest, raw: Request) -> ForecastResponse:
+        request = strict_forecast_request(await raw.body())  # FastAPI's parse takes "1" and true
+        model = self.dataplane.get_model_from_registry(request.model)
+        if not forecast_models([model]):
+            raise NotImplementedError(f"model {request.model} has no time-series forecast")
+        return forecast(model, request, self.settings.max_horizon, self.settings.max_batch)
+
+    async def forecast_model_names(self) -> list[str]:
+        """kserve's time-series API lists its models by name."""
+        return [m.name for m in forecast_models(list(self.dataplane.model_registry.get_models().values()))]

@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+from datetime import UTC, datetime, timedelta
 
+from lightkube import ApiError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from retrainer.kube import KubeClient, job_from_cronjob, running_jobs
+from retrainer.kube import CRONJOB_LABEL, KubeClient, job_from_cronjob, running_jobs
 from retrainer.settings import RETRAIN_LABEL, RetrainerSettings
 
 log = logging.getLogger("retrainer")
@@ -52,11 +54,21 @@ def create_app(settings: RetrainerSettings, kube: KubeClient | None = None) -> S
 
 
 def start_one(kube: KubeClient, cronjob_name: str) -> str:
+    """A Job unless one runs. Job names carry the second, so that two replicas acting on one alert
+    collide (409 AlreadyExists: the other one got there first)."""
     cronjob = kube.get_cronjob(cronjob_name)
-    running = running_jobs(kube.list_jobs(), cronjob)
-    if running:
-        log.info("%s: retraining already running (%s); nothing to do", cronjob_name, ", ".join(running))
-        return f"already running: {', '.join(running)}"
-    job = kube.create_job(job_from_cronjob(cronjob))
-    log.info("%s: started %s", cronjob_name, job["metadata"]["name"])
-    return f"started {job['metadata']['name']}"
+    jobs = kube.list_jobs({CRONJOB_LABEL: cronjob_name})
+    running, job = running_jobs(jobs, cronjob), job_from_cronjob(cronjob)
+    if job["metadata"]["name"] in {j["metadata"]["name"] for j in jobs}:  # this second's Job is done
+        job = job_from_cronjob(cronjob, datetime.now(UTC) + timedelta(seconds=1))
+    if not running:
+        try:
+            name = kube.create_job(job)["metadata"]["name"]
+            log.info("%s: started %s", cronjob_name, name)
+            return f"started {name}"
+        except ApiError as exc:
+            if exc.status.reason != "AlreadyExists":
+                raise
+            running = [job["metadata"]["name"]]
+    log.info("%s: retraining already running (%s); nothing to do", cronjob_name, ", ".join(running))
+    return f"already running: {', '.join(running)}"

@@ -1,27 +1,24 @@
-"""The Kubernetes API calls the receiver (and `python -m rollout`) make, and the Job the receiver
-creates (pure). Plain HTTP with the pod's ServiceAccount token: no Kubernetes SDK in the images."""
+"""The Kubernetes API calls the receiver (and `python -m rollout`) make, on lightkube, and the Job the
+receiver creates (pure). Objects cross this module as plain dicts, so the logic around them is pure."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Protocol
 
 import httpx
+from lightkube import Client, KubeConfig
+from lightkube.config.models import Cluster, User
+from lightkube.generic_resource import create_namespaced_resource
+from lightkube.resources.batch_v1 import CronJob, Job
+from lightkube.types import PatchType
 
-KSERVE = "/apis/serving.kserve.io/v1beta1"
-MERGE_PATCH = "application/merge-patch+json"  # RFC 7386: objects merge, null deletes, lists replace
-JSON_PATCH = "application/json-patch+json"  # RFC 6902: for one element of a list (spec.canary[i])
+from retrainer.settings import KubeAccess
 
-
-class ApiAccess(Protocol):
-    """Where the API server is and how to authenticate (RetrainerSettings, RolloutSettings)."""
-
-    namespace: str
-    api_server: str
-    sa_token_path: str | None  # empty/None: no Authorization header (`kubectl proxy` adds it)
-    ca_path: str | None
+MERGE_PATCH = PatchType.MERGE.value  # RFC 7386: objects merge, null deletes, lists replace
+JSON_PATCH = PatchType.JSON.value  # RFC 6902: for one element of a list (spec.canary[i])
+InferenceService = create_namespaced_resource(
+    "serving.kserve.io", "v1beta1", "InferenceService", "inferenceservices"
+)
 
 
 CRONJOB_LABEL = "forecaster.io/cronjob"
@@ -29,60 +26,53 @@ TRIGGER_LABEL = "forecaster.io/trigger"
 
 
 class KubeClient:
-    def __init__(self, settings: ApiAccess) -> None:
-        self.settings = settings
-        verify = settings.ca_path if settings.api_server.startswith("https") and settings.ca_path else True
-        self.http = httpx.Client(base_url=settings.api_server, verify=verify, timeout=10.0)
+    page_size = 500  # items per list call (kubectl's chunk size); the rest follows `continue`
 
-    def _headers(self) -> dict[str, str]:
-        headers = {"Accept": "application/json"}
-        if self.settings.sa_token_path:
-            token = Path(self.settings.sa_token_path).read_text().strip()  # rotated by the kubelet
-            headers["Authorization"] = f"Bearer {token}"
-        return headers
-
-    def _call(self, method: str, path: str, headers: dict[str, str] | None = None, **kw) -> dict:
-        response = self.http.request(method, path, headers={**self._headers(), **(headers or {})}, **kw)
-        response.raise_for_status()
-        return response.json()
+    def __init__(self, settings: KubeAccess, timeout_s: float = 10.0) -> None:
+        https = settings.api_server.startswith("https")
+        cluster = Cluster(server=settings.api_server, certificate_auth=settings.ca_path if https else None)
+        # The token file is re-read when the API server answers 401: the kubelet rotates it.
+        user = User(token_file=settings.sa_token_path or None)
+        config = KubeConfig.from_one(cluster=cluster, user=user, namespace=settings.namespace)
+        self.timeout = httpx.Timeout(timeout_s)
+        self.api = Client(config, timeout=self.timeout)
 
     def get_cronjob(self, name: str) -> dict:
-        return self._call("GET", f"/apis/batch/v1/namespaces/{self.settings.namespace}/cronjobs/{name}")
+        return self.api.get(CronJob, name).to_dict()
 
-    def list_jobs(self) -> list[dict]:
-        return self._call("GET", f"/apis/batch/v1/namespaces/{self.settings.namespace}/jobs")["items"]
+    def list_jobs(self, labels: dict[str, str] | None = None) -> list[dict]:
+        """The namespace's Jobs carrying `labels` (a labelSelector), every page of them."""
+        return [job.to_dict() for job in self.api.list(Job, chunk_size=self.page_size, labels=labels)]
 
     def create_job(self, job: dict) -> dict:
-        return self._call("POST", f"/apis/batch/v1/namespaces/{self.settings.namespace}/jobs", json=job)
+        return self.api.create(Job.from_dict(job)).to_dict()
 
     def get_inferenceservice(self, name: str) -> dict:
-        return self._call("GET", f"{KSERVE}/namespaces/{self.settings.namespace}/inferenceservices/{name}")
+        return self.api.get(InferenceService, name).to_dict()
 
     def patch_inferenceservice(self, name: str, patch: dict | list, content_type: str) -> dict:
-        return self._call(
-            "PATCH",
-            f"{KSERVE}/namespaces/{self.settings.namespace}/inferenceservices/{name}",
-            headers={"Content-Type": content_type},
-            content=json.dumps(patch),
-        )
+        return self.api.patch(InferenceService, name, patch, patch_type=PatchType(content_type)).to_dict()
 
 
 def running_jobs(jobs: list[dict], cronjob: dict) -> list[str]:
-    """Jobs of this CronJob (scheduled or alert-triggered) that have not finished."""
+    """Jobs of this CronJob (scheduled or alert-triggered) that have not finished.
+
+    The CronJob controller copies only the template's labels onto the Jobs it schedules (no label
+    names the CronJob), so its own record of them, `status.active`, counts too."""
     uid, name = cronjob["metadata"]["uid"], cronjob["metadata"]["name"]
-    running = []
+    mine = {}
     for job in jobs:
-        meta, status = job["metadata"], job.get("status", {})
+        meta = job["metadata"]
         owned = any(ref.get("uid") == uid for ref in meta.get("ownerReferences", []))
-        if not (owned or meta.get("labels", {}).get(CRONJOB_LABEL) == name):
-            continue
-        done = any(
-            c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
-            for c in status.get("conditions", [])
-        )
-        if not done:
-            running.append(meta["name"])
-    return running
+        if owned or meta.get("labels", {}).get(CRONJOB_LABEL) == name:
+            mine[meta["name"]] = job.get("status", {}).get("conditions", [])
+    running = [
+        job
+        for job, conditions in mine.items()
+        if not any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True" for c in conditions)
+    ]
+    active = cronjob.get("status", {}).get("active") or []
+    return running + [ref["name"] for ref in active if ref.get("name") not in mine]
 
 
 def job_from_cronjob(cronjob: dict, now: datetime | None = None, reason: str = "alert") -> dict:

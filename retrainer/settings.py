@@ -15,16 +15,23 @@ SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 RETRAIN_LABEL = ("action", "retrain")
 
 
-class RetrainerSettings(BaseSettings):
+class KubeAccess(BaseSettings):
+    """Where the Kubernetes API server is and how to authenticate (the receiver, `python -m rollout`)."""
+
+    namespace: str = Field(..., description="namespace of the objects read and written")
+    api_server: str = Field("https://kubernetes.default.svc", description="Kubernetes API base URL")
+    sa_token_path: str | None = Field(
+        f"{SA_DIR}/token", description="service account token, re-read on a 401; empty behind `kubectl proxy`"
+    )
+    ca_path: str | None = Field(f"{SA_DIR}/ca.crt", description="API server CA; None for http servers")
+
+
+class RetrainerSettings(KubeAccess):
     model_config = settings_config("retrainer", "RETRAINER")
 
     token: SecretStr = Field(..., description="bearer token Alertmanager must send (from a Secret)")
-    namespace: str = Field(..., description="namespace of the CronJobs and Jobs")
     cronjobs: dict[str, str] = Field(
         ..., description='alert label `model` -> CronJob to run, e.g. {"petr4": "petr4-retrain"}'
     )
-    api_server: str = Field("https://kubernetes.default.svc", description="Kubernetes API base URL")
-    sa_token_path: str = Field(f"{SA_DIR}/token", description="service account token (re-read per call)")
-    ca_path: str | None = Field(f"{SA_DIR}/ca.crt", description="API server CA; None for http test servers")
     port: PositiveInt = Field(8080, description="port of the webhook")
     host: str = Field("0.0.0.0", description="address to bind")

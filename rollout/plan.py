@@ -15,7 +15,7 @@ from retrainer.kube import JSON_PATCH, MERGE_PATCH
 
 Role = Literal["stable", "canary"]
 MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
-CANARY_NAME = "canary"  # the chart's canary predictor name (templates/_helpers.tpl canaryPredictorSpec)
+CANARY_NAME = "canary"  # the chart's canary predictor (predictor/_predictor.tpl canaryPredictorSpec)
 
 
 class PlanError(ValueError):
@@ -61,6 +61,7 @@ def plan(isvc: dict, role: Role, uri: str, traffic_percent: int = 10) -> Patch |
             f"InferenceService {name} has no spec.predictor.model: not rendered with delivery=storageUri"
         )
     before = storage_uri(isvc, role)
+    lock = {"resourceVersion": isvc.get("metadata", {}).get("resourceVersion")}  # 409 if it moved on
     knative_canary = predictor.get("canaryTrafficPercent")
     if role == "stable":
         if before == uri and (is_standard(isvc) or knative_canary in (None, 100)):
@@ -68,13 +69,13 @@ def plan(isvc: dict, role: Role, uri: str, traffic_percent: int = 10) -> Patch |
         body: dict = {"spec": {"predictor": {"model": {"storageUri": uri}}}}
         if not is_standard(isvc) and knative_canary is not None:
             body["spec"]["predictor"]["canaryTrafficPercent"] = None  # all traffic: the canary ends
-        return Patch(MERGE_PATCH, body, before)
+        return Patch(MERGE_PATCH, {"metadata": lock, **body}, before)
     if not is_standard(isvc):
         if before == uri and knative_canary is not None:
             return None
         percent = knative_canary if knative_canary not in (None, 100) else traffic_percent
         body = {"spec": {"predictor": {"canaryTrafficPercent": percent, "model": {"storageUri": uri}}}}
-        return Patch(MERGE_PATCH, body, before)
+        return Patch(MERGE_PATCH, {"metadata": lock, **body}, before)
     index = _canary_index(isvc)
     if index is None:
         raise PlanError(
@@ -86,5 +87,6 @@ def plan(isvc: dict, role: Role, uri: str, traffic_percent: int = 10) -> Patch |
     ops = [  # the test guards the index against a concurrent edit of spec.canary
         {"op": "test", "path": f"{path}/name", "value": CANARY_NAME},
         {"op": "add", "path": f"{path}/model/storageUri", "value": uri},  # add = set
+        {"op": "replace", "path": "/metadata/resourceVersion", "value": lock["resourceVersion"]},
     ]
     return Patch(JSON_PATCH, ops, before)

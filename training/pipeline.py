@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import tempfile
@@ -27,6 +28,7 @@ from bundle.outputs import columns, level_label, outputs
 from bundle.runtime import shrink
 from bundle.schema import SplitRange
 from bundle.transform import model_inputs, to_price
+from rollout import history
 from training import registry
 from training.calibration import (
     calibration_part,
@@ -287,7 +289,8 @@ def run(settings: TrainSettings) -> TrainResult:
         reports = _write_reports(work, series, bundle, metrics, forecasts)
         registered = None
         if client is not None:
-            registered = _register(client, settings, name, staged, reports, metrics, decision, bundle,
+            example = series.closes[-splits.spec.window :]  # the latest window it read: real closes
+            registered = _register(client, settings, name, example, reports, metrics, decision, bundle,
                                    series.warnings)  # fmt: skip
         final = _publish(settings.output_dir, staged, reports)
     return TrainResult(
@@ -323,18 +326,20 @@ def _register(
     client,
     settings: TrainSettings,
     name: str,
-    staged: Path,
+    example: np.ndarray,
     reports: list[Path],
     metrics: dict,
     decision: GateDecision,
     bundle: LoadedBundle,
     data_warnings: tuple[str, ...] = (),
 ) -> str:
-    """Log everything to the active run, register a version, move the alias if the gate passed."""
+    """Log everything to the active run, the bundle as a LoggedModel (with `example`, real closes,
+    as its input example) carrying the evaluation metrics, register a version from it, move the
+    alias if the gate passed."""
     import mlflow
 
-    mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
-    mlflow.log_artifacts(str(staged), registry.BUNDLE_ARTIFACT_PATH)
+    model_id = registry.log_bundle_model(bundle, name, example, bundle.metadata.hyperparameters)
+    mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)}, model_id=model_id)
     for path in reports:
         mlflow.log_artifact(str(path))
     tags = {
@@ -345,11 +350,25 @@ def _register(
         "data.warnings": "; ".join(data_warnings) or "none",
     }
     mlflow.set_tags(tags)
-    version = registry.register(client, name, mlflow.active_run().info.run_id, tags)
+    run_id = mlflow.active_run().info.run_id
+    version = registry.register(client, name, model_id, run_id, tags)
+    champion = history.current(client, name, settings.alias)
     if decision.promote:
         client.set_registered_model_alias(name, settings.alias, version)
-        return f"{name} version {version} (@{settings.alias})"
-    return f"{name} version {version}"
+    # The decision, moved or not, into the champion history; a failure to record it is loud, tagged
+    # on this run, and neither undoes nor blocks the move.
+    move = history.Move(
+        model=name, alias=settings.alias, from_version=champion,
+        to_version=version if decision.promote else champion, decision=decision.outcome,
+        reason="; ".join(decision.reasons), candidate=version, training_run_id=run_id,
+        **history.Workload().who(),
+    )  # fmt: skip
+    recorded = history.record_or_warn(client, move)
+    if not recorded:
+        with contextlib.suppress(Exception):  # counted where training runs are searched, if MLflow lets us
+            mlflow.set_tag("champion_history", "not recorded")
+    note = "" if recorded else "; NOT in the champion history (see the log)"
+    return f"{name} version {version}" + (f" (@{settings.alias})" if decision.promote else "") + note
 
 
 def _publish(out_dir: Path, staged: Path, reports: list[Path]) -> Path:

@@ -8,12 +8,14 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, PositiveInt, model_validator
-from pydantic_settings import BaseSettings
 
-from bundle.conventions import model_name_for, parse_universe, settings_config
+from bundle.conventions import UniverseSettings, model_name_for, settings_config
 
 
-class TrainSettings(BaseSettings):
+class TrainSettings(UniverseSettings):
+    """With --universe (an Indexed Job): this run trains the ticker at --universe-index exactly as
+    --ticker would."""
+
     model_config = settings_config("training", "TRAIN")
 
     # data
@@ -22,14 +24,6 @@ class TrainSettings(BaseSettings):
     )
     ticker: str = Field("PETR4.SA", description="Yahoo ticker (yfinance source; label otherwise)")
     csv: Path | None = Field(None, description="CSV with at least date and close columns")
-    csv_dir: Path | None = Field(
-        None, description="directory of <TICKER>.csv files (csv source): one per ticker of a universe"
-    )
-    universe: str | None = Field(
-        None,
-        description="comma-separated tickers of an Indexed Job: this run trains the one at "
-        "--universe-index exactly as --ticker would",
-    )
     universe_index: int | None = Field(
         None,
         ge=0,
@@ -126,7 +120,7 @@ class TrainSettings(BaseSettings):
 
     def _universe_ticker(self) -> str:
         """The ticker this index trains; every way a universe run could train the wrong model fails."""
-        tickers = parse_universe(self.universe)
+        tickers = self.tickers
         index = self.universe_index
         if index is None:
             text = os.environ.get("JOB_COMPLETION_INDEX")

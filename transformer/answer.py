@@ -1,4 +1,4 @@
-"""From cached closes to the predictor's input, and from its answer to the one-call answer.
+"""From cached closes to the predictor's input, and from its answer (or a failure) to the one-call answer.
 
 The answer says which session it was computed from, how fresh the data is, and carries every output
 the predictor declares (the point forecast and each `lower_XX`/`upper_XX` bound, bundle.outputs).
@@ -6,18 +6,21 @@ the predictor declares (the point forecast and each `lower_XX`/`upper_XX` bound,
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
 from kserve.errors import InvalidInput
-from kserve.protocol.infer_type import InferInput, InferOutput, InferRequest, InferResponse
 
-from bundle.outputs import INPUT_NAME, MEAN
+from bundle.outputs import MEAN
 from marketdata.cache import Snapshot, StaleDataError
 from marketdata.calendar import SessionCalendar
+from serving.errors import rejections
+from serving.metrics import REJECTED
 from transformer.request import Ask
+from transformer.upstream import UpstreamError
 
 
 @dataclass(frozen=True)
@@ -61,19 +64,9 @@ def window(snapshot: Snapshot, ask: Ask, size: int, calendar: SessionCalendar, t
     return Context(ask, snapshot, session, closes, calendar.next_session(session), note)
 
 
-def predictor_request(context: Context, model_name: str) -> InferRequest:
-    data = InferInput(INPUT_NAME, [1, len(context.closes)], "FP64", [context.closes.tolist()])
-    return InferRequest(model_name=model_name, infer_inputs=[data], request_id=uuid.uuid4().hex)
-
-
-def answer(context: Context, response: InferResponse, fallback_version: str | None) -> dict:
-    """One flat object: the as-of session, last close, forecast, change, bounds, version, freshness."""
-    outputs = {o.name: float(np.asarray(o.as_numpy()).reshape(-1)[0]) for o in response.outputs}
-    return answer_of(context, outputs, response.model_version or fallback_version)
-
-
 def answer_of(context: Context, outputs: dict[str, float], version: str | None) -> dict:
-    """`answer` from the predictor's first-row values by output name and the version that answered."""
+    """One flat object: the as-of session, last close, forecast, change, bounds, version, freshness,
+    from the predictor's first-row values by output name and the version that answered."""
     outputs = dict(outputs)
     if MEAN not in outputs:
         raise ValueError(f"the predictor's answer has no {MEAN!r} output: {sorted(outputs)}")
@@ -104,35 +97,26 @@ def encode_v1(result: dict) -> dict:
     return {"predictions": [result]}
 
 
-def _datatype(value: object) -> str:
-    if isinstance(value, bool):
-        return "BOOL"
-    return "FP64" if isinstance(value, float) else "BYTES"
+def encode_v2(result: dict, model_name: str, request_id: str | None) -> dict:
+    """The answer as v2 `[1]` tensors (FP64 numbers, BYTES text, BOOL stale; absent fields left out),
+    as kserve's `InferenceResponse` holds them (its route validates it; the fast path writes it)."""
+    outputs = []
+    for name, value in result.items():
+        if value is not None and name != "model_version":
+            datatype = "BOOL" if isinstance(value, bool) else "FP64" if isinstance(value, float) else "BYTES"
+            data = [value if datatype != "BYTES" else str(value)]
+            outputs.append(
+                {"name": name, "shape": [1], "datatype": datatype, "parameters": None, "data": data}
+            )
+    return {"model_name": model_name, "model_version": result.get("model_version"),
+            "id": request_id or uuid.uuid4().hex, "parameters": None, "outputs": outputs}  # fmt: skip
 
 
-def _tensor(name: str, value: object) -> InferOutput:
-    datatype = _datatype(value)
-    return InferOutput(name, [1], datatype, [value if datatype != "BYTES" else str(value)])
-
-
-def encode_v2(result: dict, model_name: str, request_id: str | None) -> InferResponse:
-    """One `[1]` tensor per field (FP64 numbers, BYTES text, BOOL stale); absent fields are left out."""
-    outputs = [_tensor(k, v) for k, v in result.items() if v is not None and k != "model_version"]
-    return InferResponse(
-        response_id=request_id or uuid.uuid4().hex, model_name=model_name, infer_outputs=outputs,
-        model_version=result.get("model_version"),
-    )  # fmt: skip
-
-
-def v2_json(result: dict, model_name: str, request_id: str | None) -> dict:
-    """`encode_v2`'s answer as kserve's v2 route writes it (its `InferenceResponse`, nulls kept),
-    built directly: what the transformer's fast path sends."""
-    outputs = [
-        {"name": k, "shape": [1], "datatype": _datatype(v), "parameters": None,
-         "data": [v if _datatype(v) != "BYTES" else str(v)]}
-        for k, v in result.items() if v is not None and k != "model_version"
-    ]  # fmt: skip
-    return {
-        "model_name": model_name, "model_version": result.get("model_version"),
-        "id": request_id or uuid.uuid4().hex, "parameters": None, "outputs": outputs,
-    }  # fmt: skip
+def refusal(exc: StaleDataError | UpstreamError) -> tuple[int, dict]:
+    """Market data too old or missing, or the predictor unable to answer: 503/502 with the reason
+    (counted and logged), whichever route answers."""
+    status = exc.status if isinstance(exc, UpstreamError) else 503
+    REJECTED.labels("stale_data" if isinstance(exc, StaleDataError) else "upstream").inc()
+    level = logging.WARNING if status >= 500 else logging.INFO  # a relayed 4xx is the client's
+    rejections.log(level, "refused (%d): %s", status, exc)
+    return status, {"error": str(exc)}

@@ -1,8 +1,8 @@
 """The kserve Model of the transformer: one call, no closes -> tomorrow's forecast and its provenance.
 
-kserve's transformer path: preprocess (decode the ask, closes from the cache, the predictor's
-input), predict (v2 to kserve's `--predictor_host`, transformer.upstream), postprocess (the answer,
-v1 or v2 as asked). Calls that carry their closes are relayed (transformer.relay).
+kserve's transformer path: preprocess (the ask), predict (`one_call`, the fast path's too: cached
+closes, v2 to `--predictor_host`, the answer), postprocess (v1 or v2 as asked). Calls that carry
+their closes are relayed (transformer.relay).
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from kserve.protocol.infer_type import InferRequest
 from marketdata.cache import MarketData, StaleDataError, utc_now
 from marketdata.calendar import SessionCalendar
 from transformer import answer, relay, request
+from transformer.relay import Relay
+from transformer.request import Ask
 from transformer.settings import TransformerSettings
 from transformer.upstream import PredictorClient
 
@@ -53,38 +55,37 @@ class OneCallTransformer(Model):
             log.warning("warm-up: %s", exc)
 
     def validate(self, payload):
-        """kserve's check expects its own payloads; ours (a Context) is checked where it is built."""
+        """kserve's check expects its own payloads; ours (an Ask) is checked where it is decoded."""
         return payload
 
     async def preprocess(
         self, payload: InferRequest | dict, headers: dict | None = None
-    ) -> answer.Context | relay.Relay:
+    ) -> Ask | relay.Relay:
         if relay.carries_closes(payload):  # a direct call through the InferenceService's URL
             return relay.relay_of(payload)
-        ticker = self.settings.ticker
         if isinstance(payload, InferRequest):
-            ask = request.decode_v2(payload, ticker)
-        else:
-            ask = request.decode_v1(payload, ticker)
+            return request.decode_v2(payload, self.settings.ticker)
+        return request.decode_v1(payload, self.settings.ticker)
+
+    async def predict(self, payload: Ask | Relay, headers: dict | None = None, response_headers=None):
+        if isinstance(payload, Relay):
+            return payload, await self.predictor.infer(payload.request, headers, relayed=True)
+        return payload, await self.one_call(payload, headers)
+
+    async def postprocess(self, result, headers: dict | None = None, response_headers=None):
+        asked, body = result
+        if isinstance(asked, Relay):
+            return body if asked.v2 else relay.v1_answer(body)
+        return answer.encode_v2(body, self.name, asked.request_id) if asked.v2 else answer.encode_v1(body)
+
+    async def one_call(self, ask: Ask, headers: dict | None) -> dict:
+        """The answer to `ask`: the cached closes up to its session (refreshed off the event loop when
+        due), the predictor's forecast of them, the provenance."""
+        ticker = self.settings.ticker
         snapshot = self.market.cached(ticker, ask.as_of)
         if snapshot is None:  # a refresh is due: blocking I/O with retries, off the event loop
             snapshot = await asyncio.to_thread(self.market.get, ticker, ask.as_of)
         size, self.version = await self.predictor.window()
-        return answer.window(snapshot, ask, size, self.calendar, self.clock().date())
-
-    async def predict(
-        self, payload: answer.Context | relay.Relay, headers: dict | None = None, response_headers=None
-    ):
-        if isinstance(payload, relay.Relay):
-            return payload, await self.predictor.infer(payload.request, headers, relayed=True)
-        response = await self.predictor.infer(answer.predictor_request(payload, self.name), headers)
-        return payload, response
-
-    async def postprocess(self, result, headers: dict | None = None, response_headers=None):
-        context, response = result
-        if isinstance(context, relay.Relay):
-            return response if context.v2 else relay.v1_answer(response)
-        body = answer.answer(context, response, self.version)
-        if context.ask.v2:
-            return answer.encode_v2(body, self.name, context.ask.request_id)
-        return answer.encode_v1(body)
+        context = answer.window(snapshot, ask, size, self.calendar, self.clock().date())
+        values, version = await self.predictor.forecast(context.closes, headers)
+        return answer.answer_of(context, values, version or self.version)

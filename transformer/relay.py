@@ -14,6 +14,7 @@ from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferInput, InferRequest, InferResponse
 
 from bundle.outputs import INPUT_NAME
+from serving.v2 import V2Request
 
 
 @dataclass(frozen=True)
@@ -22,9 +23,11 @@ class Relay:
     v2: bool
 
 
-def carries_closes(payload: InferRequest | dict) -> bool:
+def carries_closes(payload: InferRequest | V2Request | dict) -> bool:
     if isinstance(payload, InferRequest):
         return any(i.name == INPUT_NAME for i in payload.inputs)
+    if isinstance(payload, V2Request):  # the fast path's: it leaves relays to kserve's route
+        return any(i["name"] == INPUT_NAME for i in payload.inputs)
     rows = payload.get("instances") if isinstance(payload, dict) else None
     return isinstance(rows, list) and bool(rows) and all(isinstance(r, list) for r in rows)
 

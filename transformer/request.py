@@ -10,6 +10,8 @@ from datetime import date
 from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferRequest
 
+from serving.v2 import V2Request
+
 FIELDS = ("ticker", "as_of")
 
 
@@ -57,19 +59,21 @@ def decode_v1(body: object, ticker: str) -> Ask:
     return _ask(body, ticker, v2=False, request_id=None)
 
 
-def decode_v2(request: InferRequest, ticker: str) -> Ask:
+def decode_v2(request: InferRequest | V2Request, ticker: str) -> Ask:
+    """kserve's `InferRequest`, or the fast path's plain request (serving.v2)."""
+    if isinstance(request, V2Request):
+        inputs = [(i["name"], i["datatype"], i["shape"], i["data"]) for i in request.inputs]
+    else:
+        inputs = [(i.name, i.datatype, i.shape, i.data) for i in request.inputs]
     fields: dict = {}
-    for inp in request.inputs:
-        if inp.name not in FIELDS:
-            hint = " (the closes are fetched here: send none)" if inp.name == "closes" else ""
-            raise InvalidInput(f"unknown input {inp.name!r}{hint}; this endpoint takes {list(FIELDS)}")
-        if inp.datatype != "BYTES" or list(inp.shape) != [1]:
-            raise InvalidInput(
-                f"input {inp.name!r} must be BYTES of shape [1], got {inp.datatype} {inp.shape}"
-            )
-        data = inp.data if isinstance(inp.data, list) else None
-        if not data or len(data) != 1:
-            raise InvalidInput(f"input {inp.name!r} must hold exactly one string")
+    for name, datatype, shape, data in inputs:
+        if name not in FIELDS:
+            hint = " (the closes are fetched here: send none)" if name == "closes" else ""
+            raise InvalidInput(f"unknown input {name!r}{hint}; this endpoint takes {list(FIELDS)}")
+        if datatype != "BYTES" or list(shape) != [1]:
+            raise InvalidInput(f"input {name!r} must be BYTES of shape [1], got {datatype} {shape}")
+        if not isinstance(data, list) or len(data) != 1:
+            raise InvalidInput(f"input {name!r} must hold exactly one string")
         value = data[0]
-        fields[inp.name] = value.decode() if isinstance(value, bytes) else value
+        fields[name] = value.decode() if isinstance(value, bytes) else value
     return _ask(fields, ticker, v2=True, request_id=request.id)

@@ -1,6 +1,7 @@
 """Every transformer setting, typed, in one place: env prefix FORECASTER_TRANSFORMER_, CLI mirrors it.
 
-kserve's own flags (--model_name, --http_port, --predictor_host, ...) come from kserve's parser.
+kserve's own flags (--model_name, --http_port, --predictor_host, ...) come from kserve's parser; the
+guard's, the fast path's and logging's are serving.cli's, shared with the predictor.
 """
 
 from __future__ import annotations
@@ -9,14 +10,13 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, PositiveInt, SecretStr, model_validator
-from pydantic_settings import BaseSettings
 
 from bundle.conventions import settings_config
 from marketdata.cache import CachePolicy
+from serving.cli import ServingSettings
 
 
-class TransformerSettings(BaseSettings):
-    # kserve's parser is the root parser: its flags are not ours to refuse.
+class TransformerSettings(ServingSettings):
     model_config = settings_config("transformer", "TRANSFORMER", extra="ignore")
 
     ticker: str = Field("PETR4.SA", description="the ticker this model forecasts (Yahoo's symbol)")
@@ -46,15 +46,6 @@ class TransformerSettings(BaseSettings):
         30.0, ge=0, description="how long the predictor's window (its model metadata) is reused"
     )
     max_body_bytes: PositiveInt = Field(65_536, description="request body limit (413 above)")
-    fast_path: bool = Field(
-        True,
-        description="answer one-call v1 :predict and v2 /infer JSON requests without kserve's FastAPI "
-        "stack (same checks and answers; relayed calls and anything else go to kserve's route)",
-    )
-    quiet: bool = Field(True, description="no per-request log lines")
-    api_token: SecretStr | None = Field(
-        None, description="optional bearer token required on inference routes (as the predictor's)"
-    )
     predictor_token: SecretStr | None = Field(
         None, description="bearer token sent to the predictor (default: api_token)"
     )

@@ -17,11 +17,13 @@ import numpy as np
 import orjson
 from kserve.constants.constants import INFERENCE_CONTENT_LENGTH_HEADER
 from kserve.protocol.infer_type import InferRequest, InferResponse
+from tenacity import AsyncRetrying, retry_if_exception_type, retry_if_not_exception_type, stop_after_attempt
 
 from bundle.outputs import INPUT_NAME
 from transformer.wire import KeepAliveClient, WireError
 
 FORWARDED = ("x-request-id", "x-b3-traceid")  # tracing headers kserve forwards too
+TRANSPORT = (aiohttp.ClientConnectionError, WireError)  # refused, reset, closed or malformed exchanges
 
 
 class UpstreamError(RuntimeError):
@@ -65,13 +67,16 @@ class PredictorClient:
         self, base_url: str, model: str, token: str | None, timeout_s: float, retries: int, ttl_s: float
     ) -> None:
         self.model_url = f"{base_url}/v2/models/{model}"
-        self.ttl_s, self.timeout_s, self.retries = ttl_s, timeout_s, retries
+        self.ttl_s, self.timeout_s = ttl_s, timeout_s
         self.auth = {"authorization": f"Bearer {token}"} if token else {}
         self._session: aiohttp.ClientSession | None = None
         self._window: tuple[float, int, str | None] | None = None  # (expires, window, version)
-        # The one call's request on lean keep-alive connections (plain http; https stays on aiohttp).
         self._wire = KeepAliveClient(base_url, timeout_s) if base_url.startswith("http://") else None
-        self._infer_path = urlsplit(self.model_url).path + "/infer"
+        # One policy for a call to the predictor: transport failures retried `retries` times at once
+        # (the calls are idempotent), timeouts never (some of aiohttp's are connection errors too).
+        retried = retry_if_exception_type(TRANSPORT) & retry_if_not_exception_type(TimeoutError)
+        stop = stop_after_attempt(retries + 1)  # off with no retries (kserve's default): ~10 us less a call
+        self._policy = AsyncRetrying(stop=stop, retry=retried, reraise=True, enabled=retries > 0)
 
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:  # made in the server's event loop
@@ -80,17 +85,20 @@ class PredictorClient:
         return self._session
 
     async def _call(
-        self, method: str, url: str, body: bytes | None, headers: dict
+        self, method: str, url: str, body: bytes | None, headers: dict, lean: bool = False
     ) -> tuple[int, dict, bytes]:
-        """(status, headers, body); connection failures retried `retries` times, then 503."""
-        for attempt in range(self.retries + 1):
-            try:
-                async with self.session().request(method, url, data=body, headers=headers) as response:
-                    return response.status, dict(response.headers), await response.read()
-            except (aiohttp.ClientConnectionError, TimeoutError) as exc:
-                if attempt == self.retries or isinstance(exc, TimeoutError):
-                    raise unreachable(exc, url) from exc
-        raise AssertionError("unreachable")  # the loop returns or raises
+        """(status, headers, body), on the lean client if `lean` and there is one, else on aiohttp;
+        under the policy, then 503 naming the predictor."""
+        try:  # a copy of the policy per call: a policy keeps its state while it runs
+            async for attempt in self._policy.copy():
+                with attempt:
+                    if lean and self._wire is not None and body is not None:
+                        return await self._wire.post(urlsplit(url).path, body, headers)
+                    async with self.session().request(method, url, data=body, headers=headers) as response:
+                        return response.status, dict(response.headers), await response.read()
+        except (*TRANSPORT, TimeoutError) as exc:
+            raise unreachable(exc, url) from exc
+        raise AssertionError("unreachable: the policy returns or raises")
 
     async def window(self) -> tuple[int, str | None]:
         """(window, version) of the served model, from `GET /v2/models/{name}` every `ttl_s` at most
@@ -125,10 +133,7 @@ class PredictorClient:
         tensor = {"name": INPUT_NAME, "shape": [1, len(closes)], "datatype": "FP64", "data": rows}
         body = orjson.dumps({"id": uuid.uuid4().hex, "inputs": [tensor]})
         sent = self._sent(headers) | {"content-type": "application/json"}
-        if self._wire is None:
-            status, _, content = await self._call("POST", f"{self.model_url}/infer", body, sent)
-        else:
-            status, content = await self._lean_post(body, sent)
+        status, _, content = await self._call("POST", f"{self.model_url}/infer", body, sent, lean=True)
         if status != 200:
             if status == 400:
                 self._window = None
@@ -140,20 +145,6 @@ class PredictorClient:
         except Exception as exc:  # a malformed answer is the predictor's failure, never a crash here
             raise UpstreamError(502, f"the predictor's answer cannot be read: {exc}") from exc
         return values, version if isinstance(version, str) else None
-
-    async def _lean_post(self, body: bytes, headers: dict) -> tuple[int, bytes]:
-        """`_call`'s contract on the lean client: transport failures retried, then 503."""
-        url = f"{self.model_url}/infer"
-        for attempt in range(self.retries + 1):
-            try:
-                status, _, content = await self._wire.post(self._infer_path, body, headers)
-                return status, content
-            except WireError as exc:
-                if attempt == self.retries:
-                    raise unreachable(exc, url) from exc
-            except TimeoutError as exc:
-                raise unreachable(exc, url) from exc
-        raise AssertionError("unreachable")  # the loop returns or raises
 
     async def infer(
         self, request: InferRequest, headers: dict | None, relayed: bool = False

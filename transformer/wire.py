@@ -1,11 +1,12 @@
-"""A minimal HTTP/1.1 keep-alive client for the one call's request to the predictor.
+"""A small HTTP/1.1 keep-alive client for the one call's request to the predictor; its answers are
+parsed by httptools (llhttp, the parser uvicorn serves with).
 
-Why: aiohttp's client costs ~0.5 ms of CPU per call here against ~0.15 ms for writing the request
-and reading the answer on an open asyncio stream (measured side by side on one predictor), and that
-difference is a quarter of what the one call adds (bench/one_call.py). Only plain http, only what
-the predictor answers (Content-Length or chunked bodies); https and anything unusual stay with
-aiohttp (transformer.upstream). Requests are idempotent inferences, so a keep-alive connection the
-server closed while idle is retried once on a fresh one.
+Why not aiohttp: it costs ~0.5 ms of CPU per call here, against ~0.15 ms for this client, a third of
+what the one call adds (BENCHMARKS.md). Plain http only (https stays on aiohttp). llhttp enforces
+RFC 9112's framing (chunk sizes, the CRLF after a chunk, no Content-Length beside Transfer-Encoding);
+this module bounds the head and the body, joins repeated headers (RFC 9110 §5.3) and drops the
+connection after anything unusual. A kept-alive connection that fails (the server closed it while
+idle) is retried once on a fresh one: the requests are idempotent inferences.
 """
 
 from __future__ import annotations
@@ -13,54 +14,67 @@ from __future__ import annotations
 import asyncio
 from urllib.parse import urlsplit
 
+import httptools
+
 HEAD_LIMIT = 65_536  # bytes of status line + headers accepted from the predictor
+BODY_LIMIT = 4 * 2**20  # bytes of body: the predictor answers one window in < 1 KiB
+READ_SIZE = 65_536
 
 
 class WireError(ConnectionError):
-    """The exchange failed at the transport level (refused, reset, closed, malformed)."""
+    """The exchange failed at the transport level (refused, reset, closed, malformed, too large)."""
 
 
 class Connection:
+    """One kept-alive connection and its llhttp parser (answers follow one another on it); the
+    parser's callbacks fill in the answer being read."""
+
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader, self.writer = reader, writer
+        self.parser = httptools.HttpResponseParser(self)
+        self.status, self.headers, self.body, self.reusable, self.complete = 0, {}, bytearray(), False, False
 
-    def close(self) -> None:
-        self.writer.close()
+    def on_message_begin(self) -> None:
+        if self.complete:  # bytes past the answer: make llhttp stop, and drop the connection
+            raise WireError("data after the answer")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        key, text = name.decode("latin-1").lower(), value.decode("latin-1")
+        self.headers[key] = f"{self.headers[key]}, {text}" if key in self.headers else text
+
+    def on_headers_complete(self) -> None:
+        self.status, self.reusable = self.parser.get_status_code(), self.parser.should_keep_alive()
+
+    def on_body(self, body: bytes) -> None:
+        self.body += body
+
+    def on_message_complete(self) -> None:
+        self.complete = True
 
     async def exchange(self, request: bytes) -> tuple[int, dict[str, str], bytes, bool]:
         """(status, headers, body, reusable) of one request on this connection."""
+        self.status, self.headers, self.body, self.reusable, self.complete = 0, {}, bytearray(), False, False
         self.writer.write(request)
         await self.writer.drain()
-        try:
-            head = await self.reader.readuntil(b"\r\n\r\n")
-        except asyncio.LimitOverrunError as exc:
-            raise WireError("the predictor's answer headers are too long") from exc
-        lines = head[:-4].decode("latin-1").split("\r\n")
-        parts = lines[0].split(" ", 2)
-        if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
-            raise WireError(f"not an HTTP/1.1 status line: {lines[0][:80]!r}")
-        headers = {}
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-        if "content-length" in headers:
-            body = await self.reader.readexactly(int(headers["content-length"]))
-        elif headers.get("transfer-encoding", "").lower() == "chunked":
-            body = await self._chunked()
-        else:  # delimited by the end of the connection
-            return int(parts[1]), headers, await self.reader.read(), False
-        reusable = headers.get("connection", "").lower() != "close" and parts[0] == "HTTP/1.1"
-        return int(parts[1]), headers, body, reusable
-
-    async def _chunked(self) -> bytes:
-        chunks = []
-        while True:
-            size = int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16)
-            if size == 0:
-                await self.reader.readuntil(b"\r\n")  # no trailers from the predictor
-                return b"".join(chunks)
-            chunks.append(await self.reader.readexactly(size))
-            await self.reader.readexactly(2)
+        received = 0
+        while not self.complete:
+            data = await self.reader.read(READ_SIZE)
+            if not data:
+                if self.status and not {"content-length", "transfer-encoding"} & self.headers.keys():
+                    break  # a body delimited by the end of the connection
+                raise WireError("the connection closed " + ("mid-answer" if received else "before an answer"))
+            received += len(data)
+            try:
+                self.parser.feed_data(data)
+            except httptools.HttpParserError as exc:
+                if not self.complete:
+                    raise WireError(f"not an HTTP/1.1 answer: {exc}") from exc
+                self.reusable = False
+            if not self.status and received > HEAD_LIMIT:
+                raise WireError(f"the predictor's answer head is over {HEAD_LIMIT} bytes")
+            if len(self.body) > BODY_LIMIT:
+                raise WireError(f"the predictor's answer body is over {BODY_LIMIT} bytes")
+        return self.status, self.headers, bytes(self.body), self.reusable and self.complete
 
 
 class KeepAliveClient:
@@ -70,23 +84,35 @@ class KeepAliveClient:
         url = urlsplit(base_url)
         if url.scheme != "http" or not url.hostname:
             raise ValueError(f"{base_url!r}: the lean client speaks plain http only")
-        self.host, self.port = url.hostname, url.port or 80
-        self.authority = url.netloc
+        self.host, self.port, self.authority = url.hostname, url.port or 80, url.netloc
         self.timeout_s, self.pool = timeout_s, pool
         self._idle: list[Connection] = []
         self._loop: asyncio.AbstractEventLoop | None = None  # streams belong to the loop that made them
 
     async def _connect(self) -> Connection:
         try:
-            reader, writer = await asyncio.open_connection(self.host, self.port, limit=HEAD_LIMIT)
+            return Connection(*await asyncio.open_connection(self.host, self.port))
         except OSError as exc:  # refused, no route, name not resolved
             raise WireError(f"cannot connect to {self.authority}: {exc}") from exc
-        return Connection(reader, writer)
 
     def _request(self, path: str, body: bytes, headers: dict[str, str]) -> bytes:
         lines = [f"POST {path} HTTP/1.1", f"host: {self.authority}", f"content-length: {len(body)}"]
         lines += [f"{k}: {v}" for k, v in headers.items() if k.lower() not in ("host", "content-length")]
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+    async def _exchange(self, connection: Connection, request: bytes) -> tuple[int, dict[str, str], bytes]:
+        try:
+            status, headers, body, reusable = await connection.exchange(request)
+        except BaseException as exc:  # failed, cancelled or timed out mid-exchange: the stream is unusable
+            connection.writer.close()
+            if isinstance(exc, OSError) and not isinstance(exc, WireError):  # reset, broken pipe
+                raise WireError(f"{self.authority}: {exc}") from exc
+            raise
+        if reusable and len(self._idle) < self.pool:
+            self._idle.append(connection)
+        else:
+            connection.writer.close()
+        return status, headers, body
 
     async def post(
         self, path: str, body: bytes, headers: dict[str, str]
@@ -96,27 +122,9 @@ class KeepAliveClient:
         if self._loop is not asyncio.get_running_loop():
             self._idle, self._loop = [], asyncio.get_running_loop()
         async with asyncio.timeout(self.timeout_s):
-            while True:
-                reused = bool(self._idle)
-                connection = self._idle.pop() if reused else await self._connect()
+            if self._idle:
                 try:
-                    status, answered, content, reusable = await connection.exchange(request)
-                except (OSError, asyncio.IncompleteReadError, ValueError, WireError) as exc:
-                    connection.close()
-                    if reused and isinstance(exc, OSError | asyncio.IncompleteReadError):
-                        continue  # closed by the server while idle: once more, on a fresh connection
-                    if isinstance(exc, WireError):
-                        raise
-                    raise WireError(str(exc) or type(exc).__name__) from exc
-                except BaseException:  # cancelled or timed out mid-exchange: the stream is unusable
-                    connection.close()
-                    raise
-                if reusable and len(self._idle) < self.pool:
-                    self._idle.append(connection)
-                else:
-                    connection.close()
-                return status, answered, content
-
-    def close(self) -> None:
-        while self._idle:
-            self._idle.pop().close()
+                    return await self._exchange(self._idle.pop(), request)
+                except WireError:
+                    pass  # closed by the server while idle: once more, on a fresh connection
+            return await self._exchange(await self._connect(), request)

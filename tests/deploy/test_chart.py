@@ -532,6 +532,19 @@ def test_retrainer_role_is_exactly_what_it_calls(values):
     assert all(c["spec"]["concurrencyPolicy"] == "Forbid" for c in by_kind(docs, "CronJob").values())
 
 
+def test_every_retraining_job_carries_the_label_the_retrainer_lists_by(all_variants):
+    """The receiver lists a CronJob's Jobs with the selector `forecaster.io/cronjob=<name>`: every
+    Job a CronJob makes (scheduled, `kubectl create job --from`, or the receiver's own) carries it."""
+    from retrainer.kube import CRONJOB_LABEL
+
+    checked = 0
+    for docs in all_variants.values():
+        for name, cron in by_kind(docs, "CronJob").items():
+            assert cron["spec"]["jobTemplate"]["metadata"]["labels"][CRONJOB_LABEL] == name
+            checked += 1
+    assert checked
+
+
 def test_retrainer_token_is_a_secret_reference():
     token = retrainer_env(render_docs())["FORECASTER_RETRAINER_TOKEN"]
     assert token == {

@@ -38,6 +38,25 @@ def test_monitor_import_closure_is_torch_free():
     assert 'ENTRYPOINT ["python", "-m", "monitor"]' in dockerfile and '".[monitor]"' in dockerfile
 
 
+def test_training_image_copies_exactly_the_rollout_modules_training_imports():
+    """The champion history's writer (rollout/history.py) is shared with the serving image's
+    `python -m rollout`; the training image copies only what training's import closure loads."""
+    code = "import json, sys; import training.__main__, training.pipeline; " + (
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('rollout', 'retrainer'))))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300, check=False,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    loaded = set(json.loads(result.stdout.strip().splitlines()[-1]))
+    dockerfile = (REPO / "Dockerfile.train").read_text()
+    (copy,) = re.findall(r"^COPY (rollout/.*) \./rollout/$", dockerfile, flags=re.MULTILINE)
+    copied = {"rollout" if f == "rollout/__init__.py" else "rollout." + f[8:-3] for f in copy.split()}
+    assert loaded == copied == {"rollout", "rollout.history"}, (loaded, copied)
+    assert "rollout.history" in re.search(r'python -c "import ([^;]*);', dockerfile).group(1)
+
+
 def test_long_lived_pods_run_torch_free_images():
     images = {}
     for d in render_docs():

@@ -100,7 +100,7 @@ def shard_models() -> dict[str, list[str]]:
 
 def served_names(args: list[str], root: Path) -> list[str]:
     """The names the predictor would serve with these args (its own parser and source listing)."""
-    from predictor.kserve_seam import parse
+    from predictor.__main__ import parse
     from predictor.sources import model_sources
 
     env = {"FORECASTER_TRACKING_URI": TRACKING}

@@ -143,6 +143,32 @@ class MlflowServer(Process):
         return self
 
 
+class ModelServe(Process):
+    """`mlflow models serve -m <uri> --env-manager local` on loopback: MLflow's own scoring server,
+    in this environment (nothing installed: pip is also told there is no index to install from)."""
+
+    def __init__(self, tmp: Path, model_uri: str, tracking_uri: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        args = [str(Path(sys.executable).parent / "mlflow"), "models", "serve", "-m", model_uri,
+                "--env-manager", "local", "--host", "127.0.0.1", "--port", str(self.port),
+                "--workers", "1"]  # fmt: skip
+        # No checkout on the path: the model runs the `bundle` package it carries. The environment's
+        # bin first, as in an activated venv: mlflow execs `uvicorn` from PATH.
+        path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+        env = {"MLFLOW_TRACKING_URI": tracking_uri, "PYTHONPATH": "", "PIP_NO_INDEX": "1", "PATH": path}
+        super().__init__(args, tmp / f"mlflow-serve-{self.port}.log", env)
+
+    def wait_up(self, timeout: float = 120) -> ModelServe:
+        wait_for(lambda: requests.get(self.url + "/ping", timeout=5).status_code == 200, timeout,
+                 "mlflow models serve", self.proc)  # fmt: skip
+        return self
+
+    def invocations(self, body: str) -> requests.Response:
+        return requests.post(self.url + "/invocations", data=body, timeout=30,
+                             headers={"Content-Type": "application/json"})  # fmt: skip
+
+
 def timeseries_body(model: str, series: list, horizon: int = 1, **options) -> dict:
     """A KServe time-series forecast request for one univariate daily series."""
     item = {"type": "univariate_time_series", "name": "s", "series": series, "frequency": "D"}

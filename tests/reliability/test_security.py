@@ -14,7 +14,7 @@ from bundle import OnnxForecaster, load_bundle
 from tests.conftest import REPO
 from tests.integration.servers import Predictor
 
-SERVING = ("bundle", "predictor")
+SERVING = ("bundle", "serving", "predictor", "transformer")
 FORBIDDEN = {
     "pickle",
     "cPickle",

@@ -8,10 +8,12 @@ from bundle.conventions import CLI_CONVENTION
 from monitor.settings import MonitorSettings
 from predictor.settings import PredictorSettings
 from retrainer.settings import RetrainerSettings
+from rollout.settings import HistorySettings, RolloutSettings
 from training.settings import TrainSettings
 from transformer.settings import TransformerSettings
 
-SETTINGS = [TrainSettings, PredictorSettings, MonitorSettings, RetrainerSettings, TransformerSettings]
+SETTINGS = [TrainSettings, PredictorSettings, MonitorSettings, RetrainerSettings, TransformerSettings,
+            RolloutSettings, HistorySettings]  # fmt: skip
 
 
 @pytest.mark.parametrize("settings", SETTINGS, ids=lambda s: s.__name__)

@@ -57,3 +57,18 @@ def test_refusals_name_the_problem(mode):
     del isvc["spec"]["predictor"]["model"]
     with pytest.raises(PlanError, match="delivery=storageUri"):
         plan(isvc, "stable", URI)
+
+
+def test_every_patch_names_the_resource_version_it_was_planned_on():
+    """The API server then refuses it with 409 Conflict if the InferenceService changed since."""
+    for isvc, role in [
+        (inference_service("m", "models:/m/3"), "stable"),
+        (inference_service("m", "models:/m/3", mode="Serverless"), "canary"),
+        (inference_service("m", "models:/m/3", canary_uri="models:/m/2"), "canary"),
+    ]:
+        isvc["metadata"]["resourceVersion"] = "4711"
+        patch = plan(isvc, role, URI)
+        locked = patch.body["metadata"] if patch.content_type == MERGE_PATCH else patch.body[-1]
+        assert locked in ({"resourceVersion": "4711"}, {"op": "replace", "path": "/metadata/resourceVersion",
+                                                        "value": "4711"})  # fmt: skip
+        assert apply(isvc, patch)["metadata"]["resourceVersion"] == "4711"

@@ -108,7 +108,8 @@ def test_hot_reload_lifecycle(stack, windows):
         #    and not one request fails during the swap.
         client = MlflowClient(url, url)
         v1 = client.get_model_version(NAME, "1")
-        v2 = client.create_model_version(NAME, source=v1.source, run_id=v1.run_id)
+        model_id = v1.source.removeprefix("models:/")  # training registers its logged model
+        v2 = client.create_model_version(NAME, source=v1.source, run_id=v1.run_id, model_id=model_id)
         with Load(predictor, windows) as load:
             client.set_registered_model_alias(NAME, "champion", v2.version)
             wait_for(lambda: versions(predictor) == ["2"], 30, "reload to version 2")

@@ -183,3 +183,36 @@ def test_missing_alias_isvc_or_canary_exit_non_zero(registry, kube, tmp_path, ca
     assert rollout(registry, kube, tmp_path, "pin", "--alias", "champion") == 3
     assert "not found" in capsys.readouterr().err
     assert not kube.patches()
+
+
+@pytest.mark.parametrize("role", ["stable", "canary"])
+def test_a_patch_that_meets_a_newer_version_is_planned_again_on_a_fresh_read(
+    registry, kube, alias, tmp_path, role
+):
+    """KServe's controller writes the InferenceService's status between our read and our patch: the
+    patch names the resourceVersion it was planned on, the API server answers 409 Conflict, and the
+    pin reads the object again, plans again and patches once more (merge patch and JSON patch)."""
+    canary = f"models:/{NAME}@challenger" if role == "canary" else None
+    kube.objects[NAME] = inference_service(NAME, ALIAS_URI, canary_uri=canary)
+    alias("challenger", 2)
+    kube.before_next("PATCH", lambda request: kube.touch(kube.objects[NAME]))
+    flag = "--canary-alias" if role == "canary" else "--alias"
+    assert rollout(registry, kube, tmp_path, "pin", flag, "challenger" if canary else "champion") == 0
+    first, second = kube.patches()
+    versions = [
+        p["body"]["metadata"]["resourceVersion"] if isinstance(p["body"], dict) else p["body"][-1]["value"]
+        for p in (first, second)
+    ]
+    assert versions[0] == "1" and versions[1] not in ("1", kube.objects[NAME]["metadata"]["resourceVersion"])
+    assert len(kube.by_method("GET")) == 2  # a fresh read before the second plan
+    assert uri(kube, role) == f"models:/{NAME}/{2 if canary else 1}"
+
+
+def test_a_pin_that_keeps_meeting_newer_versions_gives_up_bounded(registry, kube, tmp_path, capsys):
+    kube.objects[NAME] = inference_service(NAME, ALIAS_URI)
+    for _ in range(3):
+        kube.before_next("PATCH", lambda request: kube.touch(kube.objects[NAME]))
+    assert rollout(registry, kube, tmp_path, "pin", "--alias", "champion", "--attempts", "3") == 5
+    assert len(kube.patches()) == 3 and uri(kube) == ALIAS_URI
+    err = capsys.readouterr().err
+    assert "409 (Operation cannot be fulfilled" in err and "a promotion stands" in err

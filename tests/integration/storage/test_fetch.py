@@ -4,7 +4,10 @@ against a real `mlflow server`, into an empty directory; then the predictor star
 directory, as KServe starts it, answers v2. A bad URI, a missing version or alias, and a bundle
 whose file fails its sha256 each exit non-zero with one clear line and leave no bundle behind.
 A universe shard's URI (several models) puts each verified bundle in <dest>/<name>/ and skips, with
-one line each, a model without its alias or with a corrupt bundle, but fails when MLflow is down."""
+one line each, a model without its alias or with a corrupt bundle, but fails when MLflow is down.
+Both registry layouts load: a version registered from a logged model (what training does now) and
+one registered the old way (the run's `bundle` artifacts), by the storage initializer, by the
+predictor's own registry source and by the gate's champion re-scoring."""
 
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bundle import OnnxForecaster
 from bundle.fetch import EXIT_INVALID, EXIT_NOT_FOUND, EXIT_UNAVAILABLE, EXIT_USAGE
 from bundle.io import load_bundle
 from tests.conftest import REPO
@@ -29,8 +33,7 @@ OTHER = "other-forecaster"  # a second model of a shard, champion = version 1
 NEW = "new-forecaster"  # registered, but its training never produced a champion
 
 
-def log_version(url: str, bundle_dir: Path, name: str = NAME) -> str:
-    """Log a bundle directory as a run's `bundle` artifacts and register it (training's layout)."""
+def _experiment(url: str):
     import mlflow
     from mlflow import MlflowClient
 
@@ -39,7 +42,28 @@ def log_version(url: str, bundle_dir: Path, name: str = NAME) -> str:
     experiment = client.get_experiment_by_name("fetch") or client.get_experiment(
         client.create_experiment("fetch")
     )
-    with mlflow.start_run(experiment_id=experiment.experiment_id) as run:
+    return client, experiment.experiment_id
+
+
+def log_version(url: str, bundle_dir: Path, name: str = NAME) -> str:
+    """Log a bundle directory as training does (an MLflow LoggedModel) and register a version of it."""
+    import mlflow
+
+    from training import registry
+
+    client, experiment_id = _experiment(url)
+    bundle = load_bundle(bundle_dir)
+    with mlflow.start_run(experiment_id=experiment_id) as run:
+        model_id = registry.log_bundle_model(bundle, name, windows(1, bundle.metadata.features.window)[0], {})
+    return registry.register(client, name, model_id, run.info.run_id, {})
+
+
+def log_old_style_version(url: str, bundle_dir: Path, name: str = NAME) -> str:
+    """The layout before LoggedModels: the run's `bundle` artifacts, registered from runs:/<run>/bundle."""
+    import mlflow
+
+    client, experiment_id = _experiment(url)
+    with mlflow.start_run(experiment_id=experiment_id) as run:
         mlflow.log_artifacts(str(bundle_dir), "bundle")
     try:
         client.get_registered_model(name)
@@ -50,9 +74,19 @@ def log_version(url: str, bundle_dir: Path, name: str = NAME) -> str:
     return str(version.version)
 
 
+def stored_model_file(server_dir: Path, url: str, name: str, version: str, file: str) -> Path:
+    """Where the MLflow server keeps `file` of a logged model's version (to corrupt it behind its back)."""
+    from mlflow import MlflowClient
+
+    model_id = MlflowClient(url, url).get_model_version(name, version).source.removeprefix("models:/")
+    (path,) = (server_dir / "artifacts").rglob(f"{model_id}/artifacts/artifacts/{file}")
+    return path
+
+
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory):
-    """A real MLflow server with version 1 (good, alias champion) and 2 (model file corrupted)."""
+    """A real MLflow server with NAME's version 1 (good, alias champion) and 2 (model file corrupted
+    in the store) logged as training logs them, and 3 (good) and 4 (corrupt) the old way."""
     from mlflow import MlflowClient
 
     tmp = tmp_path_factory.mktemp("fetch")
@@ -61,13 +95,17 @@ def registry(tmp_path_factory):
         good = tmp / "good"
         write_tiny_bundle(good)
         assert log_version(server.url, good) == "1"
+        assert log_version(server.url, good) == "2"
+        stored = stored_model_file(tmp / "mlflow", server.url, NAME, "2", "model.onnx")
+        stored.write_bytes(stored.read_bytes() + b"\0")
+        assert log_old_style_version(server.url, good) == "3"
         corrupt = tmp / "corrupt"
         shutil.copytree(good, corrupt)
         (corrupt / "model.onnx").write_bytes((good / "model.onnx").read_bytes() + b"\0")
-        assert log_version(server.url, corrupt) == "2"
+        assert log_old_style_version(server.url, corrupt) == "4"
         client = MlflowClient(server.url, server.url)
         client.set_registered_model_alias(NAME, "champion", "1")
-        assert log_version(server.url, good, OTHER) == "1"
+        assert log_old_style_version(server.url, good, OTHER) == "1"
         client.set_registered_model_alias(OTHER, "champion", "1")
         client.create_registered_model(NEW)
         yield server
@@ -123,14 +161,66 @@ def run_helm_test(url: str, model: str, window: int, timeout_s: int = 30) -> sub
     )
 
 
-def test_pinned_version(registry, tmp_path):
-    result = run_fetch(registry.url, f"models:/{NAME}/1", tmp_path / "pinned")
+@pytest.mark.parametrize("version", ["1", "3"], ids=["logged-model", "old-style"])
+def test_pinned_version_of_either_layout(registry, tmp_path, version):
+    """Only the bundle's files land in dest: not the logged model's MLmodel, code or examples."""
+    dest = tmp_path / "pinned"
+    result = run_fetch(registry.url, f"models:/{NAME}/{version}", dest)
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / "pinned" / "metadata.json").is_file()
+    assert f"= version {version} " in result.stdout
+    assert sorted(p.name for p in dest.iterdir()) == ["metadata.json", "model.onnx"]
+
+
+@pytest.mark.parametrize("version", ["1", "3"], ids=["logged-model", "old-style"])
+def test_the_predictor_serves_either_layout_straight_from_the_registry(registry, tmp_path, version):
+    """bundle.source.BundleSource (the predictor's `--model-source models:/...`) reads both layouts."""
+    predictor = Predictor(
+        tmp_path, "tiny", f"models:/{NAME}/{version}", "--tracking-uri", registry.url,
+        "--reload-interval-s", "0", "--cache-dir", str(tmp_path / "cache"),
+    )  # fmt: skip
+    try:
+        predictor.wait_ready()
+        closes = windows(rows=2, window=WINDOW)
+        answer = predictor.infer(closes)
+        assert answer.status_code == 200, answer.text
+        forecast = next(o for o in answer.json()["outputs"] if o["name"] == "forecast")
+        assert np.allclose(forecast["data"], expected_forecast(closes), rtol=1e-5)
+        assert predictor.get("/v2/models/tiny").json()["versions"] == [version]
+        (cached,) = (tmp_path / "cache").rglob("metadata.json")
+        assert sorted(p.name for p in cached.parent.iterdir()) == ["metadata.json", "model.onnx"]
+    finally:
+        predictor.stop()
+
+
+def test_the_gate_scores_a_champion_of_either_layout(registry, tmp_path):
+    """training.registry.champion (the gate's re-scoring) reads both layouts and refuses a corrupt one."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    from training.registry import ChampionUnavailableError, champion
+
+    client = MlflowClient(registry.url, registry.url)
+    mlflow.set_tracking_uri(registry.url)
+    for alias, version in (("logged", "1"), ("old", "3"), ("bad-logged", "2"), ("bad-old", "4")):
+        client.set_registered_model_alias(NAME, alias, version)
+    try:
+        for alias, version in (("logged", "1"), ("old", "3")):
+            found, bundle = champion(client, NAME, alias, tmp_path / alias)
+            assert found == version and bundle.metadata.model_name == "tiny"
+            assert OnnxForecaster(bundle).predict(windows(2)) == pytest.approx(expected_forecast(windows(2)))
+        for alias, version in (("bad-logged", "2"), ("bad-old", "4")):
+            with pytest.raises(ChampionUnavailableError, match="does not match its sha256") as raised:
+                champion(client, NAME, alias, tmp_path / alias)
+            assert raised.value.version == version
+        assert champion(client, NAME, "nobody", tmp_path / "none") is None
+    finally:
+        for alias in ("logged", "old", "bad-logged", "bad-old"):
+            client.delete_registered_model_alias(NAME, alias)
 
 
 REFUSAL_IDS = [
     "no-ref", "wrong-scheme", "missing-version", "missing-alias", "missing-model", "checksum",
+    "checksum-old-style",
     "shard-duplicate", "shard-empty-item", "shard-without-prefix", "shard-nothing-fetched",
 ]  # fmt: skip
 
@@ -144,6 +234,7 @@ REFUSAL_IDS = [
         (f"models:/{NAME}@nobody", EXIT_NOT_FOUND, f"model '{NAME}' has no alias 'nobody' in the registry"),
         ("models:/no-such-forecaster/1", EXIT_NOT_FOUND, "'no-such-forecaster' has no version 1"),
         (f"models:/{NAME}/2", EXIT_INVALID, "does not match its sha256"),
+        (f"models:/{NAME}/4", EXIT_INVALID, "does not match its sha256"),
         (f"models:/{NAME}@champion,{NAME}/1", EXIT_USAGE, f"{NAME} listed twice"),
         (f"models:/{NAME}@champion,", EXIT_USAGE, "bad model URI 'models:/'"),
         (f"{NAME}@champion,{OTHER}@champion", EXIT_USAGE, "a list starts with models:/"),

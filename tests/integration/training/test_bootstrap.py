@@ -8,7 +8,7 @@ import pytest
 from mlflow import MlflowClient
 
 from tests.conftest import fast_settings
-from tests.tiny_bundle import write_tiny_bundle
+from tests.tiny_bundle import windows, write_tiny_bundle
 from training import registry
 from training.__main__ import EXIT_REFUSED, run
 
@@ -33,9 +33,9 @@ def test_skip_if_champion_is_idempotent(tmp_path, capsys):
     import mlflow
 
     with mlflow.start_run(experiment_id=experiment) as active:
-        write_tiny_bundle(tmp_path / "bundle")
-        mlflow.log_artifacts(str(tmp_path / "bundle"), registry.BUNDLE_ARTIFACT_PATH)
-    version = registry.register(client, "held", active.info.run_id, {})
+        bundle = write_tiny_bundle(tmp_path / "bundle")
+        model_id = registry.log_bundle_model(bundle, "held", windows(1)[0], {})
+    version = registry.register(client, "held", model_id, active.info.run_id, {})
     client.set_registered_model_alias("held", "champion", version)
     assert run(settings) == 0
     assert "held@champion is version 1: nothing to bootstrap" in capsys.readouterr().out

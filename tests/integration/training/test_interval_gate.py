@@ -1,11 +1,13 @@
 """With a real registry: a candidate whose interval score is worse than the champion's on the common
-window is registered but refused, and the alias stays where it was."""
+window is registered but refused, and the alias stays where it was; the champion history records
+both decisions of the real pipeline (the first champion, then the refusal)."""
 
 from __future__ import annotations
 
 import pytest
 from mlflow import MlflowClient
 
+from rollout import history
 from tests.conftest import fast_settings
 from training import pipeline
 from training.gate import ChampionScore
@@ -41,3 +43,12 @@ def test_worse_interval_score_leaves_the_alias(tmp_path, monkeypatch):
     tags = client.get_model_version("wink", "2").tags
     assert tags["gate.decision"] == "rejected"
     assert "Winkler 80%" in tags["gate.reasons"] and "is worse than champion's 0.0000" in tags["gate.reasons"]
+    moves = history.read(client, "wink")
+    assert [(m.from_version, m.to_version, m.decision, m.candidate) for m in moves] == [
+        ("1", "1", "rejected", "2"),
+        (None, "1", "promoted", "1"),
+    ]
+    assert (
+        moves[0].reason == tags["gate.reasons"]
+        and moves[0].training_run_id == client.get_model_version("wink", "2").run_id
+    )

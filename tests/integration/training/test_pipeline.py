@@ -101,7 +101,7 @@ def test_the_distribution_is_calibrated_on_the_750_windows_before_test(trained):
     assert 0.9 < result.metrics["calibration_train_mae_ratio"] < 1.1  # in-sample, still ~ naive
 
 
-def test_run_logs_params_epoch_metrics_plot_and_bundle(trained):
+def test_run_logs_params_epoch_metrics_and_plot(trained):
     settings, _ = trained
     client = client_for(settings)
     version = client.get_model_version("aapl-forecaster", "1")
@@ -109,9 +109,46 @@ def test_run_logs_params_epoch_metrics_plot_and_bundle(trained):
     assert run.data.params["target"] == "log_return" and "mae" in run.data.metrics
     assert len(client.get_metric_history(run.info.run_id, "val_loss")) >= 1  # per epoch, via MLFlowLogger
     names = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"bundle", "forecast.png", "test_forecasts.csv"} <= names
-    bundle_files = {a.path for a in client.list_artifacts(run.info.run_id, "bundle")}
-    assert bundle_files == {"bundle/metadata.json", "bundle/model.onnx", "bundle/model.int8.onnx"}
+    assert {"forecast.png", "test_forecasts.csv"} <= names
+    assert "bundle" not in names, "the bundle is the run's logged model, not a copy among its artifacts"
+
+
+def test_the_bundle_is_one_logged_model_carrying_the_metrics_and_registered_from_it(trained):
+    """What an MLflow user sees: the run's one LoggedModel (search_logged_models), the evaluation
+    metrics on it, its hyperparameters as params, version 1 registered from `models:/<model_id>`,
+    an input example of real closes, and `mlflow.pyfunc.load_model` by alias answering as served."""
+    import mlflow
+    from mlflow.models import Model
+
+    from training.data import read_sample
+
+    settings, result = trained
+    client = client_for(settings)
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    mlflow.set_registry_uri(settings.tracking_uri)
+    version = client.get_model_version("aapl-forecaster", "1")
+    experiment = client.get_experiment_by_name(settings.experiment).experiment_id
+    models = mlflow.search_logged_models(experiment_ids=[experiment], output_format="list")
+    (model,) = [m for m in models if m.source_run_id == version.run_id]
+    assert model.name == "aapl-forecaster" and str(model.status) == "READY"
+    assert version.source == f"models:/{model.model_id}"
+    assert json.loads(model.tags["mlflow.modelVersions"]) == [{"name": "aapl-forecaster", "version": 1}]
+    on_model = {m.key: m.value for m in model.metrics}
+    finite = {k: v for k, v in result.metrics.items() if np.isfinite(v)}
+    assert on_model.keys() == finite.keys() and {"mae", "mae_ratio", "winkler_80"} <= on_model.keys()
+    assert all(on_model[k] == pytest.approx(v, rel=1e-12) for k, v in finite.items())
+    assert model.params["window"] == "60" and model.params["architecture"] == "lstm"
+
+    local = mlflow.artifacts.download_artifacts(f"models:/{model.model_id}")
+    info = Model.load(local)
+    assert info.signature.inputs.inputs[0].shape == (-1, 60)
+    example = info.load_input_example(local)["closes"]  # a named tensor: the last 60 closes it read
+    np.testing.assert_array_equal(example, read_sample()["close"].to_numpy()[None, -60:])
+    answer = mlflow.pyfunc.load_model("models:/aapl-forecaster@champion").predict(example)
+    forecaster = OnnxForecaster(load_bundle(result.bundle_path), "fp32")
+    served = forecaster.forecast(example)
+    for out in forecaster.outputs:
+        np.testing.assert_allclose(answer[out.name], out.values(served)[:, 0], rtol=0, atol=1e-9)
 
 
 def test_the_report_and_the_run_show_the_online_replay_beside_the_bundles_calibration(trained):

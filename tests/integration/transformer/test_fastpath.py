@@ -14,7 +14,7 @@ import pytest
 from marketdata.cache import MarketData
 from marketdata.calendar import SessionCalendar
 from marketdata.sources import CsvSource
-from predictor.kserve_seam import ForecastDataPlane, LockedRepository
+from serving.kserve_seam import LockedRepository, ServingDataPlane
 from tests.clock import Clock
 from tests.integration.servers import Predictor
 from tests.integration.transformer.test_one_call import closes_through, write_b3_csv
@@ -67,7 +67,7 @@ def apps(predictor, monkeypatch):
         monkeypatch.setattr(model_server, "app", app)
         repository = ModelRepository()
         repository.update(model)
-        dataplane = ForecastDataPlane(model_registry=repository)
+        dataplane = ServingDataPlane(model_registry=repository)
         TransformerRESTServer("kserve.model_server:app", dataplane, LockedRepository(repository),
                               http_port=0).create_application()  # fmt: skip
         return app
@@ -79,26 +79,26 @@ def apps(predictor, monkeypatch):
 @pytest.fixture
 def kserve_calls(monkeypatch):
     calls = []
-    original = ForecastDataPlane.infer
+    original = ServingDataPlane.infer
 
     async def spy(self, model_name, request, headers=None):
         calls.append(model_name)
         return await original(self, model_name, request, headers)
 
-    monkeypatch.setattr(ForecastDataPlane, "infer", spy)
+    monkeypatch.setattr(ServingDataPlane, "infer", spy)
     return calls
 
 
 @pytest.fixture
 def fast_answers(monkeypatch):
     statuses = []
-    original = fastpath._respond
+    original = fastpath.OneCallFastPath.respond
 
     async def spy(send, status, payload):
         statuses.append(status)
         await original(send, status, payload)
 
-    monkeypatch.setattr(fastpath, "_respond", spy)
+    monkeypatch.setattr(fastpath.OneCallFastPath, "respond", staticmethod(spy))
     return statuses
 
 

@@ -12,7 +12,7 @@ from bundle import (
     load_bundle,
     write_bundle,
 )
-from bundle.io import sha256_bytes
+from bundle.io import find_bundle, sha256_bytes
 from bundle.schema import ConformalInterval, SplitRange
 
 
@@ -97,3 +97,55 @@ def test_loaded_bundle_is_immutable(tmp_path):
     bundle = write_bundle(tmp_path, metadata(b"onnx"), {"model.onnx": b"onnx"})
     with pytest.raises(dataclasses.FrozenInstanceError):
         bundle.path = tmp_path / "elsewhere"  # type: ignore[misc]
+
+
+# --- finding the bundle inside a registry download -------------------------------------------------
+def logged_model_layout(root, entry="artifacts/metadata.json"):
+    """What a logged model downloads as: MLmodel naming the bundle files as pyfunc artifacts."""
+    import yaml
+
+    write_bundle(root / "artifacts", metadata(b"onnx"), {"model.onnx": b"onnx"})
+    (root / "code" / "bundle").mkdir(parents=True)
+    conf = {"flavors": {"python_function": {"artifacts": {
+        "metadata": {"path": entry, "uri": "/elsewhere/metadata.json"},
+        "fp32": {"path": "artifacts/model.onnx", "uri": "/elsewhere/model.onnx"},
+    }}}}  # fmt: skip
+    (root / "MLmodel").write_text(yaml.safe_dump(conf))
+
+
+def test_an_old_style_download_is_the_bundle_itself(tmp_path):
+    write_bundle(tmp_path, metadata(b"onnx"), {"model.onnx": b"onnx"})
+    assert find_bundle(tmp_path) == tmp_path
+
+
+def test_a_logged_model_download_holds_the_bundle_where_its_mlmodel_says(tmp_path):
+    logged_model_layout(tmp_path)
+    found = find_bundle(tmp_path)
+    assert found == (tmp_path / "artifacts").resolve()
+    assert load_bundle(found).model_path("fp32").read_bytes() == b"onnx"
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ("../outside/metadata.json", "is not a metadata.json inside the model"),
+        ("artifacts/model.onnx", "is not a metadata.json inside the model"),
+        ("artifacts/gone/metadata.json", "is missing"),
+    ],
+    ids=["escapes-the-download", "not-metadata", "missing"],
+)
+def test_a_logged_model_whose_mlmodel_points_astray_is_refused(tmp_path, entry, message):
+    (tmp_path / "outside").mkdir()
+    write_bundle(tmp_path / "outside", metadata(b"onnx"), {"model.onnx": b"onnx"})
+    model = tmp_path / "model"
+    logged_model_layout(model, entry)
+    with pytest.raises(BundleError, match=message):
+        find_bundle(model)
+
+
+def test_a_download_that_is_no_bundle_is_named(tmp_path):
+    with pytest.raises(BundleError, match=r"neither metadata\.json nor an MLflow MLmodel"):
+        find_bundle(tmp_path)
+    (tmp_path / "MLmodel").write_text("flavors:\n  onnx: {}\n")  # some other model
+    with pytest.raises(BundleError, match="names no 'metadata' pyfunc artifact"):
+        find_bundle(tmp_path)

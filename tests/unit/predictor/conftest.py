@@ -43,7 +43,8 @@ def serve_app(monkeypatch):
     from kserve import model_server
     from kserve.model_repository import ModelRepository
 
-    from predictor.kserve_seam import ForecastDataPlane, ForecastRESTServer, LockedRepository
+    from predictor.kserve_seam import ForecastDataPlane, ForecastRESTServer
+    from serving.kserve_seam import LockedRepository
 
     def build(model: ForecastModel) -> TestClient:
         app = FastAPI(default_response_class=ORJSONResponse)  # as kserve.model_server.app

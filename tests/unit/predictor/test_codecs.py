@@ -11,7 +11,8 @@ from prometheus_client import REGISTRY
 
 from bundle import Forecast
 from bundle.outputs import outputs
-from predictor.codecs import Rejected, binary_outputs, decode_v1, decode_v2, encode_v1, encode_v2
+from predictor.codecs import binary_outputs, decode_v1, decode_v2, encode_v1, encode_v2
+from serving.errors import Rejected
 
 WINDOW = 3
 LIMIT = 4

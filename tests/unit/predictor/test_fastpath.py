@@ -49,15 +49,15 @@ def kserve_calls(monkeypatch):
 
 @pytest.fixture
 def fast_answers(monkeypatch):
-    """Every answer the fast path writes (its one writer, fastpath._respond): statuses in order."""
+    """Every answer the fast path writes (its one writer, FastPath.respond): statuses in order."""
     statuses = []
-    original = fastpath._respond
+    original = fastpath.FastPath.respond
 
     async def spy(send, status, payload):
         statuses.append(status)
         await original(send, status, payload)
 
-    monkeypatch.setattr(fastpath, "_respond", spy)
+    monkeypatch.setattr(fastpath.FastPath, "respond", staticmethod(spy))
     return statuses
 
 

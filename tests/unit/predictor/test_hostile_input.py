@@ -14,8 +14,10 @@ from kserve.protocol.infer_type import InferInput, InferRequest, RequestedOutput
 
 from bundle.outputs import outputs
 from predictor import timeseries
-from predictor.codecs import Rejected, decode_v1, decode_v2, requested_outputs
-from predictor.kserve_seam import ForecastDataPlane, strict_forecast_request
+from predictor.codecs import decode_v1, decode_v2, requested_outputs
+from predictor.kserve_seam import ForecastDataPlane
+from predictor.timeseries import strict_forecast_request
+from serving.errors import Rejected
 from tests.tiny_bundle import WINDOW, windows
 from tests.unit.predictor.test_timeseries import body
 
@@ -170,7 +172,7 @@ def test_a_well_formed_binary_request_decodes(dataplane):
 
 
 def test_the_rest_handler_answers_rejections_with_one_error_object():
-    from predictor.kserve_seam import rejected_request
+    from serving.guard import rejected_request
 
     response = asyncio.run(rejected_request(None, InvalidInput("bad")))
     assert response.status_code == 400 and json.loads(response.body) == {"error": "bad"}

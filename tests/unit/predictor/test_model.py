@@ -9,8 +9,7 @@ import pytest
 from kserve.protocol.infer_type import InferInput, InferRequest
 
 from bundle.schema import METADATA_FILE
-from predictor.codecs import Rejected
-from predictor.kserve_seam import NotReadyError
+from serving.errors import NotReadyError, Rejected
 from tests.tiny_bundle import INTERVALS, WINDOW, expected_forecast, windows, write_tiny_bundle
 from tests.unit.predictor.conftest import make_model
 
@@ -141,3 +140,12 @@ def test_a_new_level_reaches_every_protocol(tmp_path):
     from predictor.timeseries import available_quantiles
 
     assert sorted(available_quantiles(m.served)) == [0.025, 0.1, 0.25, 0.5, 0.75, 0.9, 0.975]
+
+
+def test_the_server_refuses_to_assemble_without_a_forecast_model(tiny_dir):
+    from predictor.model import served_settings
+
+    with pytest.raises(RuntimeError, match="no forecast model"):
+        served_settings([object()])
+    model = make_model(tiny_dir, max_batch=3)
+    assert served_settings([object(), model]).max_batch == 3

@@ -15,10 +15,12 @@ from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.infer_type import InferResponse
 from kserve.protocol.rest.timeseries.types import ErrorResponse
 
-from predictor.codecs import Rejected
-from predictor.kserve_seam import ForecastDataPlane, ForecastServicer, LockedRepository, VersionNotFound
+from predictor.grpc_service import ForecastServicer
+from predictor.kserve_seam import ForecastDataPlane
 from predictor.model import ForecastModel
 from predictor.settings import PredictorSettings
+from serving.errors import Rejected, VersionNotFound
+from serving.kserve_seam import LockedRepository
 from tests.tiny_bundle import WINDOW, expected_forecast, windows
 from tests.unit.predictor.conftest import make_model
 

@@ -7,7 +7,7 @@ import pytest
 from kserve.protocol.rest.timeseries.types import ForecastRequest
 
 from predictor import timeseries
-from predictor.codecs import Rejected
+from serving.errors import Rejected
 from tests.tiny_bundle import INTERVALS, WINDOW, expected_forecast, windows
 
 

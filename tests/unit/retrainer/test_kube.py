@@ -1,5 +1,6 @@
 """The retrainer's Kubernetes logic: which Jobs count as running, the Job it builds, and the client
-(TLS verification, the service-account token, HTTP errors) against in-process API servers."""
+(TLS verification, the service-account token, HTTP errors, labelSelector, pages, 409s) against the
+shared fake API server (tests/kube_api.py)."""
 
 from __future__ import annotations
 
@@ -7,19 +8,22 @@ import copy
 import datetime as dt
 import ipaddress
 import re
+import socket
 import ssl
-import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import pytest
+from lightkube import ApiError
 
+from retrainer.app import start_one
 from retrainer.kube import CRONJOB_LABEL, TRIGGER_LABEL, KubeClient, job_from_cronjob, running_jobs
 from retrainer.settings import RetrainerSettings
 from tests.integration.retrainer.contract import CRONJOB, NAMESPACE, SA_TOKEN, KubeContract
+from tests.kube_api import KubeApi
 
 UID = CRONJOB["metadata"]["uid"]
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -81,6 +85,19 @@ def test_jobs_are_matched_by_owner_or_by_label():
     ]
     jobs.append({"metadata": {"name": "second-owner", "ownerReferences": [{"uid": "x"}, {"uid": UID}]}})
     assert running_jobs(jobs, CRONJOB) == ["by-label", "no-status-yet", "second-owner"]
+
+
+def test_the_cronjobs_active_record_counts_once():
+    cronjob = copy.deepcopy(CRONJOB)
+    cronjob["status"] = {"active": [{"name": "scheduled-1"}, {"name": "by-label"}]}
+    jobs = [
+        job(
+            "by-label",
+            labels={CRONJOB_LABEL: "petr4-retrain"},
+            conditions=[{"type": "Complete", "status": "True"}],
+        )
+    ]
+    assert running_jobs(jobs, cronjob) == ["scheduled-1"]  # a listed Job's own status wins over the record
 
 
 def test_long_cronjob_name_gives_a_valid_job_name():
@@ -165,25 +182,111 @@ def _stamp(created: dict) -> datetime:
 
 
 def test_the_token_is_read_again_on_every_call(contract):
-    """The kubelet rotates the projected token: a stale copy would start failing after an hour."""
+    """The kubelet rotates the projected token: a stale copy would start failing after an hour.
+    (It is re-read when the API server answers 401, as client-go does, so no call fails for it.)"""
     api, token = contract
     client = KubeClient(settings(api.url, token))
     token.write_text("expired")
-    with pytest.raises(httpx.HTTPStatusError, match="401"):
+    with pytest.raises(httpx.HTTPStatusError) as refused:
         client.list_jobs()
+    assert refused.value.response.status_code == 401
     token.write_text(SA_TOKEN)
     assert client.list_jobs() == []
 
 
 def test_api_errors_are_raised_not_returned(contract):
     api, token = contract
-    with pytest.raises(httpx.HTTPStatusError, match="404"):
+    with pytest.raises(httpx.HTTPStatusError) as missing:
         KubeClient(settings(api.url, token)).get_cronjob("no-such-cronjob")
+    assert missing.value.response.status_code == 404
+    assert missing.value.status.reason == "NotFound"  # lightkube's ApiError carries the Status
 
 
 def test_api_calls_are_bounded_in_time(contract):
     api, token = contract
-    assert KubeClient(settings(api.url, token)).http.timeout == httpx.Timeout(10.0)
+    assert KubeClient(settings(api.url, token)).timeout == httpx.Timeout(10.0)
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, never answers
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        started = time.monotonic()
+        with pytest.raises(httpx.ReadTimeout):
+            KubeClient(settings(url, token), timeout_s=0.3).list_jobs()
+        assert time.monotonic() - started < 3
+
+
+def test_behind_kubectl_proxy_no_token_is_sent():
+    """An empty token path (`kubectl proxy` authenticates): no Authorization header at all."""
+    api = KubeContract(token=None)
+    try:
+        proxied = RetrainerSettings(token="t", namespace=NAMESPACE, cronjobs={}, api_server=api.url,
+                                    sa_token_path="")  # fmt: skip
+        client = KubeClient(proxied)
+        assert client.get_cronjob("petr4-retrain") == CRONJOB
+        assert [r["authorization"] for r in api.requests] == [None]
+    finally:
+        api.close()
+
+
+def test_jobs_are_listed_with_a_label_selector(contract):
+    api, token = contract
+    for name, cronjob in [("a-1", "petr4-retrain"), ("b-1", "vale3-retrain"), ("c-1", "petr4-retrain")]:
+        api.jobs[name] = {"metadata": {"name": name, "labels": {CRONJOB_LABEL: cronjob}}}
+    api.jobs["d-1"] = {"metadata": {"name": "d-1"}}
+    listed = KubeClient(settings(api.url, token)).list_jobs({CRONJOB_LABEL: "petr4-retrain"})
+    assert [j["metadata"]["name"] for j in listed] == ["a-1", "c-1"]
+    [request] = api.requests
+    assert request["query"]["labelSelector"] == f"{CRONJOB_LABEL}=petr4-retrain"
+
+
+def test_a_list_longer_than_a_page_is_followed_to_its_end(contract):
+    api, token = contract
+    for i in range(5):
+        api.jobs[f"job-{i}"] = {"metadata": {"name": f"job-{i}", "labels": {CRONJOB_LABEL: "petr4-retrain"}}}
+    client = KubeClient(settings(api.url, token))
+    client.page_size = 2
+    listed = client.list_jobs({CRONJOB_LABEL: "petr4-retrain"})
+    assert [j["metadata"]["name"] for j in listed] == [f"job-{i}" for i in range(5)]
+    assert [r["query"].get("limit") for r in api.requests] == ["2", "2", "2"]
+    assert "continue" not in api.requests[0]["query"]
+    assert all(r["query"]["continue"] for r in api.requests[1:])  # the server's token, passed back
+    assert KubeClient.page_size == 500  # in production: kubectl's chunk size
+
+
+def test_creating_a_job_that_exists_is_a_409_already_exists(contract):
+    api, token = contract
+    client = KubeClient(settings(api.url, token))
+    job = job_from_cronjob(CRONJOB)
+    client.create_job(job)
+    with pytest.raises(ApiError) as conflict:
+        client.create_job(job)
+    assert (conflict.value.status.code, conflict.value.status.reason) == (409, "AlreadyExists")
+    assert list(api.jobs) == [job["metadata"]["name"]]
+
+
+def test_a_concurrent_create_of_the_same_job_is_not_a_crash_nor_a_second_job(contract):
+    """Another replica (or a repeated alert) creates the same Job between our list and our create."""
+    api, token = contract
+    racer = copy.deepcopy  # the other replica posts the very same Job a moment earlier
+    api.before_next("POST", lambda request: api.jobs.update({request["body"]["metadata"]["name"]:
+                                                              racer(request["body"])}))  # fmt: skip
+    answer = start_one(KubeClient(settings(api.url, token)), "petr4-retrain")
+    [name] = api.jobs
+    assert answer == f"already running: {name}"
+    assert len(api.posts()) == 1 and name.startswith("petr4-retrain-alert-")
+
+
+def test_a_scheduled_job_counts_through_the_cronjob_status(contract):
+    """The CronJob controller copies only the template's labels onto its Jobs: the label selector
+    cannot see them, the CronJob's `status.active` does."""
+    api, token = contract
+    cronjob = api.collection("batch/v1", "cronjobs")["petr4-retrain"]
+    cronjob["status"] = {
+        "active": [{"kind": "Job", "name": "petr4-retrain-29412345", "namespace": NAMESPACE}]
+    }
+    try:
+        answer = start_one(KubeClient(settings(api.url, token)), "petr4-retrain")
+    finally:
+        del cronjob["status"]
+    assert answer == "already running: petr4-retrain-29412345" and api.posts() == []
 
 
 @pytest.fixture(scope="module")
@@ -212,28 +315,13 @@ def tls_server(tmp_path_factory) -> Iterator[tuple[str, Path]]:
     key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                            serialization.NoEncryption()))  # fmt: skip
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-        def do_GET(self):
-            body = b'{"kind": "JobList", "items": []}'
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert_file, key_file)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    api = KubeApi(ssl_context=context)
     try:
-        yield f"https://127.0.0.1:{server.server_address[1]}", cert_file
+        yield api.url, cert_file
     finally:
-        server.shutdown()
-        server.server_close()
+        api.close()
 
 
 def test_tls_is_verified_against_the_configured_ca(tls_server, tmp_path):

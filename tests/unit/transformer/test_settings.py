@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from transformer.kserve_seam import parse, predictor_config
+from transformer.__main__ import parse, predictor_config
 
 
 def test_kserve_flags_and_ours_parse_together(monkeypatch):

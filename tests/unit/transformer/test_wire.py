@@ -1,6 +1,7 @@
 """The lean keep-alive client (transformer/wire.py) against a real asyncio server on loopback whose
-answers are scripted per request: reuse, a server closing an idle connection, chunked bodies,
-refused connections, malformed answers and timeouts."""
+answers are scripted per request: reuse, a server closing an idle connection, chunked and
+close-delimited bodies, refused connections, malformed, oversized and smuggling-shaped answers
+(RFC 9112 framing), and timeouts."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import asyncio
 
 import pytest
 
-from transformer.wire import KeepAliveClient, WireError
+from transformer.wire import BODY_LIMIT, HEAD_LIMIT, KeepAliveClient, WireError
 
 
 class Scripted:
@@ -22,11 +23,9 @@ class Scripted:
         try:
             while self.script:
                 head = await reader.readuntil(b"\r\n\r\n")
-                length = next(
-                    int(line.split(b":")[1])
-                    for line in head.split(b"\r\n")
-                    if line.startswith(b"content-length")
-                )
+                lines = head.lower().split(b"\r\n")
+                sized = [int(line.split(b":")[1]) for line in lines if line.startswith(b"content-length:")]
+                length = sized[0] if sized else 0  # aiohttp sends none with a GET
                 self.requests.append(head + await reader.readexactly(length))
                 answer, close = self.script.pop(0)
                 writer.write(answer)
@@ -105,7 +104,7 @@ def test_refused_and_malformed_answers_are_wire_errors():
     async def scenario():
         server, _, client = await serve([(b"garbage\r\n\r\n", True)])
         async with server:
-            with pytest.raises(WireError, match=r"not an HTTP/1\.1 status line"):
+            with pytest.raises(WireError, match=r"not an HTTP/1\.1 answer: Expected HTTP/"):
                 await client.post("/p", b"", {})
         server.close()
         await server.wait_closed()
@@ -134,3 +133,76 @@ def test_a_silent_server_times_out_and_its_connection_is_not_reused():
 def test_only_plain_http():
     with pytest.raises(ValueError, match="plain http"):
         KeepAliveClient("https://predictor:443", timeout_s=1)
+
+
+STAY_OPEN = (b"", False)  # a next answer never asked for: the server keeps the connection open
+
+
+def exchanges(script, requests: int = 2, timeout_s: float = 2):
+    """Each of `requests` posts' answer (or the exception it raised), and the connections opened."""
+
+    async def scenario():
+        server, state, client = await serve(script)
+        client.timeout_s = timeout_s
+        answers = []
+        async with server:
+            for _ in range(requests):
+                try:
+                    answers.append(await client.post("/p", b"", {}))
+                except (WireError, TimeoutError) as exc:
+                    answers.append(exc)
+        return answers, state.connections
+
+    return run(scenario())
+
+
+def test_repeated_headers_are_joined_not_overwritten():
+    answer = b"HTTP/1.1 200 OK\r\nx-a: 1\r\nX-A: 2\r\ncontent-length: 1\r\n\r\nx"
+    (first,), _ = exchanges([(answer, False)], requests=1)
+    assert first[1]["x-a"] == "1, 2"  # RFC 9110 5.3: one field, values in order
+
+
+@pytest.mark.parametrize(
+    "framing",
+    ["content-length: 5\r\ntransfer-encoding: chunked", "transfer-encoding: chunked\r\ncontent-length: 5"],
+)
+def test_content_length_beside_transfer_encoding_is_refused_and_the_connection_dropped(framing):
+    smuggled = f"HTTP/1.1 200 OK\r\n{framing}\r\n\r\n".encode() + b"4\r\nabcd\r\n0\r\n\r\n"
+    (first, second), connections = exchanges([(smuggled, False), (ok(b"next"), False)])
+    assert isinstance(first, WireError) and "Content-Length" in str(first)  # never the first 5 bytes
+    assert second[2] == b"next" and connections == 2  # the next request went out on a fresh connection
+
+
+def test_a_close_delimited_body_is_read_to_the_end_and_the_connection_not_reused():
+    (first, second), connections = exchanges([(b"HTTP/1.1 200 OK\r\n\r\nhello", True), (ok(b"2"), False)])
+    assert first == (200, {}, b"hello") and second[2] == b"2" and connections == 2
+
+
+def test_a_close_delimited_body_is_bounded():
+    endless = b"HTTP/1.1 200 OK\r\n\r\n" + b"x" * (BODY_LIMIT + 1)
+    (first,), _ = exchanges([(endless, False), STAY_OPEN], requests=1)
+    assert isinstance(first, WireError) and f"over {BODY_LIMIT} bytes" in str(first)
+
+
+def test_a_chunk_is_bounded_whatever_size_it_declares():
+    huge = f"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n{16 * BODY_LIMIT:x}\r\n".encode()
+    (first,), _ = exchanges([(huge + b"x" * (BODY_LIMIT + 1), False), STAY_OPEN], requests=1)
+    assert isinstance(first, WireError) and f"over {BODY_LIMIT} bytes" in str(first)
+
+
+def test_the_crlf_after_a_chunk_is_checked():
+    answer = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n4\r\nabcdXY0\r\n\r\n"
+    (first, second), connections = exchanges([(answer, False), (ok(b"2"), False)])
+    assert isinstance(first, WireError) and "after chunk data" in str(first)
+    assert second[2] == b"2" and connections == 2
+
+
+def test_the_head_is_bounded():
+    long_head = b"HTTP/1.1 200 OK\r\n" + b"x-pad: " + b"y" * HEAD_LIMIT + b"\r\n"  # and no end of head
+    (first,), _ = exchanges([(long_head, False), STAY_OPEN], requests=1)
+    assert isinstance(first, WireError) and f"head is over {HEAD_LIMIT} bytes" in str(first)
+
+
+def test_bytes_past_the_answer_are_never_read_as_the_next_answer():
+    (first, second), connections = exchanges([(ok(b"1") + ok(b"stray"), False), (ok(b"2"), False)])
+    assert first[2] == b"1" and second[2] == b"2" and connections == 2

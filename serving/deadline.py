@@ -4,7 +4,8 @@ uvicorn bounds only the idle time *between* requests (keep-alive). A client that
 nothing, half a header or half a body holds its socket forever; ~20,000 such sockets exhausted the
 pod's file descriptors. Here every request must arrive whole (headers and body) within
 `request_timeout` seconds of its first byte, or of the connection when nothing comes: past that the
-connection is closed. A request that did arrive runs as long as the model needs.
+connection is closed. A request that did arrive runs as long as the model needs. It subclasses
+uvicorn's internal `HttpToolsProtocol` (httptools' parser), checked at start-up (serving.cli).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import asyncio
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from predictor.metrics import REJECTED
+from serving.metrics import REJECTED
 
 
 class DeadlineProtocol(HttpToolsProtocol):

@@ -1,0 +1,1 @@
+"""Plumbing the predictor and the transformer share (torch-free; below both, importing neither)."""
