@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnxruntime as ort
 
+from bundle.distribution import PredictiveDistribution
 from bundle.io import BundleError, LoadedBundle
 from bundle.outputs import Output, outputs
 from bundle.schema import Variant
@@ -29,7 +30,9 @@ def shrink(forecast: np.ndarray, last_close: np.ndarray, weight: float) -> np.nd
 class Forecast:
     """`mean[b, h]` next closes; `lower/upper[coverage][b, h]` interval bounds (price units).
 
-    `sigma[b]` is the window's volatility (format 2; None for format 1), `widen[h]` = sqrt(h).
+    `sigma[b]` is the window's volatility (format 2; None for format 1), `widen[h]` = sqrt(h), and
+    `distribution` the one that made the bounds (the bundle's, or an online state's), so that every
+    other quantile of this forecast comes from the same object.
     """
 
     mean: np.ndarray
@@ -37,6 +40,7 @@ class Forecast:
     upper: dict[float, np.ndarray]
     sigma: np.ndarray | None = None
     widen: np.ndarray | None = None
+    distribution: PredictiveDistribution | None = None
 
 
 class OnnxForecaster:
@@ -96,8 +100,13 @@ class OnnxForecaster:
         raw = to_price(self.run_scaled(model_inputs(closes, self.spec)), closes, self.spec)
         return shrink(raw, np.asarray(closes, dtype=np.float64)[:, -1], self.bundle.metadata.point_weight)
 
-    def forecast(self, closes: np.ndarray, horizon: int = 1) -> Forecast:
+    def forecast(
+        self, closes: np.ndarray, horizon: int = 1, distribution: PredictiveDistribution | None = None
+    ) -> Forecast:
         """Recursive multi-step forecast with conformal intervals.
+
+        `distribution` replaces the bundle's (format 2) for this call: an online state's
+        (`bundle.online.serving`), which the caller has checked with `bundle.online.usable`.
 
         Step h feeds the forecasts of steps < h back as if observed. The interval's log half-width
         grows as q * sqrt(h): daily log returns are close to uncorrelated, so the error of an h-step
@@ -113,18 +122,21 @@ class OnnxForecaster:
         mean = np.stack(means, axis=1) if horizon > 1 else means[0][:, None]
         widen = np.sqrt(np.arange(1, horizon + 1, dtype=np.float64))
         meta = self.bundle.metadata
+        dist = (
+            distribution if distribution is not None and meta.distribution is not None else meta.distribution
+        )
         lower, upper = {}, {}
-        if meta.distribution is None:  # format 1: static intervals, as served before format 2
+        if dist is None:  # format 1: static intervals, as served before format 2
             for interval in meta.intervals:
                 lower[interval.coverage], upper[interval.coverage] = interval.bounds(mean, widen)
             return Forecast(mean=mean, lower=lower, upper=upper)
         # The scale comes from the observed window only (never from fed-back forecasts).
-        sigma = meta.distribution.sigma(np.asarray(closes, dtype=np.float64))
+        sigma = dist.sigma(np.asarray(closes, dtype=np.float64))
         for interval in meta.intervals:
-            lower[interval.coverage], upper[interval.coverage] = meta.distribution.bounds(
+            lower[interval.coverage], upper[interval.coverage] = dist.bounds(
                 mean, sigma, interval.coverage, widen
             )
-        return Forecast(mean=mean, lower=lower, upper=upper, sigma=sigma, widen=widen)
+        return Forecast(mean=mean, lower=lower, upper=upper, sigma=sigma, widen=widen, distribution=dist)
 
     def quantile(self, result: Forecast, q: float) -> np.ndarray:
         """Quantile `q` in (0, 1) of a forecast, `[b, h]`; consistent with its interval bounds.
@@ -134,7 +146,7 @@ class OnnxForecaster:
         """
         if q == 0.5:
             return result.mean
-        dist = self.bundle.metadata.distribution
+        dist = result.distribution or self.bundle.metadata.distribution
         if dist is not None and result.sigma is not None:
             return dist.quantile(result.mean, result.sigma, q, result.widen)
         coverage = abs(2.0 * q - 1.0)

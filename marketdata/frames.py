@@ -35,7 +35,12 @@ _ALIASES = {
     "volume": "volume",
     "vol": "volume",
     "qtd": "volume",
+    "open": "open",
+    "high": "high",
+    "low": "low",
 }
+#: Kept when the source has them (NaN otherwise): the online intervals' range-based volatility.
+RANGE_COLUMNS = ("open", "high", "low")
 
 
 ISO_DATE = r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([+-]\d{2}:?\d{2}|Z)?)?$"
@@ -57,7 +62,10 @@ def _session_dates(values: pd.Series) -> pd.Series:
 
 
 def normalize_columns(raw: pd.DataFrame) -> pd.DataFrame:
-    """Map common headers (yfinance's `Date,Open,High,Low,Close,Adj Close,Volume`, ours, B3's)."""
+    """Map common headers (yfinance's `Date,Open,High,Low,Close,Adj Close,Volume`, ours, B3's).
+
+    `date`, `close` and `volume` always; `open`, `high`, `low` when the source has them (never
+    checked here: a bad range only falls back to the squared return in `bundle.online`)."""
     frame = raw.copy()
     if "date" not in {str(c).strip().lower() for c in frame.columns} and frame.index.name:
         frame = frame.reset_index()
@@ -70,6 +78,9 @@ def normalize_columns(raw: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame({"date": _session_dates(frame["date"])})
     out["close"] = pd.to_numeric(frame["close"], errors="coerce")
     out["volume"] = pd.to_numeric(frame["volume"], errors="coerce") if "volume" in frame else float("nan")
+    for name in RANGE_COLUMNS:
+        if name in frame:
+            out[name] = pd.to_numeric(frame[name], errors="coerce")
     return out.reset_index(drop=True)
 
 

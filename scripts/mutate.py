@@ -55,6 +55,8 @@ MODULES: dict[str, tuple[str, ...]] = {
     "bundle/runtime.py": ("tests/unit/bundle", "tests/unit/monitor"),
     "bundle/outputs.py": ("tests/unit/bundle", "tests/unit/predictor"),
     "bundle/distribution.py": ("tests/unit/bundle",),
+    "bundle/online.py": ("tests/unit/bundle/test_online.py",),
+    "training/evidence.py": ("tests/unit/training/test_point_weight.py",),
     "training/gate.py": ("tests/unit/training/test_gate.py", "tests/unit/training/test_gate_intervals.py"),
     "training/quantize.py": ("tests/unit/training/test_quantize.py",),
     "marketdata/sanity.py": ("tests/unit/training/test_sanity.py",),

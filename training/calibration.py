@@ -1,6 +1,7 @@
 """Validation-time choices that the bundle serves: the point weight and the predictive distribution.
 
-The point weight is fitted on validation only (the network never trained on it). The distribution's
+The point weight is fitted on validation only (the network never trained on it) and served only
+when its gain over naive there is unlikely under noise. The distribution's
 normalized scores are calibrated on validation plus the end of training (`calibration_part`): 250
 scores leave the 80% level with a sampling error of ~2.5 pp in coverage, more than the +-2 pp the
 intervals are held to. Both are judged on test.
@@ -8,29 +9,59 @@ intervals are held to. Both are judged on test.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from bundle.distribution import EWMA_LAMBDA, PredictiveDistribution, calibrate, ewma_sigma
 from bundle.runtime import shrink
+from training.evidence import diebold_mariano_less
 from training.splits import Part
 
 #: Weights tried for the point forecast (0 = naive, 1 = the network's raw forecast).
 WEIGHTS = np.round(np.linspace(0.0, 1.0, 101), 2)
 #: sigma never goes below this share of the training returns' standard deviation (constant windows).
 FLOOR_SHARE = 0.05
+#: One-sided significance level a validation gain over naive must reach before the point leaves naive.
+EVIDENCE_LEVEL = 0.05
 
 
-def point_weight(actual: np.ndarray, last_close: np.ndarray, raw: np.ndarray) -> float:
-    """The weight in [0, 1] minimizing validation MAE of `last * (raw / last) ** w`.
+@dataclass(frozen=True)
+class PointWeight:
+    """The served weight and the evidence behind it."""
 
-    MAE, because MAE against naive is the metric users read. Ties go to the smaller weight (toward
-    naive): without validation evidence of skill the served forecast is the naive one.
+    weight: float  # what the bundle serves: `best` if the evidence holds, else 0 (naive)
+    best: float  # the validation-MAE argmin over WEIGHTS
+    p_value: float  # one-sided DM p of `best` against naive on validation (1.0 when best is 0)
+
+
+def point_weight(
+    actual: np.ndarray, last_close: np.ndarray, raw: np.ndarray, level: float = EVIDENCE_LEVEL
+) -> float:
+    """The served weight in [0, 1]: see `choose_point_weight`."""
+    return choose_point_weight(actual, last_close, raw, level).weight
+
+
+def choose_point_weight(
+    actual: np.ndarray, last_close: np.ndarray, raw: np.ndarray, level: float = EVIDENCE_LEVEL
+) -> PointWeight:
+    """The weight minimizing validation MAE of `last * (raw / last) ** w`, kept only on evidence.
+
+    MAE, because MAE against naive is the metric users read; ties go to the smaller weight. The
+    argmin always finds some gain on a validation year, mostly noise, so it is served only when a
+    one-sided Diebold-Mariano test (absolute errors, Newey-West variance) rejects "no better than
+    naive" at `level`; otherwise the weight is 0 and the served forecast is exactly naive. The test
+    is run on the selected weight, so its p is optimistic (selection over one correlated
+    dimension); the level is a bar to clear, not an error rate.
     """
     y, last, f = (np.asarray(a, dtype=np.float64) for a in (actual, last_close, raw))
-    maes = np.array(
-        [np.mean(np.abs(shrink(f, last, w) - y)) if w else np.mean(np.abs(last - y)) for w in WEIGHTS]
-    )
-    return float(WEIGHTS[int(np.argmin(maes))])
+    errors = [np.abs(shrink(f, last, w) - y) if w else np.abs(last - y) for w in WEIGHTS]
+    best = int(np.argmin([e.mean() for e in errors]))
+    if best == 0:
+        return PointWeight(0.0, 0.0, 1.0)
+    p = diebold_mariano_less(errors[best], errors[0])
+    weight = float(WEIGHTS[best]) if p < level else 0.0
+    return PointWeight(weight, float(WEIGHTS[best]), p)
 
 
 def sigma_floor(train_closes: np.ndarray) -> float:

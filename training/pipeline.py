@@ -30,7 +30,12 @@ from bundle.schema import SplitRange
 from bundle.transform import model_inputs, to_price
 from rollout import history
 from training import registry
-from training.calibration import calibration_part, point_weight, predictive_distribution, sigma_floor
+from training.calibration import (
+    calibration_part,
+    choose_point_weight,
+    predictive_distribution,
+    sigma_floor,
+)
 from training.data import Series, load_series
 from training.errors import BundleRoundTripError
 from training.evaluation import (
@@ -44,6 +49,7 @@ from training.evaluation import (
 from training.export import Exported, export, run_onnx
 from training.fit import fit
 from training.gate import ChampionScore, GateDecision, decide
+from training.online_eval import online_scores
 from training.plot import plot_forecast
 from training.scores import winkler
 from training.settings import TrainSettings
@@ -111,11 +117,13 @@ def build_bundle(
     naive_test, naive_val = test.closes[:, -1], val.closes[:, -1]
     raw_test = _forecast(exported.fp32, test, splits)
     raw_val = _forecast(exported.fp32, val, splits)
-    weight = point_weight(val.next_close, naive_val, raw_val) if settings.shrink_to_naive else 1.0
+    chosen = choose_point_weight(val.next_close, naive_val, raw_val, settings.point_evidence_level)
+    weight = chosen.weight if settings.shrink_to_naive else 1.0
     fp32_test = shrink(raw_test, naive_test, weight)
     val_point = shrink(raw_val, naive_val, weight)
     metrics = compare_with_naive(test.next_close, fp32_test, naive_test)
     metrics["point_weight"] = weight
+    metrics["point_weight_best"], metrics["point_weight_dm_p"] = chosen.best, chosen.p_value
     metrics["network_mae_ratio"] = point_metrics(test.next_close, raw_test)["mae"] / metrics["naive_mae"]
     files = {"model.onnx": exported.fp32}
     variants = {"fp32": VariantFile(file="model.onnx", sha256=sha256_bytes(exported.fp32),
@@ -143,6 +151,8 @@ def build_bundle(
     )
     served = distribution_scores(distribution, test.closes, test.next_close, fp32_test, settings.coverages)
     metrics.update(served)
+    floor = distribution.sigma_floor
+    metrics.update(online_scores(series.frame, splits, val_point, fp32_test, floor, settings.coverages))
     metrics.update(static_scores(intervals, test.next_close, fp32_test))
     for i in intervals:
         label = level_label(i.coverage)
@@ -186,10 +196,11 @@ def build_bundle(
 
 
 def _score_champion(
-    settings: TrainSettings, client, name: str, splits: Splits, work: Path
+    settings: TrainSettings, client, name: str, splits: Splits, work: Path, frame: pd.DataFrame
 ) -> ChampionScore | None:
     """The champion's MAE and Winkler score per level on this run's test sessions, served exactly as
-    it serves (any bundle format); None if there is none.
+    it serves (any bundle format; format 2 through the online replay, as the candidate's); None if
+    there is none.
 
     A champion with a shorter window is scored on the trailing part of each test window, so
     changing `--window` does not make the champion incomparable.
@@ -208,6 +219,12 @@ def _score_champion(
         if window > ours:
             raise BundleError(f"its window of {window} closes is longer than this run's {ours}")
         result = forecaster.forecast(test.closes[:, -window:], horizon=1)
+        dist = bundle.metadata.distribution
+        if dist is not None:
+            val_point = forecaster.predict(splits.validation.closes[:, -window:])
+            online = online_scores(
+                frame, splits, val_point, result.mean[:, 0], dist.sigma_floor, tuple(result.lower)
+            )
     except BundleError as exc:
         log.warning("champion version %s cannot be evaluated: %s", version, exc)
         return ChampionScore(version, error=str(exc))
@@ -216,7 +233,10 @@ def _score_champion(
         return ChampionScore(version, error=f"{type(exc).__name__}: {exc}")
     mae = point_metrics(test.next_close, result.mean[:, 0])["mae"]
     scores = {
-        c: winkler(test.next_close, result.lower[c][:, 0], result.upper[c][:, 0], c) for c in result.lower
+        c: online[f"online_winkler_{level_label(c)}"]
+        if dist is not None
+        else winkler(test.next_close, result.lower[c][:, 0], result.upper[c][:, 0], c)
+        for c in result.lower
     }
     log.info("champion version %s: MAE %.4f on this test window", version, mae)
     return ChampionScore(version, mae=mae, winkler=scores)
@@ -260,8 +280,10 @@ def run(settings: TrainSettings) -> TrainResult:
         staged = work / "bundle"
         bundle, metrics, forecasts = build_bundle(staged, settings, series, splits, exported, name, hyper)
         metrics.update({k: float(v) for k, v in fit_info.items()})
-        champion = _score_champion(settings, client, name, splits, work / "champion") if client else None
-        winkler_scores = {c: metrics[f"winkler_{level_label(c)}"] for c in settings.coverages}
+        champion = (
+            _score_champion(settings, client, name, splits, work / "champion", frame) if client else None
+        )
+        winkler_scores = {c: metrics[f"online_winkler_{level_label(c)}"] for c in settings.coverages}
         decision = decide(metrics["mae"], metrics["naive_mae"], settings.naive_margin, champion,
                           winkler=winkler_scores)  # fmt: skip
         reports = _write_reports(work, series, bundle, metrics, forecasts)

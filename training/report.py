@@ -39,7 +39,11 @@ def summary(result) -> str:
     interval_rows = []
     for i in md.intervals:
         pct = level_label(i.coverage)
-        for label, pre in (("EWMA-scaled conformal (served)", ""), ("static split conformal", "static_")):
+        for label, pre in (
+            ("online recalibrated (served)", "online_"),
+            ("bundle calibration (EWMA-conformal; fallback)", ""),
+            ("static split conformal (format 1)", "static_"),
+        ):
             score = m[f"{pre}winkler_{pct}"]
             interval_rows.append(
                 (f"{pct}% {label}", f"{m[f'{pre}coverage_{pct}']:.1%}", f"{m[f'{pre}width_{pct}']:.4f}",
@@ -49,9 +53,10 @@ def summary(result) -> str:
         interval_rows, ("interval", "test coverage", "mean width", "Winkler", "Winkler / static")
     )
     pinball = (
-        f"pinball loss over quantiles 0.025..0.975: served {m['pinball']:.4f}, "
-        f"static {m['static_pinball']:.4f}; point weight {md.point_weight:.2f} "
-        f"(network MAE / naive {m['network_mae_ratio']:.4f})"
+        f"pinball loss over quantiles 0.025..0.975: online {m['online_pinball']:.4f}, bundle "
+        f"{m['pinball']:.4f}, static {m['static_pinball']:.4f}; point weight {md.point_weight:.2f} "
+        f"(validation best {m.get('point_weight_best', md.point_weight):.2f}, one-sided DM p "
+        f"{m.get('point_weight_dm_p', float('nan')):.3f}; network MAE / naive {m['network_mae_ratio']:.4f})"
     )
     return "\n".join(
         [

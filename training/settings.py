@@ -61,6 +61,13 @@ class TrainSettings(UniverseSettings):
     shrink_to_naive: bool = Field(
         True, description="scale the network's log return by a weight in [0, 1] chosen on validation"
     )
+    point_evidence_level: float = Field(
+        0.05,
+        gt=0,
+        lt=1,
+        description="the validation-chosen weight is served only if a one-sided Diebold-Mariano test "
+        "(absolute errors, Newey-West variance) says it beats naive at this level; else naive",
+    )
     ewma_lambda: float = Field(0.94, gt=0, lt=1, description="EWMA decay of the interval's volatility")
     calibration_sessions: PositiveInt = Field(
         750,
@@ -74,7 +81,7 @@ class TrainSettings(UniverseSettings):
     experiment: str = Field("petr4-forecaster", description="MLflow experiment name")
     model_name: str | None = Field(None, description="registered model (default: from ticker)")
     alias: str = Field("champion", description="alias moved by the promotion gate")
-    naive_margin: float = Field(0.05, ge=0, description="refuse promotion if MAE > naive MAE * (1 + margin)")
+    naive_margin: float = Field(0.005, ge=0, description="refuse promotion if MAE > naive MAE * (1 + margin)")
     registry: bool = Field(True, description="log and register in MLflow (else bundle only)")
     skip_if_champion: bool = Field(
         False,

@@ -151,6 +151,24 @@ def test_the_bundle_is_one_logged_model_carrying_the_metrics_and_registered_from
         np.testing.assert_allclose(answer[out.name], out.values(served)[:, 0], rtol=0, atol=1e-9)
 
 
+def test_the_report_and_the_run_show_the_online_replay_beside_the_bundles_calibration(trained):
+    """The served intervals will be the online state's: its replay on test is in the run's metrics
+    and in the CLI table, in rows named so, beside the bundle's calibration (the fallback)."""
+    from training.report import summary
+
+    settings, result = trained
+    run = client_for(settings).get_run(client_for(settings).get_model_version("aapl-forecaster", "1").run_id)
+    for key in ("online_coverage_80", "online_coverage_95", "online_winkler_80", "online_winkler_95",
+                "online_pinball", "point_weight_best", "point_weight_dm_p"):  # fmt: skip
+        assert run.data.metrics[key] == pytest.approx(result.metrics[key])
+    assert 0.5 < result.metrics["online_coverage_80"] < 1.0
+    text = summary(result)
+    for row in ("80% online recalibrated (served)", "80% bundle calibration (EWMA-conformal; fallback)",
+                "95% static split conformal (format 1)"):  # fmt: skip
+        assert row in text
+    assert f"{result.metrics['online_winkler_80']:.4f}" in text
+
+
 def test_second_identical_run_registers_version_2_but_the_gate_refuses_it(trained, tmp_path):
     settings, first = trained
     second = pipeline.run(settings.model_copy(update={"output_dir": tmp_path / "out2"}))

@@ -7,7 +7,13 @@ import pytest
 
 from bundle.distribution import ewma_sigma
 from bundle.outputs import outputs
-from training.calibration import FLOOR_SHARE, point_weight, predictive_distribution, sigma_floor
+from training.calibration import (
+    FLOOR_SHARE,
+    choose_point_weight,
+    point_weight,
+    predictive_distribution,
+    sigma_floor,
+)
 from training.scores import (
     SERVED_QUANTILES,
     coverage,
@@ -99,7 +105,10 @@ def test_sigma_floor_is_a_share_of_the_training_returns_spread_never_zero():
 def test_the_weight_prefers_naive_on_a_tie():
     last = np.array([10.0, 10.0])
     assert point_weight(np.array([10.0, 10.0]), last, last * 1.01) == 0.0  # the network only adds error
-    assert point_weight(last * 1.01, last, last * 1.01) == 1.0  # the network is right
+    chosen = choose_point_weight(last * 1.01, last, last * 1.01)  # right, but 2 sessions prove nothing
+    assert (chosen.best, chosen.weight) == (1.0, 0.0)
+    three = np.array([10.0, 10.0, 10.0])
+    assert point_weight(three * 1.01, three, three * 1.01) == 1.0  # a constant gain carries no noise
 
 
 def test_the_distribution_is_calibrated_on_normalized_validation_scores():
