@@ -241,3 +241,9 @@ def test_ewma_sigma_is_the_recursion_it_writes_in_closed_form(window):
     for t in range(r.shape[1]):
         s2 = 0.94 * s2 + 0.06 * r[:, t] ** 2
     np.testing.assert_allclose(ewma_sigma(closes), np.sqrt(s2), rtol=1e-12)
+
+
+def test_ewma_sigma_of_float32_closes_is_that_of_their_float64_values():
+    steps = np.random.default_rng(3).normal(0.0, 0.02, (3, 60))
+    closes32 = (30.0 * np.exp(np.cumsum(steps, axis=1))).astype(np.float32)
+    np.testing.assert_array_equal(ewma_sigma(closes32), ewma_sigma(closes32.astype(np.float64)))

@@ -11,6 +11,7 @@ import pytest
 
 from bundle import BundleError, Forecast, OnnxForecaster
 from bundle.runtime import shrink
+from bundle.transform import model_inputs
 from tests.tiny_bundle import tiny_bundle
 
 CLOSES = np.array([[10.0, 11.0, 12.0, 13.0, 14.0], [0.5, 0.4, 0.6, 0.55, 0.45]])
@@ -28,6 +29,14 @@ def test_predict_feeds_the_scaled_window_to_the_model(tmp_path):
     z = (np.diff(np.log(CLOSES), axis=1) - 0.001) / 0.02
     raw = z.astype(np.float32).mean(axis=1) * 0.02 + 0.001
     np.testing.assert_allclose(forecaster.predict(CLOSES), CLOSES[:, -1] * np.exp(raw), rtol=1e-6)
+
+
+def test_the_session_runs_on_the_threads_asked_for_and_answers_one_value_per_window(tmp_path):
+    """`--threads` reaches onnxruntime (its default, 0, takes every core), and the network's
+    `[batch, 1]` answer comes back as `[batch]`."""
+    forecaster = OnnxForecaster(tiny_bundle(tmp_path), threads=3)
+    assert forecaster._session.get_session_options().intra_op_num_threads == 3
+    assert forecaster.run_scaled(model_inputs(CLOSES, forecaster.spec)).shape == (2,)
 
 
 def test_level_target_returns_the_unscaled_output(tmp_path):
@@ -90,7 +99,8 @@ def test_self_test_accepts_a_sane_model(tmp_path):
 @pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning")
 @pytest.mark.parametrize(
     "center,message",
-    [(1.5, "implausible"), (-1.5, "implausible"), (1000.0, "non-finite")],
+    # 400: finite after one step (100 e^400), infinite after two: the self-test runs two
+    [(1.5, "implausible"), (-1.5, "implausible"), (1000.0, "non-finite"), (400.0, "non-finite")],
 )
 def test_self_test_refuses_nonsense(tmp_path, center, message):
     with pytest.raises(BundleError, match=message):

@@ -163,7 +163,7 @@ def test_format_1_levels_match_up_to_float_noise_as_the_predictor_checks_them(tm
     result = forecaster.forecast(extreme_windows()["constant"][None, :])
     np.testing.assert_array_equal(forecaster.quantile(result, 0.1 + 1e-13), result.lower[0.8])
     np.testing.assert_array_equal(forecaster.quantile(result, 0.975 - 1e-13), result.upper[0.95])
-    for off in (0.1000001, 0.1 + 1e-9):
+    for off in (0.1000001, 0.1 + 1e-9, 0.1 + 1e-10):  # 1e-10: inside a relative 1e-9, outside 1e-12
         with pytest.raises(ValueError, match="not available"):
             forecaster.quantile(result, off)
     # A level stored with float noise (0.95 + 1e-13) is served under the clean quantile 0.025.

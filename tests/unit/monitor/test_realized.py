@@ -42,6 +42,29 @@ def test_an_actual_on_the_interval_bound_is_covered(tmp_path):
     assert got.coverage == {0.8: 1.0} and got.mae == 0.0 and got.naive_mae == 0.0
 
 
+@pytest.mark.parametrize("sessions,interval_sessions", [(2, 4), (4, 2)])
+def test_point_scores_use_the_last_sessions_and_interval_scores_the_last_interval_sessions(
+    tmp_path, sessions, interval_sessions
+):
+    model = forecaster(tmp_path)
+    got = realized(CLOSES, DATES, model, sessions=sessions, interval_sessions=interval_sessions)
+    points = realized(CLOSES, DATES, model, sessions=sessions)
+    bands = realized(CLOSES, DATES, model, sessions=interval_sessions)
+    assert (got.sessions, got.interval_sessions) == (sessions, interval_sessions)
+    assert (got.mae, got.naive_mae) == (points.mae, points.naive_mae)
+    assert (got.coverage, got.winkler) == (bands.coverage, bands.winkler)
+    assert points.mae != bands.mae and points.winkler != bands.winkler  # the case tells them apart
+    assert bands.interval_sessions == interval_sessions  # the default: `sessions`
+
+
+def test_float32_closes_are_scored_in_float64(tmp_path):
+    # Moves over 2x: a float32 difference of such closes is rounded, a float64 one is exact.
+    closes32 = np.array([30.1, 70.3, 30.7, 71.9, 29.3, 73.1, 31.7, 69.9, 30.3, 72.7], dtype=np.float32)
+    model = forecaster(tmp_path)
+    got = realized(closes32, DATES, model, sessions=4)
+    assert got == realized(closes32.astype(np.float64), DATES, model, sessions=4)
+
+
 def test_exactly_window_plus_sessions_closes_is_enough(tmp_path):
     got = realized(CLOSES[-(WINDOW + 3) :], DATES[-(WINDOW + 3) :], forecaster(tmp_path), sessions=3)
     assert got.sessions == 3
