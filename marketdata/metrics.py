@@ -17,18 +17,21 @@ SOURCE_ERRORS = Counter(
 )
 REFUSED = Counter(
     "forecaster_marketdata_refused_total",
-    "Requests refused (503) because the market data is older than the bound, or there is none",
+    "Requests refused (503) because the market data has lacked a settled session longer than the bound, "
+    "or there is none",
     ["ticker"],
 )
 AGE = Gauge(
     "forecaster_marketdata_age_seconds",
-    "Seconds since the data served was fetched, as of the last request or refresh",
+    "Seconds since the first session the cached data lacks settled on the exchange calendar (0 while it "
+    "holds the latest settled session), as of the last request",
     ["ticker"],
     multiprocess_mode="livemax",
 )
 STALE = Gauge(
     "forecaster_marketdata_stale",
-    "1 while the last refresh failed and the last good data is being served",
+    "1 while the cached data lacks the latest settled session (the source fails or lags), as of the last "
+    "request",
     ["ticker"],
     multiprocess_mode="livemax",
 )

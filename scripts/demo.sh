@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The main job, offline: install, start an MLflow server (SQLite), train on the packaged sample,
 # register and promote, serve the champion with the KServe predictor, answer one v2 request, then
-# tomorrow's forecast in one call through the KServe transformer (closes from the sample), stop.
+# the next session's forecast in one call through the KServe transformer (closes from the sample), stop.
+# The sample is fixed data (it ends 2024-12-30): both requests name the date they forecast from
+# (AS_OF); asked "as of today", the transformer refuses data that old (503, --max-age-s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -10,7 +12,7 @@ MLFLOW_PORT=${MLFLOW_PORT:-5000}
 HTTP_PORT=${HTTP_PORT:-8080}
 GRPC_PORT=${GRPC_PORT:-8081}
 TRANSFORMER_PORT=${TRANSFORMER_PORT:-8082}
-AS_OF=${AS_OF:-2024-12-27}  # inside the packaged sample (2019-01-02..2024-12-30)
+AS_OF=${AS_OF:-2024-12-27}  # inside the packaged sample (2019-01-02..2024-12-30): fixed data, not today's
 STATE=${STATE:-.demo}
 mkdir -p "$STATE"
 pids=()
@@ -40,11 +42,12 @@ $PY -m predictor --model_name aapl-forecaster --model-source "models:/aapl-forec
 pids+=($!)
 wait_http "http://127.0.0.1:$HTTP_PORT/v2/health/ready" "predictor readiness" 120
 
-echo "== 4/5 one Open Inference Protocol v2 request: the last 60 closes of the sample"
-$PY scripts/request.py --url "http://127.0.0.1:$HTTP_PORT" --model aapl-forecaster
+echo "== 4/5 one Open Inference Protocol v2 request: the sample's 60 closes up to $AS_OF"
+$PY scripts/request.py --url "http://127.0.0.1:$HTTP_PORT" --model aapl-forecaster --as-of "$AS_OF"
 
-echo "== 5/5 tomorrow's forecast in one call: the KServe transformer on 127.0.0.1:$TRANSFORMER_PORT"
-echo "   (kserve --predictor_host; closes from the packaged sample, offline; as of $AS_OF)"
+echo "== 5/5 the next session's forecast in one call: the KServe transformer on 127.0.0.1:$TRANSFORMER_PORT"
+echo "   (kserve --predictor_host; closes from the packaged sample, offline. The sample is fixed data:"
+echo "   the call names its as-of date, $AS_OF, and is judged fresh against that session)"
 $PY -m transformer --model_name aapl-forecaster --predictor_host "127.0.0.1:$HTTP_PORT" \
   --http_port "$TRANSFORMER_PORT" --ticker AAPL --source sample --calendar XNYS \
   >"$STATE/transformer.log" 2>&1 &

@@ -25,10 +25,27 @@ from transformer.model import OneCallTransformer
 from transformer.settings import TransformerSettings
 from transformer.upstream import PredictorClient
 
+PREDICTOR_TIMEOUT_S = 10  # kserve's --predictor_request_timeout_seconds defaults to 600 s
+
+
+class TransformerParser(argparse.ArgumentParser):
+    """kserve's flags with one default of our own: a predictor that stalls is given up on after
+    PREDICTOR_TIMEOUT_S, not kserve's 600 s (its actions are shared with kserve's parser, so the
+    default goes in the namespace, not on them)."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        if namespace is None:
+            namespace = argparse.Namespace(predictor_request_timeout_seconds=PREDICTOR_TIMEOUT_S)
+        return super().parse_known_args(args, namespace)
+
 
 def build_parser() -> argparse.ArgumentParser:
     """kserve's parser as parent (its --model_name, --http_port, --predictor_host, ...) plus ours."""
-    return argparse.ArgumentParser(parents=[model_server.parser], prog="python -m transformer")
+    return TransformerParser(
+        parents=[model_server.parser], prog="python -m transformer",
+        epilog=f"--predictor_request_timeout_seconds defaults to {PREDICTOR_TIMEOUT_S} here (kserve's "
+        "600): it bounds each request to the predictor, retries included, head and body.",
+    )  # fmt: skip
 
 
 def parse(argv: list[str]) -> tuple[argparse.Namespace, TransformerSettings]:

@@ -35,26 +35,31 @@ class Context:
     note: str | None
 
 
+def check_date(ask: Ask, today: date) -> None:
+    """A 400 for an as-of date in the future, before any data is read (it is the client's mistake,
+    whatever the data's state)."""
+    if ask.as_of is not None and ask.as_of > today:
+        raise InvalidInput(f"as_of {ask.as_of} is in the future (today is {today})")
+
+
 def window(snapshot: Snapshot, ask: Ask, size: int, calendar: SessionCalendar, today: date) -> Context:
-    """The `size` closes ending at the as-of session; a 400 naming the date when the data cannot."""
+    """The `size` closes ending at the as-of session; a 400 naming the date when the data cannot.
+    Data that does not reach the as-of session is the cache's to judge (stale, or refused past the
+    bound): the closes then end where the data does."""
     series, as_of, note = snapshot.closes, ask.as_of, None
     count = len(series.values)
     if as_of is not None:
-        if as_of > today:
-            raise InvalidInput(f"as_of {as_of} is in the future (today is {today})")
+        check_date(ask, today)
         count = series.through(as_of)
         if count < size:
             raise InvalidInput(
                 f"as_of {as_of} is outside the data: the model needs {size} sessions up to it and "
                 f"{snapshot.source} has {count} ({series.first} to {series.last})"
             )
-        expected = calendar.session_on_or_before(as_of)
-        if expected is not None and series.last < expected and not snapshot.stale:
-            raise InvalidInput(
-                f"as_of {as_of} is after the data, which ends at {series.last} ({snapshot.source})"
-            )
         if calendar.is_session(as_of) is False:
             note = f"{as_of} is no {calendar.name} session: answered from the previous session"
+        elif snapshot.expected is not None and snapshot.expected < as_of and not snapshot.stale:
+            note = f"the close of {as_of} has not settled yet: answered from {snapshot.expected}"
     elif count < size:
         raise StaleDataError(
             f"{snapshot.source} has {count} sessions of {ask.ticker}; the model needs {size}"
@@ -67,9 +72,7 @@ def window(snapshot: Snapshot, ask: Ask, size: int, calendar: SessionCalendar, t
 def answer_of(context: Context, outputs: dict[str, float], version: str | None) -> dict:
     """One flat object: the as-of session, last close, forecast, change, bounds, version, freshness,
     from the predictor's first-row values by output name and the version that answered."""
-    outputs = dict(outputs)
-    if MEAN not in outputs:
-        raise ValueError(f"the predictor's answer has no {MEAN!r} output: {sorted(outputs)}")
+    outputs = dict(outputs)  # transformer.upstream checked them: MEAN among them, every value finite
     snap, last_close = context.snapshot, float(context.closes[-1])
     result = {
         "ticker": context.ask.ticker,
@@ -84,6 +87,7 @@ def answer_of(context: Context, outputs: dict[str, float], version: str | None) 
     result.update(sorted(outputs.items()))  # lower_80, lower_95, upper_80, upper_95, ...
     result.update(
         source=snap.source, data_through=snap.last_session.isoformat(),
+        expected_session=snap.expected.isoformat() if snap.expected else None,
         fetched_at=snap.fetched_at.isoformat(), age_s=round(snap.age_s, 3), stale=snap.stale,
     )  # fmt: skip
     if snap.error:

@@ -82,6 +82,7 @@ class OneCallTransformer(Model):
         """The answer to `ask`: the cached closes up to its session (refreshed off the event loop when
         due), the predictor's forecast of them, the provenance."""
         ticker = self.settings.ticker
+        answer.check_date(ask, self.clock().date())
         snapshot = self.market.cached(ticker, ask.as_of)
         if snapshot is None:  # a refresh is due: blocking I/O with retries, off the event loop
             snapshot = await asyncio.to_thread(self.market.get, ticker, ask.as_of)

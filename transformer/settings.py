@@ -40,7 +40,8 @@ class TransformerSettings(ServingSettings):
     max_age_s: float = Field(
         4 * 86400.0,
         gt=0,
-        description="refuse (503) when the source fails and the last good data is older than this",
+        description="refuse (503) when the data has lacked a settled session (per --calendar) for longer "
+        "than this, whatever the source answers; under it, answers are marked stale with their age",
     )
     metadata_ttl_s: float = Field(
         30.0, ge=0, description="how long the predictor's window (its model metadata) is reused"

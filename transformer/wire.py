@@ -7,6 +7,10 @@ RFC 9112's framing (chunk sizes, the CRLF after a chunk, no Content-Length besid
 this module bounds the head and the body, joins repeated headers (RFC 9110 §5.3) and drops the
 connection after anything unusual. A kept-alive connection that fails (the server closed it while
 idle) is retried once on a fresh one: the requests are idempotent inferences.
+
+Two kinds of failure: WireError when no answer came (refused, reset, closed before a byte: the
+transport's, worth a retry), MalformedAnswerError when one came that is not HTTP/1.1 (a bad status
+line or length, broken framing, a head or body over its bound, a body cut short: the peer's).
 """
 
 from __future__ import annotations
@@ -22,7 +26,11 @@ READ_SIZE = 65_536
 
 
 class WireError(ConnectionError):
-    """The exchange failed at the transport level (refused, reset, closed, malformed, too large)."""
+    """No answer: the exchange failed at the transport level (refused, reset, closed before an answer)."""
+
+
+class MalformedAnswerError(Exception):
+    """An answer came, but not a valid HTTP/1.1 one within the bounds; its connection is dropped."""
 
 
 class Connection:
@@ -62,18 +70,23 @@ class Connection:
             if not data:
                 if self.status and not {"content-length", "transfer-encoding"} & self.headers.keys():
                     break  # a body delimited by the end of the connection
-                raise WireError("the connection closed " + ("mid-answer" if received else "before an answer"))
+                if received:
+                    part = "body" if self.status else "head"
+                    raise MalformedAnswerError(
+                        f"the answer was cut short: closed in its {part}, {received} bytes in"
+                    )
+                raise WireError("the connection closed before an answer")
             received += len(data)
             try:
                 self.parser.feed_data(data)
             except httptools.HttpParserError as exc:
                 if not self.complete:
-                    raise WireError(f"not an HTTP/1.1 answer: {exc}") from exc
+                    raise MalformedAnswerError(f"not an HTTP/1.1 answer: {exc}") from exc
                 self.reusable = False
             if not self.status and received > HEAD_LIMIT:
-                raise WireError(f"the predictor's answer head is over {HEAD_LIMIT} bytes")
+                raise MalformedAnswerError(f"the answer's head is over {HEAD_LIMIT} bytes")
             if len(self.body) > BODY_LIMIT:
-                raise WireError(f"the predictor's answer body is over {BODY_LIMIT} bytes")
+                raise MalformedAnswerError(f"the answer's body is over {BODY_LIMIT} bytes")
         return self.status, self.headers, bytes(self.body), self.reusable and self.complete
 
 
@@ -117,7 +130,7 @@ class KeepAliveClient:
     async def post(
         self, path: str, body: bytes, headers: dict[str, str]
     ) -> tuple[int, dict[str, str], bytes]:
-        """(status, headers, body); WireError or TimeoutError when the exchange fails."""
+        """(status, headers, body); WireError, MalformedAnswerError or TimeoutError when it fails."""
         request = self._request(path, body, headers)
         if self._loop is not asyncio.get_running_loop():
             self._idle, self._loop = [], asyncio.get_running_loop()

@@ -35,6 +35,7 @@ def test_every_inferenceservice_has_a_transformer_like_its_predictor(mode):
         args = args_of(container)
         assert args["--model_name"] == name and args["--predictor_protocol"] == "v2"
         assert (args["--source"], args["--calendar"]) == ("yfinance", "BVMF")
+        assert args["--predictor_request_timeout_seconds"] == "10"  # kserve's default is 600 s
         assert "--predictor_host" not in args  # KServe sets it
         assert transformer["labels"]["app.kubernetes.io/component"] == "transformer"
         assert predictor["labels"]["app.kubernetes.io/component"] == "predictor"
@@ -112,5 +113,7 @@ def test_schema_rejects_an_unknown_source_and_key():
             chart.validate_schema({"transformer": {"source": "ftp"}})
         with pytest.raises(helm_python.HelmValuesError, match="maxAge"):
             chart.validate_schema({"transformer": {"maxAge": 5}})
+        with pytest.raises(helm_python.HelmValuesError, match="predictorTimeoutSeconds"):
+            chart.validate_schema({"transformer": {"predictorTimeoutSeconds": 0}})
     with pytest.raises(helm_python.HelmError):
         render({"transformer": {"enabled": "yes"}})

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -16,13 +17,14 @@ from tests.tiny_bundle import WINDOW, expected_forecast, write_tiny_bundle
 
 pytestmark = pytest.mark.slow
 NAME, TOKEN = "petr4", "s3cret-token"
+B3 = SessionCalendar("BVMF")
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 TOKEN_ENV = {"FORECASTER_PREDICTOR_API_TOKEN": TOKEN, "FORECASTER_TRANSFORMER_API_TOKEN": TOKEN}
 
 
 def write_b3_csv(path: Path) -> pd.DataFrame:
     """Every B3 session of January-June 2024 (no row on Corpus Christi, 30 May), gently moving."""
-    sessions = SessionCalendar("BVMF").calendar.sessions_in_range("2024-01-02", "2024-06-28")
+    sessions = B3.calendar.sessions_in_range("2024-01-02", "2024-06-28")
     t = np.arange(len(sessions))
     frame = pd.DataFrame({"date": [d.date().isoformat() for d in sessions],
                           "close": np.round(36.0 * np.exp(0.002 * t + 0.01 * np.sin(t)), 4),
@@ -80,7 +82,8 @@ def test_one_call_over_v1_answers_the_forecast_and_where_it_comes_from(stack):
     assert row["change_pct"] == pytest.approx(100 * (row["forecast"] / closes[-1] - 1))
     assert row["lower_95"] < row["lower_80"] < row["forecast"] < row["upper_80"] < row["upper_95"]
     assert (row["source"], row["data_through"], row["stale"]) == ("csv:closes.csv", "2024-06-28", False)
-    assert row["age_s"] >= 0 and row["fetched_at"] and "source_error" not in row
+    assert (row["expected_session"], row["age_s"]) == ("2024-06-03", 0.0)  # the data reaches the as-of date
+    assert row["fetched_at"] and "source_error" not in row
 
 
 def test_one_call_over_v2_answers_the_same_as_tensors(stack):
@@ -151,7 +154,7 @@ def test_a_token_is_required_when_set(stack):
     [
         ({"as_of": "2023-01-05"}, 400, "outside the data"),
         ({"as_of": "2024-01-05"}, 400, "needs 8 sessions"),
-        ({"as_of": "2024-09-02"}, 400, "after the data, which ends at 2024-06-28"),
+        ({"as_of": "2024-09-02"}, 503, "does not reach the as-of session, 2024-09-02: it ends at 2024-06-28"),
         ({"as_of": "2999-01-01"}, 400, "in the future"),
         ({"as_of": "03/06/2024"}, 400, "YYYY-MM-DD"),
         ({"ticker": "VALE3.SA"}, 400, "forecasts PETR4.SA"),
@@ -160,7 +163,7 @@ def test_a_token_is_required_when_set(stack):
         ({"instances": [{}, {}]}, 400, "at most one"),
     ],
 )
-def test_bad_asks_are_4xx_naming_the_problem(stack, body, status, says):
+def test_bad_asks_are_refused_naming_the_problem(stack, body, status, says):
     _, transformer, _ = stack
     response = v1(transformer, body)
     assert response.status_code == status and says in response.json()["error"]
@@ -175,40 +178,71 @@ def test_unknown_model_and_malformed_bodies_are_4xx(stack):
     assert response.status_code == 400 and "BYTES" in response.json()["error"]
 
 
-def test_source_down_answers_stale_then_503_past_the_bound(tmp_path):
+def b3_sessions_through(last: pd.Timestamp, count: int = 60) -> pd.DataFrame:
+    sessions = B3.calendar.sessions_in_range(last - pd.Timedelta(days=2 * count), last)[-count:]
+    t = np.arange(len(sessions))
+    return pd.DataFrame({"date": [d.date().isoformat() for d in sessions],
+                         "close": np.round(36.0 * np.exp(0.002 * t + 0.01 * np.sin(t)), 4),
+                         "volume": 1_000_000})  # fmt: skip
+
+
+def test_freshness_is_judged_against_the_exchange_calendar_not_the_fetch(tmp_path):
+    """The real transformer on the wall clock: a source answering two-year-old rows is refused (not
+    served as fresh, as before), one a session behind is served stale with the age since that
+    session settled, one failing keeps it stale with its error, one caught up is current; the
+    staleness gauge the alert reads follows."""
     write_tiny_bundle(tmp_path / "bundle")
     csv = tmp_path / "closes.csv"
-    write_b3_csv(csv)
+    write_b3_csv(csv)  # through 2024-06-28
     predictor = Predictor(tmp_path, NAME, str(tmp_path / "bundle"))
     transformer = Transformer(tmp_path, NAME, predictor.http, "--source", "csv", "--csv", str(csv),
-                              "--refetch-interval-s", "0.5", "--max-age-s", "4", "--fetch-retries", "2",
-                              "--fetch-backoff-s", "0.01")  # fmt: skip
+                              "--refetch-interval-s", "0.5", "--max-age-s", str(30 * 86400),
+                              "--fetch-retries", "2", "--fetch-backoff-s", "0.01")  # fmt: skip
     try:
         predictor.wait_ready()
         transformer.wait_ready()
-        (row,) = v1(transformer, {}).json()["predictions"]  # the latest data: 2024-06-28
-        assert (row["as_of_session"], row["stale"]) == ("2024-06-28", False)
-        fetched = time.monotonic()
-        csv.write_text("date,close\n2024-07-01,-3\n")  # the source now answers garbage
-        time.sleep(1.0)
+        settled = B3.last_settled_session(datetime.now(UTC))
         response = v1(transformer, {})
-        assert response.status_code == 200, response.text
-        (row,) = response.json()["predictions"]
-        assert row["stale"] is True and row["as_of_session"] == "2024-06-28"
-        assert "non-positive close" in row["source_error"] and row["age_s"] >= 0.9
+        assert response.status_code == 503, response.text
+        assert (f"does not reach the latest settled session, {settled}: it ends at 2024-06-28, and the "
+                "session after it settled at 2024-07-01T21:30:00Z") in response.json()["error"]  # fmt: skip
+        assert "csv:closes.csv answers data through 2024-06-28" in response.json()["error"]
+        two_years = time.time() - datetime(2024, 7, 1, 21, 30, tzinfo=UTC).timestamp()
         assert transformer.metric("forecaster_marketdata_stale", ticker="PETR4.SA") == 1
-        assert transformer.metric("forecaster_marketdata_source_errors_total", kind="data") >= 2
-        csv.unlink()  # then nothing at all
-        time.sleep(max(0.0, fetched + 4.5 - time.monotonic()))
-        response = v1(transformer, {})
-        assert response.status_code == 503
-        assert "over the bound of 4 s" in response.json()["error"]
-        assert "CSV not found" in response.json()["error"]
+        assert transformer.metric("forecaster_marketdata_age_seconds", ticker="PETR4.SA") == pytest.approx(
+            two_years, abs=30
+        )
         assert transformer.metric("forecaster_marketdata_refused_total", ticker="PETR4.SA") >= 1
-        # a past date the last good data covers is still answered, not stale
-        assert v1(transformer, {"as_of": "2024-06-03"}).json()["predictions"][0]["stale"] is False
+        (row,) = v1(transformer, {"as_of": "2024-06-03"}).json()["predictions"]  # a date it reaches
+        assert (row["stale"], row["age_s"], row["as_of_session"]) == (False, 0.0, "2024-06-03")
+
+        behind = B3.calendar.previous_session(pd.Timestamp(settled))
+        b3_sessions_through(behind).to_csv(csv, index=False)  # the source answers, a session behind
+        time.sleep(0.6)
+        (row,) = v1(transformer, {}).json()["predictions"]
+        lag = time.time() - B3.settled_at(settled).timestamp()
+        assert (row["stale"], row["as_of_session"], row["expected_session"]) == (
+            True, behind.date().isoformat(), settled.isoformat(),
+        )  # fmt: skip
+        assert row["age_s"] == pytest.approx(lag, abs=5) and "source_error" not in row
+        assert transformer.metric("forecaster_marketdata_stale", ticker="PETR4.SA") == 1
+
+        csv.write_text("date,close\n2024-07-01,-3\n")  # then garbage: still stale, with the reason
+        time.sleep(0.6)
+        (row,) = v1(transformer, {}).json()["predictions"]
+        assert row["stale"] and row["as_of_session"] == behind.date().isoformat()
+        assert "non-positive close" in row["source_error"]
+        assert transformer.metric("forecaster_marketdata_source_errors_total", kind="data") >= 2
+
+        b3_sessions_through(pd.Timestamp(settled)).to_csv(csv, index=False)  # caught up: current
+        time.sleep(0.6)
+        (row,) = v1(transformer, {}).json()["predictions"]
+        assert (row["stale"], row["age_s"], row["as_of_session"]) == (False, 0.0, settled.isoformat())
+        assert transformer.metric("forecaster_marketdata_stale", ticker="PETR4.SA") == 0
+        assert transformer.metric("forecaster_marketdata_age_seconds", ticker="PETR4.SA") == 0
+
         predictor.stop()  # and the predictor gone: 503 naming it, the transformer still up
-        response = v1(transformer, {"as_of": "2024-06-03"})
+        response = v1(transformer, {})
         assert response.status_code == 503 and "unreachable" in response.json()["error"]
         assert transformer.get("/v2/health/live").status_code == 200
     finally:

@@ -27,3 +27,13 @@ def test_the_predictor_is_always_called_over_v2():
 def test_a_csv_source_needs_its_file():
     with pytest.raises(ValidationError, match="--csv PATH"):
         parse(["--model_name", "m", "--source", "csv"])
+
+
+def test_the_wait_on_the_predictor_is_bounded_by_default_and_configurable():
+    """kserve's --predictor_request_timeout_seconds defaults to 600 s; the transformer's to 10 s."""
+    args, _ = parse(["--model_name", "m", "--predictor_host", "h:80"])
+    assert predictor_config(args).predictor_request_timeout_seconds == 10
+    args, _ = parse(
+        ["--model_name", "m", "--predictor_host", "h:80", "--predictor_request_timeout_seconds", "3"]
+    )
+    assert predictor_config(args).predictor_request_timeout_seconds == 3

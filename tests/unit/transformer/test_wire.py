@@ -1,7 +1,8 @@
 """The lean keep-alive client (transformer/wire.py) against a real asyncio server on loopback whose
 answers are scripted per request: reuse, a server closing an idle connection, chunked and
-close-delimited bodies, refused connections, malformed, oversized and smuggling-shaped answers
-(RFC 9112 framing), and timeouts."""
+close-delimited bodies, refused connections, malformed, oversized, truncated and smuggling-shaped
+answers (RFC 9112 framing), and timeouts. No answer is a WireError (the transport's: retried); a
+broken one a MalformedAnswerError (the peer's: never retried)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import asyncio
 
 import pytest
 
-from transformer.wire import BODY_LIMIT, HEAD_LIMIT, KeepAliveClient, WireError
+from transformer.wire import BODY_LIMIT, HEAD_LIMIT, KeepAliveClient, MalformedAnswerError, WireError
 
 
 class Scripted:
@@ -100,11 +101,11 @@ def test_connection_close_and_chunked_answers():
     assert state.connections == 2  # `connection: close` was honoured, not retried
 
 
-def test_refused_and_malformed_answers_are_wire_errors():
+def test_refused_connections_are_wire_errors_and_malformed_answers_are_not():
     async def scenario():
         server, _, client = await serve([(b"garbage\r\n\r\n", True)])
         async with server:
-            with pytest.raises(WireError, match=r"not an HTTP/1\.1 answer: Expected HTTP/"):
+            with pytest.raises(MalformedAnswerError, match=r"not an HTTP/1\.1 answer: Expected HTTP/"):
                 await client.post("/p", b"", {})
         server.close()
         await server.wait_closed()
@@ -149,7 +150,7 @@ def exchanges(script, requests: int = 2, timeout_s: float = 2):
             for _ in range(requests):
                 try:
                     answers.append(await client.post("/p", b"", {}))
-                except (WireError, TimeoutError) as exc:
+                except (WireError, MalformedAnswerError, TimeoutError) as exc:
                     answers.append(exc)
         return answers, state.connections
 
@@ -169,7 +170,7 @@ def test_repeated_headers_are_joined_not_overwritten():
 def test_content_length_beside_transfer_encoding_is_refused_and_the_connection_dropped(framing):
     smuggled = f"HTTP/1.1 200 OK\r\n{framing}\r\n\r\n".encode() + b"4\r\nabcd\r\n0\r\n\r\n"
     (first, second), connections = exchanges([(smuggled, False), (ok(b"next"), False)])
-    assert isinstance(first, WireError) and "Content-Length" in str(first)  # never the first 5 bytes
+    assert isinstance(first, MalformedAnswerError) and "Content-Length" in str(first)  # never 5 bytes of it
     assert second[2] == b"next" and connections == 2  # the next request went out on a fresh connection
 
 
@@ -181,28 +182,48 @@ def test_a_close_delimited_body_is_read_to_the_end_and_the_connection_not_reused
 def test_a_close_delimited_body_is_bounded():
     endless = b"HTTP/1.1 200 OK\r\n\r\n" + b"x" * (BODY_LIMIT + 1)
     (first,), _ = exchanges([(endless, False), STAY_OPEN], requests=1)
-    assert isinstance(first, WireError) and f"over {BODY_LIMIT} bytes" in str(first)
+    assert isinstance(first, MalformedAnswerError) and f"over {BODY_LIMIT} bytes" in str(first)
 
 
 def test_a_chunk_is_bounded_whatever_size_it_declares():
     huge = f"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n{16 * BODY_LIMIT:x}\r\n".encode()
     (first,), _ = exchanges([(huge + b"x" * (BODY_LIMIT + 1), False), STAY_OPEN], requests=1)
-    assert isinstance(first, WireError) and f"over {BODY_LIMIT} bytes" in str(first)
+    assert isinstance(first, MalformedAnswerError) and f"over {BODY_LIMIT} bytes" in str(first)
 
 
 def test_the_crlf_after_a_chunk_is_checked():
     answer = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n4\r\nabcdXY0\r\n\r\n"
     (first, second), connections = exchanges([(answer, False), (ok(b"2"), False)])
-    assert isinstance(first, WireError) and "after chunk data" in str(first)
+    assert isinstance(first, MalformedAnswerError) and "after chunk data" in str(first)
     assert second[2] == b"2" and connections == 2
 
 
 def test_the_head_is_bounded():
     long_head = b"HTTP/1.1 200 OK\r\n" + b"x-pad: " + b"y" * HEAD_LIMIT + b"\r\n"  # and no end of head
     (first,), _ = exchanges([(long_head, False), STAY_OPEN], requests=1)
-    assert isinstance(first, WireError) and f"head is over {HEAD_LIMIT} bytes" in str(first)
+    assert isinstance(first, MalformedAnswerError) and f"head is over {HEAD_LIMIT} bytes" in str(first)
 
 
 def test_bytes_past_the_answer_are_never_read_as_the_next_answer():
     (first, second), connections = exchanges([(ok(b"1") + ok(b"stray"), False), (ok(b"2"), False)])
     assert first[2] == b"1" and second[2] == b"2" and connections == 2
+
+
+@pytest.mark.parametrize(
+    ("answer", "says"),
+    [
+        (b'HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n{"outputs":', "closed in its body, 51 bytes in"),
+        (b"HTTP/1.1 200 OK\r\ncontent-le", "closed in its head, 27 bytes in"),
+        (b"HTTP/1.1 2x0 OK\r\ncontent-length: 2\r\n\r\n{}", "Invalid status code"),
+        (b"HTTP/1.1 200 OK\r\ncontent-length: -1\r\n\r\n{}", "Invalid character in Content-Length"),
+    ],
+)
+def test_answers_cut_short_or_with_a_bad_status_line_or_length_are_malformed_answers(answer, says):
+    (first, second), connections = exchanges([(answer, True), (ok(b"2"), False)])
+    assert isinstance(first, MalformedAnswerError) and says in str(first)
+    assert second[2] == b"2" and connections == 2  # the broken connection is never reused
+
+
+def test_a_connection_closed_before_any_answer_is_a_wire_error():
+    (first,), _ = exchanges([(b"", True)], requests=1)
+    assert isinstance(first, WireError) and "before an answer" in str(first)

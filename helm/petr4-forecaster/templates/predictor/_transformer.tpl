@@ -51,6 +51,8 @@ transformer:
         - {{ $t.calendar }}
         - --max-age-s
         - {{ $t.maxAgeSeconds | quote }}
+        - --predictor_request_timeout_seconds
+        - {{ $t.predictorTimeoutSeconds | quote }}
         - --refetch-interval-s
         - {{ $t.refetchIntervalSeconds | quote }}
         - --fetch-retries
