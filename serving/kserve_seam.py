@@ -39,14 +39,15 @@ class ServingDataPlane(DataPlane):
     async def ready(self) -> bool:
         return (await self.readiness())[0]
 
-    async def readiness(self) -> tuple[bool, dict[str, str]]:
+    async def readiness(self, detailed: bool = False) -> tuple[bool, dict[str, str]]:
         """Ready once every model has settled and at least one serves; the models not serving, each
-        with its reason. A model that cannot load never takes the others out of service."""
+        with its reason (its state; `detailed`: its own words too, for a caller holding the token).
+        A model that cannot load never takes the others out of service."""
         models = list(self.model_registry.get_models().values())
-        missing = {m.name: self.not_ready_reason(m) for m in models if not await m.healthy()}
+        missing = {m.name: self.not_ready_reason(m, detailed) for m in models if not await m.healthy()}
         return bool(models) and len(missing) < len(models) and self.settled(models), missing
 
-    def not_ready_reason(self, model) -> str:
+    def not_ready_reason(self, model, detailed: bool = False) -> str:
         return "not ready"
 
     def settled(self, models: list) -> bool:
