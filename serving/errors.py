@@ -88,8 +88,14 @@ REFUSED = tuple(kind for kind, _, _ in REFUSALS)
 def refusal(path: str, exc: Exception) -> tuple[int, dict]:
     """(status, error object) answering a refusal of REFUSALS on `path`, logged in one line."""
     status = next(http for kind, http, _ in REFUSALS if isinstance(exc, kind))
-    rejections.info("rejected (%d): %s", status, getattr(exc, "private", None) or exc)
+    rejections.info("rejected (%d): %s", status, printable(str(getattr(exc, "private", None) or exc)))
     return status, error_body(path, status, disclosed(exc), getattr(exc, "param", None))
+
+
+def printable(text: str) -> str:
+    """`text` as UTF-8 can carry it: a lone surrogate (serving.text) written as a `\\udXXX` escape,
+    so that no message quoting a request's string can fail to encode (a 500) or to log."""
+    return text if text.isascii() else text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def grpc_code(exc: Exception) -> StatusCode | None:
@@ -107,7 +113,9 @@ def error_type(status: int) -> str:
 
 
 def error_body(path: str, status: int, message: str, param: str | None = None) -> dict:
-    """The error object for a response to `path`: time-series shape under /v1/timeseries/, else v1/v2."""
+    """The error object for a response to `path`: time-series shape under /v1/timeseries/, else v1/v2.
+    Its text is always encodable (`printable`), whatever request string it quotes."""
+    message, param = printable(message), printable(param) if param else param
     if path.startswith(TIMESERIES_PREFIX):
         code, kind = str(status), error_type(status)
         return {"error": {"code": code, "message": message, "param": param or "", "type": kind}}
@@ -116,7 +124,7 @@ def error_body(path: str, status: int, message: str, param: str | None = None) -
 
 def _where(errors: list) -> str:
     first = errors[0] if errors else {}
-    return "/".join(str(p) for p in first.get("loc", ())) or "body"
+    return "/".join(printable(str(p)) for p in first.get("loc", ())) or "body"
 
 
 def body_error(errors: list) -> str:

@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException
 from serving.asgi import replay_body, respond
 from serving.errors import DETAILS, LOCKED, REFUSED, body_error, error_body, error_param, refusal, rejections
 from serving.metrics import REJECTED, REQUEST_LATENCY, REQUESTS, exposition, init_route_series
+from serving.text import lone_surrogate, refused
 
 REPOSITORY = re.compile(r"^/v2/repository/models/[^/]+/(load|unload)$")
 EXPLAIN = re.compile(r"^/v1/models/[^/]+:explain$")
@@ -141,6 +142,9 @@ async def invalid_body(request, exc: RequestValidationError) -> JSONResponse:
     """A body that does not parse or validate is a 400 like every other bad request (FastAPI's 422
     echoes the input, and one holding NaN or Infinity failed to encode: a 500). It names the
     problem and its place, never the input, in the surface's one error shape."""
+    place = lone_surrogate(exc.body) if exc.body is not None else None
+    if place is not None:  # FastAPI's parser read it; a lone surrogate is named as such, not echoed
+        return await rejected_request(request, refused(place))
     errors = list(exc.errors())
     REJECTED.labels("malformed").inc()
     rejections.info("rejected (400): %s", body_error(errors))
