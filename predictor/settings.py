@@ -74,7 +74,10 @@ class PredictorSettings(ServingSettings):
     )
     cache_dir: str | None = Field(None, description="where MLflow bundles are downloaded")
     batching: bool = Field(
-        True,
-        description="forecast the fast path's requests read in one event-loop turn in one model call "
-        "(no added wait; measured 0.43-0.50x the CPU per request at c = 8 and 32, BENCHMARKS.md)",
+        False,
+        description="opt-in: forecast the fast path's requests read in one event-loop turn in one model "
+        "call (no added wait; 0.43-0.50x the CPU per request at c = 8 and 32, its p99 better or worse "
+        "by load, BENCHMARKS.md). Answers then depend on what else is in flight: fp32 may differ in the "
+        "last bits (onnxruntime's batched kernels, by CPU), int8 by ~1e-5 relative on a trained LSTM (its "
+        "dynamic quantization scales by the batch's range). Off: the same request, the same bytes, always",
     )
