@@ -203,6 +203,7 @@ def test_the_gate_scores_a_champion_of_either_layout(registry, tmp_path):
 
     client = MlflowClient(registry.url, registry.url)
     mlflow.set_tracking_uri(registry.url)
+    mlflow.set_registry_uri(registry.url)  # champion() downloads models:/ through the global registry
     for alias, version in (("logged", "1"), ("old", "3"), ("bad-logged", "2"), ("bad-old", "4")):
         client.set_registered_model_alias(NAME, alias, version)
     try:
