@@ -125,16 +125,11 @@ def test_sigterm_ends_a_predictor_whose_mlflow_is_unreachable_within_the_bound(t
     at exit, which waited on MLflow's retries); now: at once, the loader's threads being daemons."""
     import socket
 
-    from tests.integration.servers import free_port
-
-    hole = socket.socket()
-    try:
+    with socket.socket() as hole:
+        hole.bind(("127.0.0.1", 0))  # bound: refuses connections, and no other process takes the port
         if registry == "black-hole":
-            hole.bind(("127.0.0.1", 0))
-            hole.listen(64)
-            port = hole.getsockname()[1]
-        else:
-            port = free_port()
+            hole.listen(64)  # connections complete in the kernel's backlog, and nothing ever answers
+        port = hole.getsockname()[1]
         server = Predictor(tmp_path, "m", "models:/m@champion", "--tracking-uri", f"http://127.0.0.1:{port}",
                            "--load-retry-max-s", "1")  # fmt: skip
         try:
@@ -148,7 +143,5 @@ def test_sigterm_ends_a_predictor_whose_mlflow_is_unreachable_within_the_bound(t
             elapsed = time.monotonic() - started
         finally:
             server.stop()
-    finally:
-        hole.close()
     assert elapsed < EXIT_BOUND_S, f"exited {elapsed:.1f} s after SIGTERM"
     assert "Traceback" not in server.output()

@@ -53,8 +53,17 @@ tensors = st.fixed_dictionaries(
     },
     optional={"parameters": parameters},
 )
+VALID = {
+    "name": "closes",
+    "shape": [1, 60],
+    "datatype": "FP64",
+    "data": [100.0 * 1.001**t for t in range(60)],
+}
 bodies = st.one_of(
     st.builds(lambda t: {"inputs": [t]}, tensors),
+    st.builds(  # a valid request whose texts are generated: an id is echoed only in a 200
+        lambda rid, params: {"id": rid, "inputs": [VALID], "parameters": params}, texts, parameters
+    ),
     st.builds(
         lambda t, rid, params, outs: {"id": rid, "inputs": [t], "parameters": params, "outputs": outs},
         tensors,
@@ -114,8 +123,10 @@ def test_a_lone_surrogate_anywhere_is_a_400_naming_its_field(served, windows):
         ({"inputs": [valid], "parameters": {"x": "\udc00"}}, "parameters.x"),
         ({"inputs": [{**valid, "name": "\ud800"}]}, "inputs.0.name"),
     ):
-        answer = requests.post(served.url + ROUTES[0], data=json.dumps(body), timeout=10)
-        assert answer.status_code == 400 and answer.json()["error"].startswith(f"{field} holds a lone UTF-16")
+        for headers in ({"content-type": "application/json"}, {}):  # FastAPI's parser, and ours
+            answer = requests.post(served.url + ROUTES[0], data=json.dumps(body), headers=headers, timeout=10)
+            assert answer.status_code == 400, (headers, answer.text)
+            assert answer.json()["error"].startswith(f"{field} holds a lone UTF-16"), answer.text
     ok = requests.post(
         served.url + ROUTES[0], data=json.dumps({"id": "\U0001f600", "inputs": [valid]}), timeout=10
     )
@@ -340,6 +351,10 @@ one_call_fields = st.fixed_dictionaries(
 )  # fmt: skip
 transformer_bodies = st.one_of(
     st.builds(lambda f: {"instances": [f]}, one_call_fields),
+    st.builds(  # a valid one call whose id is generated: echoed only in a 200
+        lambda rid: {"id": rid, "inputs": [{"name": "as_of", "datatype": "BYTES", "shape": [1],
+                                            "data": ["2024-06-03"]}]}, texts,
+    ),
     one_call_fields,
     st.builds(
         lambda f, rid: {"id": rid, "inputs": [{"name": k, "datatype": "BYTES", "shape": [1], "data": [v]}
@@ -378,9 +393,12 @@ def test_transformer_names_a_lone_surrogate_and_answers_non_bmp(transformer):
         ({"instances": [{"as_of": "\ud800"}]}, "instances.0.as_of"),
     ):
         route = v2 if "inputs" in body else TRANSFORMER_ROUTES[0]
-        answer = requests.post(transformer.url + route, data=json.dumps(body), timeout=30)
-        assert answer.status_code == 400, answer.text
-        assert answer.json()["error"].startswith(f"{place} holds a lone"), answer.text
+        for headers in ({"content-type": "application/json"}, {}):
+            answer = requests.post(
+                transformer.url + route, data=json.dumps(body), headers=headers, timeout=30
+            )
+            assert answer.status_code == 400, (headers, answer.text)
+            assert answer.json()["error"].startswith(f"{place} holds a lone"), answer.text
     ok = {"id": "\U0001f600", "inputs": [field("as_of", "2024-06-03")]}
     answer = requests.post(transformer.url + v2, data=json.dumps(ok), timeout=30)
     assert answer.status_code == 200 and answer.json()["id"] == "\U0001f600", answer.text

@@ -139,12 +139,22 @@ def test_a_password_in_the_tracking_uri_reaches_no_answer_and_no_log_line(tmp_pa
     every answer holds model names and states only; with it, the reason names the URI, masked; no
     answer and no log line holds the password. Before: readiness quoted MLflow's error, URI and
     password included, to anyone, and the log line too."""
+    from tests.integration.servers import refused_port
+
+    with refused_port() as port:
+        uri = f"http://forecaster:{SECRET}@127.0.0.1:{port}"
+        log = _predictor_behind_a_dead_registry(tmp_path, uri, token)
+    assert "127.0.0.1" in log and "http://***@127.0.0.1" in log  # the log says why, masked
+    assert SECRET not in log
+
+
+def _predictor_behind_a_dead_registry(tmp_path, uri: str, token: str | None) -> str:
+    """Every answer of a predictor whose registry is down, checked; returns its log."""
     import grpc
     from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 
-    from tests.integration.servers import free_port, grpc_stub, wait_for
+    from tests.integration.servers import grpc_stub, wait_for
 
-    uri = f"http://forecaster:{SECRET}@127.0.0.1:{free_port()}"
     env = {"FORECASTER_PREDICTOR_API_TOKEN": token} if token else {}
     server = Predictor(tmp_path, "m", "models:/m@champion", "--tracking-uri", uri,
                        "--mlflow-retries", "0", "--load-retry-max-s", "1", env=env)  # fmt: skip
@@ -183,6 +193,4 @@ def test_a_password_in_the_tracking_uri_reaches_no_answer_and_no_log_line(tmp_pa
             assert SECRET not in refused.value.details() and "127.0.0.1" not in refused.value.details()
     finally:
         server.stop()
-    log = server.output()
-    assert "127.0.0.1" in log and "http://***@127.0.0.1" in log  # the log says why, masked
-    assert SECRET not in log
+    return server.output()

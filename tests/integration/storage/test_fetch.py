@@ -291,13 +291,13 @@ def test_shard_skips_a_model_without_champion_or_with_a_bad_bundle(registry, tmp
 def test_shard_fails_when_mlflow_is_unavailable(tmp_path):
     """Not a skip: the init container fails and is restarted, rather than starting a revision
     without models that a transient outage hid."""
-    from tests.integration.servers import free_port
+    from tests.integration.servers import refused_port
 
     dest = tmp_path / "mnt-models"
     dest.mkdir()
-    dead = f"http://127.0.0.1:{free_port()}"
     uri = f"models:/{NAME}@champion,{OTHER}@champion"
-    result = run_fetch(dead, uri, dest, FORECASTER_FETCH_MLFLOW_RETRIES="0")
+    with refused_port() as port:
+        result = run_fetch(f"http://127.0.0.1:{port}", uri, dest, FORECASTER_FETCH_MLFLOW_RETRIES="0")
     assert result.returncode == EXIT_UNAVAILABLE, (result.returncode, result.stderr)
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and f"cannot resolve alias 'champion' of '{NAME}'" in errors[0], result.stderr
@@ -422,12 +422,13 @@ def test_a_version_out_of_range_exits_6_at_once_without_asking_mlflow(tmp_path, 
 
 def test_no_credential_of_the_tracking_uri_reaches_any_line(tmp_path):
     """A tracking URI with a password whose MLflow is down: the error names the URI, masked."""
-    from tests.integration.servers import free_port
+    from tests.integration.servers import refused_port
 
     dest = tmp_path / "mnt-models"
     dest.mkdir()
-    url = f"http://forecaster:s3cr3t-pw@127.0.0.1:{free_port()}"
-    result = run_fetch(url, f"models:/{NAME}@champion", dest, FORECASTER_FETCH_MLFLOW_RETRIES="0")
+    with refused_port() as port:
+        url = f"http://forecaster:s3cr3t-pw@127.0.0.1:{port}"
+        result = run_fetch(url, f"models:/{NAME}@champion", dest, FORECASTER_FETCH_MLFLOW_RETRIES="0")
     assert result.returncode == EXIT_UNAVAILABLE, result.stderr
     assert "s3cr3t" not in result.stdout + result.stderr
     assert "http://***@127.0.0.1" in result.stderr

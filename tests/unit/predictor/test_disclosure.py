@@ -11,7 +11,7 @@ import pytest
 
 from bundle.redact import RedactedRecord, redact
 from predictor.model import STATES
-from tests.integration.servers import free_port
+from tests.integration.servers import refused_port
 from tests.tiny_bundle import windows
 from tests.unit.predictor.conftest import make_model
 
@@ -23,7 +23,8 @@ SECRET = "s3cret-pw"
 def registry_down(monkeypatch):
     """A tracking URI with a password whose MLflow is down (a refused port, no retries)."""
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    return f"http://forecaster:{SECRET}@127.0.0.1:{free_port()}"
+    with refused_port() as port:
+        yield f"http://forecaster:{SECRET}@127.0.0.1:{port}"
 
 
 def failed(source, **settings):
