@@ -15,6 +15,14 @@ A universe shard's URI lists several models, `models:/a@champion,b@champion,c/7`
 ticker whose training failed), is skipped with one `skipped:` line, so one model never keeps the
 shard's others from being served; the run fails only when nothing was fetched, or when MLflow is
 unavailable (a restart of the init container retries: a transient error must not drop a model).
+
+Every wait is bounded: a version that is no registry version (not 1 to 2^63 - 1) exits 6 at once,
+before MLflow is asked (its server answers 500 to one beyond int64, which its client retried for
+minutes); each MLflow request waits at most FORECASTER_FETCH_MLFLOW_TIMEOUT_S (30) to connect or for
+the next bytes, with FORECASTER_FETCH_MLFLOW_RETRIES (3) retries 0, 2, 4 s apart. The file names a
+bundle gives are plain names inside its folder (bundle.io.inside), so nothing is read from, verified
+at, or moved from anywhere else, and nothing is written outside dest. No line printed or logged
+carries a credential of the tracking URI (bundle.redact).
 """
 
 from __future__ import annotations
@@ -27,21 +35,25 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, NonNegativeInt, PositiveInt
 from pydantic_settings import BaseSettings
 
+from bundle import redact
 from bundle.conventions import settings_config
 from bundle.io import BundleError, LoadedBundle, find_bundle, load_bundle
+from bundle.schema import METADATA_FILE
+from bundle.source import bound_mlflow_requests, check_version
 
 EXIT_USAGE = 2  # bad arguments or URI: fix the InferenceService
 EXIT_NOT_FOUND = 3  # no such model, alias or version in the registry
 EXIT_INVALID = 4  # the bundle is incomplete, of an unknown format, or fails its sha256
-EXIT_UNAVAILABLE = 5  # MLflow or its artifact store did not answer
+EXIT_UNAVAILABLE = 5  # MLflow or its artifact store did not answer (within the bounds set below)
+EXIT_BAD_VERSION = 6  # the URI's version is no registry version (not a positive int64): fix the URI
 
 # MLflow registered-model names are free text; these URIs are what the chart and training write.
 URI = re.compile(
     r"^models:/(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)"
-    r"(?:@(?P<alias>[A-Za-z0-9_-]+)|/(?P<version>[1-9][0-9]*))$"
+    r"(?:@(?P<alias>[A-Za-z0-9_-]+)|/(?P<version>[^/@,]+))$"
 )
 
 
@@ -51,6 +63,14 @@ class FetchSettings(BaseSettings):
     model_config = settings_config("bundle.fetch", "FETCH")
 
     tracking_uri: str | None = Field(None, description="MLflow tracking server (http://...)")
+    mlflow_timeout_s: PositiveInt = Field(
+        30, description="seconds MLflow's client waits to connect or for the next bytes (per request)"
+    )
+    mlflow_retries: NonNegativeInt = Field(
+        3,
+        description="retries of one failed MLflow request, 0, 2, 4 s apart (MLflow's own 7 take minutes); "
+        "then exit 5 and Kubernetes restarts the init container with its own backoff",
+    )
 
 
 class FetchError(RuntimeError):
@@ -73,6 +93,11 @@ class ModelUri:
                 EXIT_USAGE,
                 f"bad model URI {text!r}: expected models:/<name>@<alias> or models:/<name>/<version>",
             )
+        if match["version"] is not None:
+            try:
+                check_version(match["version"])
+            except ValueError as exc:  # MLflow's server answers 500 to it, which its client retries
+                raise FetchError(EXIT_BAD_VERSION, f"bad model URI {text!r}: {exc}") from None
         return cls(match["name"], match["alias"], match["version"])
 
     def __str__(self) -> str:
@@ -115,18 +140,23 @@ def resolve(client, uri: ModelUri) -> str:
         raise FetchError(EXIT_UNAVAILABLE, f"cannot resolve {what} of {uri.name!r}: {exc}") from exc
 
 
-def _place(verified: Path, dest: Path) -> None:
-    """Move a verified bundle's files into dest (same filesystem: renames), replacing namesakes."""
-    for entry in verified.iterdir():
-        target = dest / entry.name
+def _place(verified: LoadedBundle, dest: Path) -> None:
+    """Move a verified bundle's files, and only those (metadata.json and each file it names, which
+    load_bundle resolved inside the bundle's folder), into dest (same filesystem: renames),
+    replacing namesakes."""
+    variants = verified.metadata.variants
+    moves = {METADATA_FILE: verified.path / METADATA_FILE}
+    moves |= {entry.file: verified.model_path(variant) for variant, entry in variants.items()}
+    for name, source in moves.items():
+        target = dest / name
         if target.is_dir() and not target.is_symlink():
             shutil.rmtree(target)
         elif target.exists() or target.is_symlink():
             target.unlink()
-        entry.rename(target)
+        source.rename(target)
 
 
-def _download_verified(client, uri: ModelUri, into: Path, tracking_uri: str) -> tuple[str, Path]:
+def _download_verified(client, uri: ModelUri, into: Path, tracking_uri: str) -> tuple[str, LoadedBundle]:
     """Resolve and download one model into `into`, every file checked against its sha256."""
     import mlflow.artifacts
     from mlflow.exceptions import MlflowException
@@ -143,11 +173,10 @@ def _download_verified(client, uri: ModelUri, into: Path, tracking_uri: str) -> 
     try:
         # A logged model (MLmodel + artifacts) or an old-style version (the bundle directory itself):
         # only the bundle's files go on, every one checked against its sha256 before dest is touched.
-        found = find_bundle(Path(path))
-        load_bundle(found)
+        verified = load_bundle(find_bundle(Path(path)))
     except BundleError as exc:
         raise FetchError(EXIT_INVALID, f"version {version} of {uri.name!r} is refused: {exc}") from exc
-    return version, found
+    return version, verified
 
 
 class _Staging:
@@ -181,8 +210,8 @@ def fetch(source: str, dest: Path, tracking_uri: str | None) -> tuple[str, Loade
     uri = ModelUri.parse(source)
     tracking_uri = _require(tracking_uri)
     with _Staging(dest) as staging:
-        version, path = _download_verified(_client(tracking_uri), uri, staging / "download", tracking_uri)
-        _place(path, dest)
+        version, verified = _download_verified(_client(tracking_uri), uri, staging / "download", tracking_uri)
+        _place(verified, dest)
     return version, load_bundle(dest)
 
 
@@ -202,7 +231,7 @@ def fetch_many(
         client = _client(tracking_uri)
         for index, uri in enumerate(uris):
             try:
-                version, path = _download_verified(client, uri, staging / str(index), tracking_uri)
+                version, verified = _download_verified(client, uri, staging / str(index), tracking_uri)
             except FetchError as exc:
                 if exc.code not in SKIPPABLE:
                     raise
@@ -210,7 +239,7 @@ def fetch_many(
                 continue
             target = dest / uri.name
             target.mkdir(exist_ok=True)
-            _place(path, target)
+            _place(verified, target)
             fetched[uri] = (version, load_bundle(target))
     if not fetched:
         first = skipped[uris[0]]
@@ -238,7 +267,10 @@ def main(argv: list[str] | None = None) -> int:
         print(usage, file=sys.stderr)
         return EXIT_USAGE
     source, dest = args
-    tracking_uri = FetchSettings().tracking_uri
+    redact.install()  # a tracking URI's password never reaches a log line...
+    settings = FetchSettings()
+    bound_mlflow_requests(settings.mlflow_timeout_s, settings.mlflow_retries)
+    tracking_uri = settings.tracking_uri
     try:
         uris = parse_sources(source)
         if len(uris) == 1:
@@ -247,12 +279,13 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         fetched, skipped = fetch_many(uris, Path(dest), tracking_uri)
     except FetchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact.redact(str(exc))}", file=sys.stderr)  # ...nor an error line
         return exc.code
     for uri, (version, bundle) in fetched.items():
         _report(str(uri), version, bundle, Path(dest) / uri.name)
     for uri, exc in skipped.items():
-        print(f"skipped: {uri}: {exc}; the other models are served without it", file=sys.stderr)
+        reason = redact.redact(str(exc))
+        print(f"skipped: {uri}: {reason}; the other models are served without it", file=sys.stderr)
     print(f"{len(fetched)} of {len(uris)} models fetched into {dest}")
     return 0
 

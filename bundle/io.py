@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from bundle.schema import METADATA_FILE, SUPPORTED_FORMATS, BundleMetadata, Variant
+from bundle.schema import METADATA_FILE, SUPPORTED_FORMATS, BundleMetadata, Variant, check_file_name
 
 #: A logged model (MLflow 3 LoggedModel, pyfunc flavor) names its bundle files as pyfunc artifacts:
 #: `metadata.json` under this name, each ONNX variant under its variant's name ("fp32", "int8").
@@ -23,8 +23,35 @@ class BundleError(RuntimeError):
     """A bundle is missing, incomplete, corrupt or of an unknown format."""
 
 
+class BundleMissingError(BundleError):
+    """No bundle there (yet): no metadata.json (KServe's storage initializer may still be writing)."""
+
+
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def _contained(directory: Path, name: str) -> Path:
+    """`directory/name` resolved (symlinks followed), refused unless it stays inside the folder. The
+    folder itself may be a link (a Kubernetes volume), and so may a file that points within it."""
+    root = Path(directory).resolve()
+    path = (root / name).resolve()
+    if path == root or not path.is_relative_to(root):
+        raise BundleError(f"bundle {directory}: {name} resolves outside the bundle's folder (to {path})")
+    return path
+
+
+def _named(directory: Path, name: str) -> str:
+    try:
+        return check_file_name(name)
+    except ValueError as exc:
+        raise BundleError(f"bundle {directory}: {exc}") from None
+
+
+def inside(directory: Path, name: str) -> Path:
+    """The path of a file the bundle names: a plain file name (bundle.schema.check_file_name) that
+    resolves inside the bundle's folder. Every reader and the writer go through it."""
+    return _contained(directory, _named(directory, name))
 
 
 @dataclass(frozen=True)
@@ -36,21 +63,26 @@ class LoadedBundle:
         if variant not in self.metadata.variants:
             have = ", ".join(sorted(self.metadata.variants))
             raise BundleError(f"bundle {self.path} has no {variant!r} variant (has: {have})")
-        return self.path / self.metadata.variants[variant].file
+        return inside(self.path, self.metadata.variants[variant].file)  # checked again when opened
 
 
 def write_bundle(directory: Path, metadata: BundleMetadata, files: dict[str, bytes]) -> LoadedBundle:
-    """Write model files and `metadata.json`; refuse files that do not match the metadata."""
+    """Write model files and `metadata.json`; refuse files that do not match the metadata, and any
+    name that is not a plain file name in `directory` (nothing is written then)."""
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     for variant, entry in metadata.variants.items():
         data = files.get(entry.file)
         if data is None or sha256_bytes(data) != entry.sha256:
             raise BundleError(f"{variant} file {entry.file} is missing or does not match its sha256")
+    for name in files:
+        _named(directory, name)  # before anything is created
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = {name: inside(directory, name) for name in files}  # a link leaving the folder: refused
+    meta_path = _contained(directory, METADATA_FILE)
     for name, data in files.items():
-        (directory / name).write_bytes(data)
+        paths[name].write_bytes(data)
     # pragma: no mutate start (equivalent: the JSON's indentation; readers parse it, no checksum covers it)
-    (directory / METADATA_FILE).write_text(metadata.model_dump_json(indent=2) + "\n")
+    meta_path.write_text(metadata.model_dump_json(indent=2) + "\n")
     # pragma: no mutate end
     return load_bundle(directory)
 
@@ -59,7 +91,8 @@ def read_metadata(directory: Path) -> BundleMetadata:
     """Parse `metadata.json` only (no file hashing). Raises BundleError naming what is wrong."""
     meta_path = Path(directory) / METADATA_FILE
     if not meta_path.is_file():
-        raise BundleError(f"no {METADATA_FILE} in {directory}")
+        raise BundleMissingError(f"no {METADATA_FILE} in {directory}")
+    meta_path = _contained(directory, METADATA_FILE)
     try:
         raw = json.loads(meta_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -73,7 +106,12 @@ def read_metadata(directory: Path) -> BundleMetadata:
     try:
         return BundleMetadata.model_validate(raw)
     except ValidationError as exc:
-        raise BundleError(f"invalid {meta_path}: {exc}") from exc
+        raise BundleError(f"invalid {meta_path}: {_one_line(exc)}") from exc
+
+
+def _one_line(exc: ValidationError) -> str:
+    """Pydantic's errors as one line: `place: message; ...` (its own text spans several lines)."""
+    return "; ".join(".".join(map(str, e["loc"])) + ": " + e["msg"] for e in exc.errors())
 
 
 def load_bundle(directory: Path) -> LoadedBundle:
@@ -81,7 +119,7 @@ def load_bundle(directory: Path) -> LoadedBundle:
     directory = Path(directory)
     metadata = read_metadata(directory)
     for variant, entry in metadata.variants.items():
-        path = directory / entry.file
+        path = inside(directory, entry.file)  # the schema refused other names; a link may still leave
         if not path.is_file():
             raise BundleError(f"{variant} model file {path} is missing")
         if sha256_bytes(path.read_bytes()) != entry.sha256:

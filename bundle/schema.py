@@ -6,7 +6,15 @@ from datetime import date, datetime
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    field_validator,
+    model_validator,
+)
 
 from bundle.distribution import PredictiveDistribution
 
@@ -77,10 +85,28 @@ class ConformalInterval(_Strict):
         return point * np.exp(-q), point * np.exp(q)
 
 
+def check_file_name(name: str) -> str:
+    """A file a bundle names is a plain file name in the bundle's own folder: no directory part (so
+    no `..` and no absolute path), no control character, not `metadata.json` itself. Whoever writes
+    or reads a bundle resolves it inside the folder too (bundle.io: a symlink may not leave it)."""
+    plain = name not in ("", ".", "..") and not any(c in "/\\" or ord(c) < 32 or ord(c) == 127 for c in name)
+    if not plain or name == METADATA_FILE:
+        raise ValueError(
+            f"{name!r} is not a file name inside the bundle's folder (no directory, '..', absolute path, "
+            f"control character or {METADATA_FILE})"
+        )
+    return name
+
+
 class VariantFile(_Strict):
-    file: str
+    file: str = Field(description="a file name in the bundle's folder (no directory part)")
     sha256: str
     nodes: dict[str, int] = Field(default_factory=dict, description="op type -> count")
+
+    @field_validator("file")
+    @classmethod
+    def _plain_name(cls, name: str) -> str:
+        return check_file_name(name)
 
 
 class SplitRange(_Strict):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -18,8 +19,38 @@ class ModelRef:
     location: str  # directory path, or models:/name/version
 
 
+#: MLflow's registry numbers versions 1, 2, ...; its stores keep them as 64-bit integers.
+MAX_VERSION = 2**63 - 1
+
+
+def bound_mlflow_requests(timeout_s: int, retries: int) -> None:
+    """Bound every MLflow HTTP call of this process: `timeout_s` to connect or for the next bytes,
+    `retries` more attempts 0, 2, 4, ... s apart (+ up to 1 s of jitter). MLflow's client reads these
+    from MLFLOW_HTTP_REQUEST_* only (no per-client argument), 120 s and 7 doubling retries by
+    default: minutes per call to an unreachable registry. So a serving process's entry point (the
+    predictor, the storage initializer) sets them from its own settings for itself (its workers
+    inherit them); a library import never does, and nothing else reads them."""
+    os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(timeout_s)
+    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(retries)
+    os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = "1"
+    os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_JITTER"] = "1.0"
+
+
 def is_mlflow(source: str) -> bool:
     return source.startswith("models:/")
+
+
+def check_version(version: str) -> str:
+    """A registry version as MLflow numbers them: digits without a leading zero, 1 to 2^63 - 1.
+    Anything else is refused at once (ValueError naming the rule): MLflow's server answers a 500 to
+    an out-of-range version, which its client retries for minutes."""
+    digits = version.isascii() and version.isdigit() and version[0] != "0" and len(version) <= 19
+    if not (digits and int(version) <= MAX_VERSION):
+        raise ValueError(
+            f"version {version!r} is not a registry version: MLflow versions are whole numbers "
+            f"from 1 to {MAX_VERSION} (2^63 - 1), written without sign or leading zeros"
+        )
+    return version
 
 
 class BundleSource:

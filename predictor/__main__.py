@@ -14,6 +14,8 @@ if __name__ == "__main__":  # first: prometheus_client (kserve imports it) picks
 
 from kserve import ModelServer, model_server
 
+from bundle import redact
+from bundle.source import bound_mlflow_requests
 from predictor import kserve_seam
 from predictor.model import ForecastModel
 from predictor.settings import PredictorSettings
@@ -33,15 +35,17 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, PredictorSettings]:
 
 def serve(argv: list[str]) -> None:
     """Check the versions, parse, assemble kserve's ModelServer around its models, run."""
+    redact.install()  # no credential in any log line of this process (its workers: create_application)
     cli.check_versions()
     args, settings = parse(argv)
+    bound_mlflow_requests(settings.mlflow_timeout_s, settings.mlflow_retries)
     if settings.quiet:
         cli.quiet_kserve()
     kserve_seam.install()
     try:
         sources = model_sources(settings, args.model_name)
     except SourceListError as exc:
-        raise SystemExit(f"python -m predictor: {exc}") from None
+        raise SystemExit(f"python -m predictor: {redact.redact(str(exc))}") from None
     models = [ForecastModel(m.name, settings, m.source) for m in sources]
     server = ModelServer(enable_latency_logging=model_server.args.enable_latency_logging)
     server.dataplane = kserve_seam.ForecastDataPlane(model_registry=server.registered_models)

@@ -1,13 +1,16 @@
-"""Opportunistic request batching for the fast path (on by default, `--no-batching` turns it off:
-BENCHMARKS.md has the measurement that decided it, half the CPU per request at c = 8 and 32).
+"""Opportunistic request batching for the fast path: opt-in (`--batching`; off by default since
+issue 23, because a request's answer then depends on what else is in flight).
 
 Requests decoded in the same turn of the event loop (under load, several connections' bodies
 arrive in one poll) are forecast in one onnxruntime call per served model, up to `max_rows` rows:
 no timer and no added wait, the batch is whatever is already there. Each request keeps its own
 validation, answer, counters and latency observation (the batch's model time). One bad row must
 not refuse its neighbours: when a batch gives a non-finite output, or fails, each of its requests
-is forecast alone, exactly as without batching. A batched row can differ from the same row alone
-in the last bits (onnxruntime's batched kernels), never more.
+is forecast alone, exactly as without batching. What batching changes: a batched fp32 row can
+differ from the same row alone in the last bits (onnxruntime's batched kernels, by CPU); an int8 row
+by ~1e-5 relative on a trained LSTM (dynamic quantization scales activations by the whole batch's
+range). It halves
+the CPU per request at c = 8 and 32; its p99 effect depends on load (BENCHMARKS.md).
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ import hmac
 from concurrent import futures
 
 import grpc
+from google.protobuf.message import DecodeError
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc
 from kserve.protocol.grpc import server as grpc_server
@@ -29,6 +30,44 @@ class QuietStatusInterceptor(ExceptionToStatusInterceptor):
             return await super().handle_exception(ex, request_or_iterator, context, method_name)
         rejections.info("rejected: %s (%s)", ex, method_name)
         return await context.abort(code, str(ex))
+
+
+UTF8 = "strings must be valid UTF-8 (no encoded lone surrogate), fields well-formed"
+
+
+class Undecodable:
+    """What a request that is not its protobuf message decodes to (grpc's deserializer raised)."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+class DecodeInterceptor(grpc.aio.ServerInterceptor):
+    """A request whose bytes are not its message (a string field that is not UTF-8, such as an
+    encoded lone surrogate, or malformed bytes) is INVALID_ARGUMENT naming it: grpc's deserializer
+    raised outside any handler, and clients got UNKNOWN, gRPC's 500."""
+
+    async def intercept_service(self, continuation, details):
+        handler = await continuation(details)
+        if handler is None or handler.unary_unary is None or handler.request_deserializer is None:
+            return handler
+        parse, behaviour = handler.request_deserializer, handler.unary_unary
+
+        def tolerant(data: bytes):
+            try:
+                return parse(data)
+            except DecodeError as exc:
+                return Undecodable(exc)
+
+        async def checked(request, context):
+            if isinstance(request, Undecodable):
+                REJECTED.labels("malformed").inc()
+                message = f"the request is not a valid message of {details.method} ({request.error}): {UTF8}"
+                rejections.info("rejected: %s", message)
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, message)
+            return await behaviour(request, context)
+
+        return handler._replace(request_deserializer=tolerant, unary_unary=checked)  # grpc's namedtuple
 
 
 class TokenInterceptor(grpc.aio.ServerInterceptor):
@@ -84,7 +123,8 @@ class ForecastGRPCServer(grpc_server.GRPCServer):
 
     async def start(self, max_workers):
         settings = served_settings(list(self._data_plane.model_registry.get_models().values()))
-        interceptors = [] if settings.quiet else [grpc_server.LoggingInterceptor()]
+        interceptors = [DecodeInterceptor()]  # first: the outermost, around every other one
+        interceptors += [] if settings.quiet else [grpc_server.LoggingInterceptor()]
         if settings.api_token:
             interceptors.append(TokenInterceptor(settings.api_token.get_secret_value()))
         interceptors.append(QuietStatusInterceptor())

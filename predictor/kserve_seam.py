@@ -22,13 +22,14 @@ from kserve.protocol.rest.v2_endpoints import V2Endpoints
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
+from bundle import redact
 from predictor import timeseries
 from predictor.batching import Batcher
 from predictor.fastpath import FastPath
 from predictor.grpc_service import ForecastGRPCServer
 from predictor.model import forecast_models, served_settings
 from serving.deadline import DeadlineProtocol
-from serving.errors import NotReadyError, VersionNotFound
+from serving.errors import DETAILS, VersionNotFound
 from serving.guard import guard, http_error, server_error
 from serving.kserve_seam import ServingDataPlane
 from serving.v2 import v2_answer
@@ -37,8 +38,10 @@ from serving.v2 import v2_answer
 class ForecastDataPlane(ServingDataPlane):
     """Readiness after every model's first load attempt, with each one's reason; versioned addressing."""
 
-    def not_ready_reason(self, model) -> str:
-        return model.not_ready_reason() if forecast_models([model]) else super().not_ready_reason(model)
+    def not_ready_reason(self, model, detailed: bool = False) -> str:
+        if forecast_models([model]):
+            return model.not_ready_reason(detailed)
+        return super().not_ready_reason(model, detailed)
 
     def settled(self, models: list) -> bool:
         return all(m.attempted for m in forecast_models(models))
@@ -77,6 +80,7 @@ class ForecastRESTServer(RESTServer):
 
     def create_application(self):
         """Runs in every worker: settings come with the (pickled) model, not module globals."""
+        redact.install()  # a spawned worker's log records too (the main process: predictor.__main__)
         super().create_application()
         app = model_server.app
         models = list(self.dataplane.model_registry.get_models().values())
@@ -95,7 +99,7 @@ class ForecastRESTServer(RESTServer):
 async def server_ready(dataplane: ForecastDataPlane) -> Response:
     """kserve's `{"ready": true}`, plus the models not serving and why (`missing`); 503 naming
     them while the server is not ready."""
-    ready, missing = await dataplane.readiness()
+    ready, missing = await dataplane.readiness(detailed=DETAILS.get())
     if ready:
         body = {"ready": True, **({"missing": missing} if missing else {})}
         return Response(orjson.dumps(body), media_type="application/json")
@@ -117,8 +121,9 @@ class ForecastV2Endpoints(V2Endpoints):
 
     def not_ready(self, model_name: str) -> ModelNotReady:
         model = self.dataplane.get_model_from_registry(model_name)
-        reason = model.not_ready_reason() if forecast_models([model]) else None
-        return NotReadyError(model_name, reason) if reason else ModelNotReady(model_name)
+        if forecast_models([model]) and model.not_ready_reason():
+            return model.not_ready_error()  # its state; its details to a caller holding the token
+        return ModelNotReady(model_name)
 
     async def infer(self, raw_request: Request, raw_response: Response, model_name: str,
                     request_body: InferenceRequest | bytes, model_version: str | None = None):  # fmt: skip

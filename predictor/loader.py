@@ -4,21 +4,24 @@ Each model is loaded (retried with backoff until it serves) and, for an MLflow a
 by one thread that walks the models in turn, a few at a time (`--load-concurrency` calls at once),
 so 50 models are 50 registry calls per interval, not 50 threads calling MLflow at once. A model's
 failure is its own: it is retried on its own schedule while the others serve; a registry that
-fails slowly (unreachable) costs one wait per round, not one per model.
+fails slowly (unreachable) costs one wait per round, not one per model. Every thread is a daemon:
+a SIGTERM ends the process at once, whatever a registry call is waiting for.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
+log = logging.getLogger(__name__)
 IDLE_S = 60.0  # nothing scheduled: wake up now and then anyway (a model may be added)
-# A registry call that fails after this long is MLflow's client retrying an unreachable server
-# (minutes, by default): the other registry models skip that round instead of waiting as long each.
+# A registry call that fails after this long is MLflow's client retrying an unreachable server (up to
+# (--mlflow-retries + 1) x --mlflow-timeout-s): the other registry models skip that round instead of
+# waiting as long each.
 SLOW_S = 5.0
 SKIPPED = "the MLflow registry did not answer (another model's call failed slowly); retrying"
 
@@ -65,13 +68,12 @@ class Loader:
         self._wake.set()
 
     def _run(self) -> None:
-        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="bundle-loader") as pool:
-            while True:
-                self._wake.clear()
-                self._round(pool)
-                self._wake.wait(self._sleep_s())
+        while True:
+            self._wake.clear()
+            self._round()
+            self._wake.wait(self._sleep_s())
 
-    def _round(self, pool: ThreadPoolExecutor) -> None:
+    def _round(self) -> None:
         """Every model due, `concurrency` at a time; once the registry has failed slowly, the
         remaining registry models skip their turn."""
         due, stalled = self._due(), False
@@ -82,12 +84,40 @@ class Loader:
                     entry.model.skip(SKIPPED)
                     self.schedule(entry)
                 batch = [e for e in batch if not e.model.remote]
-            for entry, (ok, seconds) in zip(batch, pool.map(self._timed_step, batch), strict=True):
+            for entry, (ok, seconds) in zip(batch, self._steps(batch), strict=True):
                 stalled = stalled or (not ok and seconds > SLOW_S and entry.model.remote)
+
+    def _steps(self, batch: list[Entry]) -> list[tuple[bool, float]]:
+        """One step per model of `batch`, at once: (ok, seconds) each. Each runs on a daemon thread
+        (the loader's own for one model), never a pool's: Python joins a pool's threads at exit, so
+        a registry call still retrying held a SIGTERMed predictor for minutes. Now the process exits
+        whatever MLflow is doing; a step cut short has nothing to finish."""
+        if len(batch) == 1:
+            return [self._timed_step(batch[0])]
+        results = [(False, 0.0)] * len(batch)
+
+        def run(index: int, entry: Entry) -> None:
+            results[index] = self._timed_step(entry)
+
+        threads = [
+            threading.Thread(target=run, args=(i, e), name=f"bundle-loader-{e.model.name}", daemon=True)
+            for i, e in enumerate(batch)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return results
 
     def _timed_step(self, entry: Entry) -> tuple[bool, float]:
         started = time.monotonic()
-        return self.step(entry), time.monotonic() - started
+        try:
+            ok = self.step(entry)
+        except Exception:  # a bug in one model's load: logged, that model retried on its schedule
+            log.exception("loading %s failed", entry.model.name)
+            self.schedule(entry)
+            ok = False
+        return ok, time.monotonic() - started
 
     def _due(self) -> list[Entry]:
         now = time.monotonic()

@@ -19,7 +19,9 @@ from kserve.protocol.infer_type import InferRequest, InferResponse
 from prometheus_client import Counter, Gauge, Histogram
 
 from bundle import BundleError, Forecast, OnnxForecaster
+from bundle.io import BundleMissingError
 from bundle.outputs import Output, input_metadata, outputs
+from bundle.redact import redact
 from bundle.source import BundleSource, ModelRef, is_mlflow
 from predictor import codecs
 from predictor.loader import process_loader
@@ -43,6 +45,20 @@ MODEL_INFO = Gauge("forecaster_model_info", "1 for the bundle being served (0 fo
                    multiprocess_mode="livemax")  # fmt: skip
 MODEL_READY = Gauge("forecaster_model_ready", "1 when a checked model is serving", ["model"],
                     multiprocess_mode="livemin")  # fmt: skip
+
+
+# What a model not serving says to anyone (readiness, model readiness, a 503): its state, never a
+# URI, a path or upstream text; those go to the log and to callers holding the token.
+LOADING, UNAVAILABLE, NOT_FOUND, REFUSED, FAILED = "loading", "unavailable", "not_found", "refused", "failed"
+STATES = {
+    LOADING: "loading: no bundle has been loaded and self-tested yet",
+    UNAVAILABLE: "unavailable: the model registry or its storage did not answer; retrying",
+    NOT_FOUND: "not found: its source holds no such bundle, alias or version (yet); retrying",
+    REFUSED: "refused: its bundle is incomplete, corrupt, of an unknown format or failed its self-test",
+    FAILED: "failed: its load failed unexpectedly (see the predictor's log); retrying",
+}
+# MLflow's error codes for a name, alias or version the registry does not have.
+NOT_FOUND_CODES = frozenset(("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE"))
 
 
 def init_model_series(model: str, version: str) -> None:
@@ -92,7 +108,8 @@ class ForecastModel(Model):
         self.source_uri = source or settings.model_source
         self.source = BundleSource(self.source_uri, settings.tracking_uri, settings.cache_dir)
         self.served: Served | None = None
-        self.error: str | None = None  # why the last load failed, while nothing is served
+        self.error: str | None = None  # why the last load failed, while nothing is served (redacted)
+        self.state: str = LOADING  # what readiness answers say to anyone: a state of STATES
         self.attempted = False  # the first load attempt is over (served, or failed with `error`)
         self._failed: set[str] = set()
         self._loader_pid: int | None = None
@@ -103,7 +120,7 @@ class ForecastModel(Model):
         """kserve pickles the model into each worker: ship settings only; each worker loads."""
         state = self.__dict__.copy()
         state.update(served=None, ready=False, _loader_pid=None, _stop=None, _failed=set(),
-                     error=None, attempted=False)  # fmt: skip
+                     error=None, state=LOADING, attempted=False)  # fmt: skip
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -153,17 +170,30 @@ class ForecastModel(Model):
     def stopped(self) -> bool:
         return self._stop is None or self._stop.is_set()
 
-    def not_ready_reason(self) -> str:
+    def not_ready_reason(self, detailed: bool = False) -> str:
+        """Why nothing is served ("" when something is). To anyone: the state (STATES) and nothing
+        else; `detailed` (a caller holding the token): the source and the failure's own words, URIs
+        redacted (bundle.redact), which may name paths and the registry's address."""
         if self.served is not None:
             return ""
+        if not detailed:
+            return STATES[self.state]
         if self.error:
-            return f"cannot load {self.source_uri}: {self.error}"
-        return f"loading {self.source_uri}: no bundle has been loaded and self-tested yet"
+            return f"cannot load {redact(self.source_uri)}: {self.error}"
+        return f"loading {redact(self.source_uri)}: no bundle has been loaded and self-tested yet"
+
+    def not_ready_error(self) -> NotReadyError:
+        """The 503 of a request to this model while nothing is served: its state, and the details
+        for a caller that may read them (serving.errors.disclosed)."""
+        return NotReadyError(self.name, self.not_ready_reason(), private=self.not_ready_reason(detailed=True))
+
+    def _failed_with(self, exc: Exception) -> None:
+        self.state, self.error = state_of(exc), _reason(exc)
 
     def skip(self, reason: str) -> None:
         """The loader passed this model's turn (its registry is unreachable): that is the reason."""
         if self.served is None:
-            self.error = reason
+            self.state, self.error = UNAVAILABLE, reason
         self.attempted = True
 
     def try_reload(self) -> bool:
@@ -179,8 +209,8 @@ class ForecastModel(Model):
         except Exception as exc:  # registry down, alias gone: keep serving
             if self.served is None:
                 RELOADS.labels(self.name, "failure").inc()
-                self.error = _reason(exc)
-            self._log_failure(exc, "%s: cannot resolve %s", self.name, self.source_uri)
+                self._failed_with(exc)
+            self._log_failure(exc, "%s: cannot resolve %s", self.name, redact(self.source_uri))
             return False
         if self.served is not None and ref.version == self.served.version:
             return True
@@ -193,11 +223,11 @@ class ForecastModel(Model):
             if self.served is not None:  # a bad new version: remember it, keep the old
                 self._failed.add(ref.version)
             else:
-                self.error = _reason(exc)
+                self._failed_with(exc)
             self._log_failure(exc, "%s: cannot load version %s; still serving %s", self.name, ref.version,
                               self.served.version if self.served else "nothing")  # fmt: skip
             return False
-        self.error = None
+        self.error, self.state = None, LOADING
         return True
 
     @staticmethod
@@ -206,10 +236,10 @@ class ForecastModel(Model):
         OSError; a bundle missing, corrupt or failing its self-test: BundleError); a traceback for
         anything else, which is a bug. MLflow is recognized by module so that a directory source
         never imports it."""
-        if isinstance(exc, BundleError | OSError) or type(exc).__module__.startswith("mlflow."):
-            log.warning(message + ": %s", *args, exc)
+        if isinstance(exc, BundleError | OSError) or _from_mlflow(exc):
+            log.warning(message + ": %s", *args, redact(str(exc)))
         else:
-            log.exception(message, *args)
+            log.exception(message, *args)  # redacted too: bundle.redact's records
 
     def _swap_in(self, ref: ModelRef) -> None:
         bundle = self.source.fetch(ref)
@@ -234,7 +264,7 @@ class ForecastModel(Model):
         """The model serving now (one snapshot per request), or ModelNotReady."""
         served = self.served
         if served is None:
-            raise NotReadyError(self.name, self.not_ready_reason())
+            raise self.not_ready_error()  # its details only to a caller allowed them
         return served
 
     @property
@@ -289,9 +319,26 @@ class ForecastModel(Model):
 
 
 def _reason(exc: Exception) -> str:
-    """A failure as one line for readiness answers (a model's own words, never a traceback)."""
-    text = " ".join(str(exc).split())
+    """A failure as one line for detailed readiness answers (a model's own words, never a traceback,
+    never a credential)."""
+    text = " ".join(redact(str(exc)).split())
     return f"{type(exc).__name__}: {text[:300]}"
+
+
+def _from_mlflow(exc: Exception) -> bool:
+    """MLflow's exceptions, recognized by module so that a directory source never imports it."""
+    return type(exc).__module__.startswith("mlflow.")
+
+
+def state_of(exc: Exception) -> str:
+    """The state (of STATES) a failed load leaves a model in, from its exception alone."""
+    if isinstance(exc, BundleMissingError) or getattr(exc, "error_code", None) in NOT_FOUND_CODES:
+        return NOT_FOUND
+    if isinstance(exc, BundleError):
+        return REFUSED
+    if isinstance(exc, OSError) or _from_mlflow(exc):
+        return UNAVAILABLE
+    return FAILED
 
 
 def forecast_models(models: list) -> list[ForecastModel]:

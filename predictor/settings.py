@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, PositiveInt
+from pydantic import Field, NonNegativeInt, PositiveInt
 
 from bundle.conventions import settings_config
 from serving.cli import ServingSettings
@@ -61,9 +61,23 @@ class PredictorSettings(ServingSettings):
         "many models never mean many MLflow calls at once)",
     )
     load_retry_max_s: float = Field(30.0, gt=0, description="longest wait between load retries")
+    mlflow_timeout_s: PositiveInt = Field(
+        10,
+        description="seconds MLflow's client waits for the registry or its artifact store to connect "
+        "or to send the next bytes (MLFLOW_HTTP_REQUEST_TIMEOUT, set for this process only)",
+    )
+    mlflow_retries: NonNegativeInt = Field(
+        2,
+        description="retries of one failed MLflow request, 0, 2, 4 s apart (MLFLOW_HTTP_REQUEST_MAX_RETRIES, "
+        "for this process only; MLflow's own 7 take minutes): the loader retries on its own schedule. "
+        "One registry call waits at most (retries + 1) x --mlflow-timeout-s plus the backoff",
+    )
     cache_dir: str | None = Field(None, description="where MLflow bundles are downloaded")
     batching: bool = Field(
-        True,
-        description="forecast the fast path's requests read in one event-loop turn in one model call "
-        "(no added wait; measured 0.43-0.50x the CPU per request at c = 8 and 32, BENCHMARKS.md)",
+        False,
+        description="opt-in: forecast the fast path's requests read in one event-loop turn in one model "
+        "call (no added wait; 0.43-0.50x the CPU per request at c = 8 and 32, its p99 better or worse "
+        "by load, BENCHMARKS.md). Answers then depend on what else is in flight: fp32 may differ in the "
+        "last bits (onnxruntime's batched kernels, by CPU), int8 by ~1e-5 relative on a trained LSTM (its "
+        "dynamic quantization scales by the batch's range). Off: the same request, the same bytes, always",
     )

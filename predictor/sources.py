@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bundle.schema import METADATA_FILE
-from bundle.source import is_mlflow
+from bundle.source import check_version, is_mlflow
 from predictor.settings import PredictorSettings
 
 # A name travels in URL paths (/v2/models/<name>/infer) and Prometheus labels: keep it plain.
@@ -39,9 +39,13 @@ def name_of(source: str) -> str:
         name, at, alias = rest.partition("@")
         if not at:
             name, slash, version = rest.partition("/")
-            if not (slash and version.isdigit()):
+            if not (slash and version):
                 shapes = "an alias (models:/<name>@<alias>) or a version (models:/<name>/<n>)"
                 raise SourceListError(f"{source!r}: a models:/ source names {shapes}")
+            try:
+                check_version(version)
+            except ValueError as exc:  # refused at start: never retried against the registry
+                raise SourceListError(f"{source!r}: {exc}") from None
         elif not alias:
             raise SourceListError(f"{source!r}: empty alias after '@'")
         return name
@@ -80,6 +84,8 @@ def model_sources(settings: PredictorSettings, model_name: str) -> list[ModelSou
     elif not is_mlflow(settings.model_source) and (members := shard_members(Path(settings.model_source))):
         found = [ModelSource(p.name, str(p)) for p in members]
     else:
+        if is_mlflow(settings.model_source):
+            name_of(settings.model_source)  # its shape and version checked at start, as a list's are
         return [ModelSource(model_name, settings.model_source)]  # one model: exactly as before
     return checked(found)
 

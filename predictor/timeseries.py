@@ -34,6 +34,7 @@ from predictor.model import forecast_models
 from predictor.settings import PredictorSettings
 from serving.errors import Rejected, body_error, error_param
 from serving.kserve_seam import ServingDataPlane
+from serving.text import refuse_lone_surrogates
 
 if TYPE_CHECKING:
     from predictor.model import ForecastModel, Served
@@ -129,6 +130,7 @@ def strict_forecast_request(body: bytes) -> ForecastRequest:
     try:
         return ForecastRequest.model_validate_json(body, strict=True)
     except ValidationError as exc:
+        refuse_lone_surrogates(body)  # jiter refuses `"\ud800"` with a position: name the field
         raise Rejected("malformed", body_error(exc.errors()), error_param(exc.errors())) from exc
 
 

@@ -95,8 +95,8 @@ class JsonFastPath:
                 raise FallThroughError
             try:
                 parsed = orjson.loads(body)
-            except orjson.JSONDecodeError:
-                raise FallThroughError from None  # NaN literals and other non-JSON: kserve's parser words it
+            except orjson.JSONDecodeError:  # NaN literals, lone surrogates (serving.text) and other
+                raise FallThroughError from None  # non-JSON: kserve's route words its refusal
             status, answer = await self.answer(scope, *route, parsed)
         except FallThroughError:
             return await self.app(scope, replay_body(body, receive), send)

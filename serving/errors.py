@@ -8,6 +8,7 @@ KServe's time-series API its `ErrorResponse`, `{"error": {"code", "message", "pa
 from __future__ import annotations
 
 import logging
+from contextvars import ContextVar
 from http import HTTPStatus
 
 from grpc import StatusCode
@@ -31,13 +32,28 @@ class Rejected(InvalidInput):
 
 
 class NotReadyError(ModelNotReady):
-    """kserve's ModelNotReady plus the `.reason` its other errors have (and its gRPC interceptor reads)."""
+    """kserve's ModelNotReady plus the `.reason` its other errors have (and its gRPC interceptor
+    reads): `detail` for anyone (a state), `private` (URIs, paths, upstream text) only for a caller
+    holding the token (`disclosed`)."""
 
     PENDING = "No bundle has been loaded and self-tested yet."
 
-    def __init__(self, model_name: str, detail: str = PENDING) -> None:
+    def __init__(self, model_name: str, detail: str = PENDING, private: str | None = None) -> None:
         super().__init__(model_name, detail)
         self.reason = self.error_msg
+        self.private = ModelNotReady(model_name, private).error_msg if private else None
+
+
+#: Whether the request being answered may read details (the REST guard sets it, serving.guard): only
+#: when a token is configured and the request carries it. Without a configured token nobody can prove
+#: who they are, so answers carry states only and the details go to the log.
+DETAILS: ContextVar[bool] = ContextVar("forecaster_details", default=False)
+
+
+def disclosed(exc: Exception) -> str:
+    """A refusal's message for this request: its private text for a caller allowed details."""
+    private = getattr(exc, "private", None)
+    return private if private and DETAILS.get() else str(exc)
 
 
 class VersionNotFound(ModelNotFound):
@@ -72,8 +88,14 @@ REFUSED = tuple(kind for kind, _, _ in REFUSALS)
 def refusal(path: str, exc: Exception) -> tuple[int, dict]:
     """(status, error object) answering a refusal of REFUSALS on `path`, logged in one line."""
     status = next(http for kind, http, _ in REFUSALS if isinstance(exc, kind))
-    rejections.info("rejected (%d): %s", status, exc)
-    return status, error_body(path, status, str(exc), getattr(exc, "param", None))
+    rejections.info("rejected (%d): %s", status, printable(str(getattr(exc, "private", None) or exc)))
+    return status, error_body(path, status, disclosed(exc), getattr(exc, "param", None))
+
+
+def printable(text: str) -> str:
+    """`text` as UTF-8 can carry it: a lone surrogate (serving.text) written as a `\\udXXX` escape,
+    so that no message quoting a request's string can fail to encode (a 500) or to log."""
+    return text if text.isascii() else text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def grpc_code(exc: Exception) -> StatusCode | None:
@@ -91,7 +113,9 @@ def error_type(status: int) -> str:
 
 
 def error_body(path: str, status: int, message: str, param: str | None = None) -> dict:
-    """The error object for a response to `path`: time-series shape under /v1/timeseries/, else v1/v2."""
+    """The error object for a response to `path`: time-series shape under /v1/timeseries/, else v1/v2.
+    Its text is always encodable (`printable`), whatever request string it quotes."""
+    message, param = printable(message), printable(param) if param else param
     if path.startswith(TIMESERIES_PREFIX):
         code, kind = str(status), error_type(status)
         return {"error": {"code": code, "message": message, "param": param or "", "type": kind}}
@@ -100,7 +124,7 @@ def error_body(path: str, status: int, message: str, param: str | None = None) -
 
 def _where(errors: list) -> str:
     first = errors[0] if errors else {}
-    return "/".join(str(p) for p in first.get("loc", ())) or "body"
+    return "/".join(printable(str(p)) for p in first.get("loc", ())) or "body"
 
 
 def body_error(errors: list) -> str:

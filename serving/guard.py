@@ -18,8 +18,9 @@ from kserve.errors import generic_exception_handler
 from starlette.exceptions import HTTPException
 
 from serving.asgi import replay_body, respond
-from serving.errors import LOCKED, REFUSED, body_error, error_body, error_param, refusal, rejections
+from serving.errors import DETAILS, LOCKED, REFUSED, body_error, error_body, error_param, refusal, rejections
 from serving.metrics import REJECTED, REQUEST_LATENCY, REQUESTS, exposition, init_route_series
+from serving.text import lone_surrogate, refused
 
 REPOSITORY = re.compile(r"^/v2/repository/models/[^/]+/(load|unload)$")
 EXPLAIN = re.compile(r"^/v1/models/[^/]+:explain$")
@@ -39,17 +40,22 @@ class Gatekeeper:
         self.app, self.max_body_bytes = app, max_body_bytes
         self.expected = f"Bearer {api_token}".encode() if api_token else None
 
-    def _refusal(self, scope: dict, route: str | None, headers: dict) -> tuple[int, str, str] | None:
+    def _refusal(self, scope: dict, route: str | None, authorized: bool) -> tuple[int, str, str] | None:
         """(status, reason label, message) for requests refused on their path and headers."""
         path = scope["path"]
         if REPOSITORY.match(path):
             return 403, "repository", LOCKED.format(path.rsplit("/", 1)[1])
         if EXPLAIN.match(path):  # kserve would read and parse any body, unguarded, then answer 501
             return 404, "explain", NO_EXPLAIN
-        given = headers.get(b"authorization", b"")
-        if route and self.expected and not hmac.compare_digest(given, self.expected):
+        if route and self.expected and not authorized:
             return 401, "unauthorized", "missing or wrong bearer token"
         return None
+
+    def _authorized(self, headers: dict) -> bool:
+        """A token is configured and the request carries it: inference, and details in readiness
+        and refusal answers (serving.errors.DETAILS)."""
+        given = headers.get(b"authorization", b"")
+        return self.expected is not None and hmac.compare_digest(given, self.expected)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -61,9 +67,11 @@ class Gatekeeper:
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             return await send({"type": "http.response.body", "body": body})
         route = next((name for pattern, name in ROUTES if pattern.match(path)), None)
+        authorized = self._authorized(dict(scope["headers"])) if self.expected else False
         start, status = time.perf_counter(), 500
+        details = DETAILS.set(authorized)
         try:
-            refused = self._refusal(scope, route, dict(scope["headers"]))
+            refused = self._refusal(scope, route, authorized)
             if refused is None and route is not None:
                 receive = await self._bounded(scope, receive)
                 if receive is None:
@@ -84,6 +92,7 @@ class Gatekeeper:
 
             return await self.app(scope, receive, send_status)
         finally:
+            DETAILS.reset(details)
             if route is not None:
                 REQUESTS.labels(route, str(status)).inc()
                 REQUEST_LATENCY.labels(route).observe(time.perf_counter() - start)
@@ -133,6 +142,9 @@ async def invalid_body(request, exc: RequestValidationError) -> JSONResponse:
     """A body that does not parse or validate is a 400 like every other bad request (FastAPI's 422
     echoes the input, and one holding NaN or Infinity failed to encode: a 500). It names the
     problem and its place, never the input, in the surface's one error shape."""
+    place = lone_surrogate(exc.body) if exc.body is not None else None
+    if place is not None:  # FastAPI's parser read it; a lone surrogate is named as such, not echoed
+        return await rejected_request(request, refused(place))
     errors = list(exc.errors())
     REJECTED.labels("malformed").inc()
     rejections.info("rejected (400): %s", body_error(errors))

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from bundle.outputs import INPUT_DATATYPES
 from serving.errors import Rejected, RepositoryLockedError, body_error
+from serving.text import check_strings, refuse_lone_surrogates
 
 # What kserve's binary parser raises on a malformed request; InferenceError e.g. for shape [-1] with
 # binary_data_size 0 ("unexpected numpy array shape").
@@ -39,14 +40,15 @@ class ServingDataPlane(DataPlane):
     async def ready(self) -> bool:
         return (await self.readiness())[0]
 
-    async def readiness(self) -> tuple[bool, dict[str, str]]:
+    async def readiness(self, detailed: bool = False) -> tuple[bool, dict[str, str]]:
         """Ready once every model has settled and at least one serves; the models not serving, each
-        with its reason. A model that cannot load never takes the others out of service."""
+        with its reason (its state; `detailed`: its own words too, for a caller holding the token).
+        A model that cannot load never takes the others out of service."""
         models = list(self.model_registry.get_models().values())
-        missing = {m.name: self.not_ready_reason(m) for m in models if not await m.healthy()}
+        missing = {m.name: self.not_ready_reason(m, detailed) for m in models if not await m.healthy()}
         return bool(models) and len(missing) < len(models) and self.settled(models), missing
 
-    def not_ready_reason(self, model) -> str:
+    def not_ready_reason(self, model, detailed: bool = False) -> str:
         return "not ready"
 
     def settled(self, models: list) -> bool:
@@ -69,11 +71,18 @@ class ServingDataPlane(DataPlane):
         none) unless the binary tensor extension or a binary CloudEvent says otherwise."""
         if isinstance(body, bytes) and headers and not _binary(headers):
             headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
-        return super().decode(body, headers, protocol_version, model_name)
+        try:
+            return super().decode(body, headers, protocol_version, model_name)
+        except InvalidInput:
+            if isinstance(body, bytes):  # orjson or jiter gave a position: name the field if it is text
+                refuse_lone_surrogates(body)
+            raise
 
     def decode_inference_request(self, body, headers, model_name):
-        """kserve's decoding, with the datatype-case rule (kserve upper-cases REST datatypes)."""
+        """kserve's decoding, with the datatype-case rule (kserve upper-cases REST datatypes) and,
+        for a request FastAPI's lenient parser read, the strings it echoes or uses checked as text."""
         if not isinstance(body, bytes):
+            check_strings(_used_strings(body))
             check_datatype_case(i.datatype for i in body.inputs)
             return super().decode_inference_request(body, headers, model_name)
         declared = headers.get(INFERENCE_CONTENT_LENGTH_HEADER)
@@ -93,7 +102,25 @@ class ServingDataPlane(DataPlane):
         except InvalidInput:
             raise
         except PARSE_ERRORS as exc:  # kserve's parser
+            refuse_lone_surrogates(body[: int(declared)])
             raise InvalidInput(f"malformed binary tensor request: {type(exc).__name__}: {exc}") from exc
+
+
+def _used_strings(request: InferenceRequest):
+    """(place, value) of what kserve's v2 route echoes or uses from a request: its id, names,
+    datatypes, parameters, and BYTES data (the transformer's ticker and as-of). Numbers are not
+    looked at: a price is never text."""
+    yield "id", request.id
+    yield "parameters", request.parameters
+    for i, inp in enumerate(request.inputs):
+        yield f"inputs.{i}.name", inp.name
+        yield f"inputs.{i}.datatype", inp.datatype
+        yield f"inputs.{i}.parameters", inp.parameters
+        if inp.datatype == "BYTES":
+            yield f"inputs.{i}.data", inp.data
+    for i, out in enumerate(request.outputs or ()):
+        yield f"outputs.{i}.name", out.name
+        yield f"outputs.{i}.parameters", out.parameters
 
 
 def _header_datatypes(header) -> list:

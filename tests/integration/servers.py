@@ -24,6 +24,15 @@ def free_port() -> int:
 
 
 @contextmanager
+def refused_port():
+    """A loopback port that refuses connections (bound, never listening) and that no other process
+    can take while the test uses it: a free_port() may be another test's server a moment later."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        yield s.getsockname()[1]
+
+
+@contextmanager
 def grpc_stub(port: int, timeout: float = 30):
     """A stub of KServe's v2 gRPC service on 127.0.0.1:`port`, its channel ready, closed after."""
     import grpc

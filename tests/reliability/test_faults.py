@@ -4,6 +4,7 @@ data source down or returning garbage: test_yfinance_source.py and the CLI data 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -110,3 +111,37 @@ def test_training_killed_midway_registers_nothing_and_leaves_the_champion(tmp_pa
     assert [str(v.version) for v in versions] == ["1"]
     assert str(client.get_model_version_by_alias(settings.registered_name, "champion").version) == "1"
     assert not (tmp_path / "out2" / "bundle").exists()
+
+
+# -- issue 23: shutdown within the pod's grace period, whatever MLflow is doing --------------------------
+EXIT_BOUND_S = 10  # promised (docs/reliability.md); a pod's default grace period is 30 s
+
+
+@pytest.mark.parametrize("registry", ["black-hole", "refused"])
+def test_sigterm_ends_a_predictor_whose_mlflow_is_unreachable_within_the_bound(tmp_path, registry):
+    """A registry that accepts connections and never answers (MLflow's client waits its timeout, then
+    retries), or a refused port (MLflow's client retries with backoff): either way the loader is in a
+    registry call when SIGTERM comes. Before: over 3 minutes (Python joined the loader's pool thread
+    at exit, which waited on MLflow's retries); now: at once, the loader's threads being daemons."""
+    import socket
+
+    with socket.socket() as hole:
+        hole.bind(("127.0.0.1", 0))  # bound: refuses connections, and no other process takes the port
+        if registry == "black-hole":
+            hole.listen(64)  # connections complete in the kernel's backlog, and nothing ever answers
+        port = hole.getsockname()[1]
+        server = Predictor(tmp_path, "m", "models:/m@champion", "--tracking-uri", f"http://127.0.0.1:{port}",
+                           "--load-retry-max-s", "1")  # fmt: skip
+        try:
+            server.wait_live(120)
+            time.sleep(3)  # the loader is inside a registry call (or between its retries) now
+            assert server.get("/v2/health/ready").status_code == 503
+            started = time.monotonic()
+            os.killpg(server.proc.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                server.proc.wait(EXIT_BOUND_S + 20)
+            elapsed = time.monotonic() - started
+        finally:
+            server.stop()
+    assert elapsed < EXIT_BOUND_S, f"exited {elapsed:.1f} s after SIGTERM"
+    assert "Traceback" not in server.output()

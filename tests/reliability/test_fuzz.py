@@ -1,6 +1,8 @@
-"""Fuzzing the live predictor: schemathesis from its own OpenAPI document, and hypothesis-generated
-tensors, JSON, content types and truncated bodies on every inference route. No 5xx, no crash, the
-server stays ready and its memory stays bounded."""
+"""Fuzzing the live predictor and the live transformer in front of it: schemathesis from the
+predictor's own OpenAPI document, and hypothesis-generated tensors, JSON, content types and truncated
+bodies on every inference route of both. Every generated string (keys, ids, names, parameters,
+tickers, dates) may hold non-BMP characters and lone UTF-16 surrogates (`"\\ud800"`: valid JSON that
+Python's json accepts, issue 23). No 5xx, no crash, the servers stay ready and memory stays bounded."""
 
 from __future__ import annotations
 
@@ -22,28 +24,53 @@ HERE = Path(__file__).parent
 ROUTES = ("/v2/models/aapl/infer", "/v1/models/aapl:predict", "/v1/timeseries/forecast")
 EXAMPLES = size(120, 3000)
 
+# Text as JSON may carry it: any code point, lone surrogates (escaped by json.dumps) included.
+texts = st.one_of(
+    st.text(st.characters(exclude_categories=()), max_size=12),
+    st.sampled_from(
+        ["\ud800", "\udfff", "a\ud83d", "\ude00b", "\U0001f600", "\U0010ffff", "𝔁", "2024-06-03"]
+    ),
+)
 numbers = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
     st.integers(-(10**30), 10**30),
     st.sampled_from([0, -0.0, 1e-320, 1e308, 5e-324, 37.5]),
 )
 json_values = st.recursive(
-    st.none() | st.booleans() | numbers | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=6) | st.dictionaries(st.text(max_size=10), inner, max_size=6),
+    st.none() | st.booleans() | numbers | texts,
+    lambda inner: st.lists(inner, max_size=6) | st.dictionaries(texts, inner, max_size=6),
     max_leaves=40,
 )
+parameters = st.dictionaries(texts, st.one_of(texts, st.booleans(), st.integers(), st.floats()), max_size=3)
 tensors = st.fixed_dictionaries(
     {
-        "name": st.sampled_from(["closes", "x", "", "closes "]),
+        "name": st.sampled_from(["closes", "x", "", "closes ", "\ud800", "😀"]),
         "datatype": st.sampled_from(["FP64", "FP32", "FP16", "INT64", "BYTES", "BOOL", "fp64", "X"]),
         "shape": st.lists(st.integers(-3, 300), max_size=4),
         "data": st.one_of(
             st.lists(numbers, max_size=130), st.lists(st.lists(numbers, max_size=61), max_size=3), json_values
         ),
-    }
+    },
+    optional={"parameters": parameters},
 )
+VALID = {
+    "name": "closes",
+    "shape": [1, 60],
+    "datatype": "FP64",
+    "data": [100.0 * 1.001**t for t in range(60)],
+}
 bodies = st.one_of(
     st.builds(lambda t: {"inputs": [t]}, tensors),
+    st.builds(  # a valid request whose texts are generated: an id is echoed only in a 200
+        lambda rid, params: {"id": rid, "inputs": [VALID], "parameters": params}, texts, parameters
+    ),
+    st.builds(
+        lambda t, rid, params, outs: {"id": rid, "inputs": [t], "parameters": params, "outputs": outs},
+        tensors,
+        texts,
+        parameters,
+        st.lists(st.fixed_dictionaries({"name": texts}), max_size=2),
+    ),
     st.builds(lambda ts: {"inputs": ts}, st.lists(tensors, max_size=3)),
     st.builds(
         lambda rows: {"instances": rows}, st.lists(st.lists(numbers, min_size=58, max_size=61), max_size=4)
@@ -85,6 +112,25 @@ def test_schemathesis_finds_no_server_error(served):
     assert "passed" in done.stdout and "Server error" not in done.stdout
     assert served.get("/v2/health/ready").status_code == 200
     assert rss_mib(served.proc.pid) < before + 100
+
+
+def test_a_lone_surrogate_anywhere_is_a_400_naming_its_field(served, windows):
+    """The targeted cases of issue 23 on the live predictor (both paths: the fast path reads the body,
+    orjson refuses it, kserve's route answers)."""
+    valid = {"name": "closes", "shape": [1, 60], "datatype": "FP64", "data": windows[0].tolist()}
+    for body, field in (
+        ({"id": "\ud800", "inputs": [valid]}, "id"),
+        ({"inputs": [valid], "parameters": {"x": "\udc00"}}, "parameters.x"),
+        ({"inputs": [{**valid, "name": "\ud800"}]}, "inputs.0.name"),
+    ):
+        for headers in ({"content-type": "application/json"}, {}):  # FastAPI's parser, and ours
+            answer = requests.post(served.url + ROUTES[0], data=json.dumps(body), headers=headers, timeout=10)
+            assert answer.status_code == 400, (headers, answer.text)
+            assert answer.json()["error"].startswith(f"{field} holds a lone UTF-16"), answer.text
+    ok = requests.post(
+        served.url + ROUTES[0], data=json.dumps({"id": "\U0001f600", "inputs": [valid]}), timeout=10
+    )
+    assert ok.status_code == 200 and ok.json()["id"] == "\U0001f600"
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
@@ -213,16 +259,16 @@ def test_grpc_raw_contents_never_give_internal_or_unknown(grpc_stub, specs, raw,
 timeseries_items = st.fixed_dictionaries(
     {
         "type": st.sampled_from(["univariate_time_series", "multivariate_time_series", "x"]),
-        "name": st.text(max_size=8),
+        "name": texts,
         "series": st.lists(numbers, max_size=80) | st.lists(st.lists(numbers, max_size=3), max_size=70),
         "frequency": st.sampled_from(["D", "day", "H", "W", "M", "Y", "S", "x", ""]),
     },
-    optional={"start_timestamp": st.one_of(headers_text, st.sampled_from(
+    optional={"start_timestamp": st.one_of(headers_text, texts, st.sampled_from(
         ["2024-01-02", "9999-12-31", "0001-01-01T00:00:00", "2024-13-01", "2024-01-02T10:00:00+03:00"]))},
 )  # fmt: skip
 timeseries_bodies = st.fixed_dictionaries(
     {
-        "model": st.sampled_from(["aapl", "other", ""]),
+        "model": st.one_of(st.sampled_from(["aapl", "other", ""]), texts),
         "inputs": st.lists(timeseries_items, max_size=3),
         "options": st.fixed_dictionaries(
             {"horizon": st.one_of(st.integers(-5, 10**6), st.floats(), st.text(max_size=3))},
@@ -254,3 +300,113 @@ def test_server_survived_the_fuzzing(served, windows, grpc_stub):
     assert served.infer(windows[:1]).status_code == 200
     assert grpc_stub.ModelReady(pb.ModelReadyRequest(name="aapl")).ready
     assert 'code="500"' not in served.get("/metrics").text
+
+
+# -- gRPC: raw bytes as any message (a string field that is not UTF-8 is a lone surrogate encoded) -------
+GRPC_METHODS = {
+    "ModelInfer": "ModelInferResponse", "ModelReady": "ModelReadyResponse",
+    "ModelMetadata": "ModelMetadataResponse", "ServerReady": "ServerReadyResponse",
+}  # fmt: skip
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@given(
+    method=st.sampled_from(sorted(GRPC_METHODS)),
+    raw=st.one_of(
+        st.binary(max_size=300),
+        st.builds(lambda text: b"\n" + bytes([len(text)]) + text, st.sampled_from(
+            [b"\xed\xa0\x80", b"aapl\xed\xbf\xbf", b"\xf0\x9f\x98\x80", b"\xff\xfe", b"aapl"])),
+    ),
+)  # fmt: skip
+def test_grpc_bytes_that_are_no_message_never_give_internal_or_unknown(served, method, raw):
+    import grpc
+    from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+
+    with grpc.insecure_channel(f"127.0.0.1:{served.grpc}") as channel:
+        parse = getattr(pb, GRPC_METHODS[method]).FromString
+        call = channel.unary_unary(f"/inference.GRPCInferenceService/{method}", response_deserializer=parse)
+        try:
+            call(raw, timeout=10)
+        except grpc.RpcError as exc:
+            assert exc.code() not in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN), exc.details()
+
+
+# -- the transformer in front of the predictor: its one-call routes, v1 and v2 ---------------------------
+@pytest.fixture(scope="module")
+def transformer(served, tmp_path_factory):
+    """The transformer on the packaged sample (AAPL closes; old data stays servable: the bound is
+    the fuzz's least concern), in front of the fuzzed predictor."""
+    server = servers.Transformer(tmp_path_factory.mktemp("transformer"), "aapl", served.http,
+                                 "--ticker", "AAPL", "--source", "sample", "--calendar", "XNYS",
+                                 "--max-age-s", "1e12")  # fmt: skip
+    try:
+        yield server.wait_ready()
+    finally:
+        server.stop()
+
+
+one_call_fields = st.fixed_dictionaries(
+    {}, optional={"ticker": st.one_of(st.just("AAPL"), texts, json_values), "as_of": st.one_of(
+        st.sampled_from(["2024-06-03", "2024-12-27", "1999-01-01", "2024-02-30"]), texts, json_values)}
+)  # fmt: skip
+transformer_bodies = st.one_of(
+    st.builds(lambda f: {"instances": [f]}, one_call_fields),
+    st.builds(  # a valid one call whose id is generated: echoed only in a 200
+        lambda rid: {"id": rid, "inputs": [{"name": "as_of", "datatype": "BYTES", "shape": [1],
+                                            "data": ["2024-06-03"]}]}, texts,
+    ),
+    one_call_fields,
+    st.builds(
+        lambda f, rid: {"id": rid, "inputs": [{"name": k, "datatype": "BYTES", "shape": [1], "data": [v]}
+                                               for k, v in f.items()]},
+        one_call_fields, texts,
+    ),
+    st.builds(lambda t, rid: {"id": rid, "inputs": [t]}, tensors, texts),  # relayed calls (closes)
+    json_values,
+)  # fmt: skip
+TRANSFORMER_ROUTES = ("/v1/models/aapl:predict", "/v2/models/aapl/infer")
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@given(route=st.sampled_from(TRANSFORMER_ROUTES), body=transformer_bodies)
+def test_transformer_generated_json_never_gives_a_5xx(transformer, route, body):
+    response = requests.post(
+        transformer.url + route,
+        data=json.dumps(body),
+        timeout=30,
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code < 500, (route, body, response.text[:300])
+    if response.status_code >= 400:
+        assert response.json()["error"]
+
+
+def test_transformer_names_a_lone_surrogate_and_answers_non_bmp(transformer):
+    v2 = "/v2/models/aapl/infer"
+
+    def field(name: str, value: str) -> dict:
+        return {"name": name, "datatype": "BYTES", "shape": [1], "data": [value]}
+
+    for body, place in (
+        ({"id": "\ud800", "inputs": [field("as_of", "2024-06-03")]}, "id"),
+        ({"inputs": [field("ticker", "AAPL\udfff")]}, "inputs.0.data.0"),
+        ({"instances": [{"as_of": "\ud800"}]}, "instances.0.as_of"),
+    ):
+        route = v2 if "inputs" in body else TRANSFORMER_ROUTES[0]
+        for headers in ({"content-type": "application/json"}, {}):
+            answer = requests.post(
+                transformer.url + route, data=json.dumps(body), headers=headers, timeout=30
+            )
+            assert answer.status_code == 400, (headers, answer.text)
+            assert answer.json()["error"].startswith(f"{place} holds a lone"), answer.text
+    ok = {"id": "\U0001f600", "inputs": [field("as_of", "2024-06-03")]}
+    answer = requests.post(transformer.url + v2, data=json.dumps(ok), timeout=30)
+    assert answer.status_code == 200 and answer.json()["id"] == "\U0001f600", answer.text
+
+
+def test_transformer_survived_the_fuzzing(transformer):
+    assert transformer.get("/v2/health/ready").status_code == 200
+    answer = requests.post(transformer.url + TRANSFORMER_ROUTES[0], json={"as_of": "2024-06-03"}, timeout=30)
+    assert answer.status_code == 200, answer.text
+    assert 'code="500"' not in transformer.get("/metrics").text
+    assert "Traceback" not in transformer.output()

@@ -115,3 +115,22 @@ def test_versions_and_datatypes_agree_with_rest(stub, served, windows):
         err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         and "'fp64' is not a protocol datatype" in err.value.details()
     )
+
+
+def test_a_request_whose_strings_are_not_utf8_is_invalid_argument(served):
+    """An encoded lone surrogate (`\\xed\\xa0\\x80`) in `id` or a model name: protobuf cannot parse
+    the message; the answer is INVALID_ARGUMENT naming why (issue 23: grpc's deserializer raised
+    outside any handler, and clients got UNKNOWN)."""
+    good = pb.ModelInferRequest(model_name="aapl", id="AB").SerializeToString()
+    ready = pb.ModelReadyRequest(name="aapl").SerializeToString()
+    with grpc.insecure_channel(f"127.0.0.1:{served.grpc}") as channel:
+        for method, raw, reply in (
+            ("ModelInfer", good.replace(b"\x02AB", b"\x03\xed\xa0\x80"), pb.ModelInferResponse),
+            ("ModelReady", ready.replace(b"\x04aapl", b"\x05aap\xed\xb0"), pb.ModelReadyResponse),
+        ):
+            call = channel.unary_unary(f"/inference.GRPCInferenceService/{method}",
+                                       response_deserializer=reply.FromString)  # fmt: skip
+            with pytest.raises(grpc.RpcError) as refused:
+                call(raw, timeout=10)
+            assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT, refused.value.details()
+            assert "valid UTF-8" in refused.value.details()

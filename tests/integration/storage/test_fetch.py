@@ -15,16 +15,18 @@ import os
 import shutil
 import subprocess
 import sys
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from bundle import OnnxForecaster
-from bundle.fetch import EXIT_INVALID, EXIT_NOT_FOUND, EXIT_UNAVAILABLE, EXIT_USAGE
-from bundle.io import load_bundle
+from bundle import OnnxForecaster, VariantFile
+from bundle.fetch import EXIT_BAD_VERSION, EXIT_INVALID, EXIT_NOT_FOUND, EXIT_UNAVAILABLE, EXIT_USAGE
+from bundle.io import LoadedBundle, load_bundle, sha256_bytes
 from tests.conftest import REPO
-from tests.integration.servers import MlflowServer, Predictor
+from tests.integration.servers import MlflowServer, Predictor, wait_for
 from tests.tiny_bundle import WINDOW, expected_forecast, windows, write_tiny_bundle
 
 pytestmark = pytest.mark.slow
@@ -201,6 +203,7 @@ def test_the_gate_scores_a_champion_of_either_layout(registry, tmp_path):
 
     client = MlflowClient(registry.url, registry.url)
     mlflow.set_tracking_uri(registry.url)
+    mlflow.set_registry_uri(registry.url)  # champion() downloads models:/ through the global registry
     for alias, version in (("logged", "1"), ("old", "3"), ("bad-logged", "2"), ("bad-old", "4")):
         client.set_registered_model_alias(NAME, alias, version)
     try:
@@ -288,14 +291,155 @@ def test_shard_skips_a_model_without_champion_or_with_a_bad_bundle(registry, tmp
 def test_shard_fails_when_mlflow_is_unavailable(tmp_path):
     """Not a skip: the init container fails and is restarted, rather than starting a revision
     without models that a transient outage hid."""
-    from tests.integration.servers import free_port
+    from tests.integration.servers import refused_port
 
     dest = tmp_path / "mnt-models"
     dest.mkdir()
-    dead = f"http://127.0.0.1:{free_port()}"
     uri = f"models:/{NAME}@champion,{OTHER}@champion"
-    result = run_fetch(dead, uri, dest, MLFLOW_HTTP_REQUEST_MAX_RETRIES="0")
+    with refused_port() as port:
+        result = run_fetch(f"http://127.0.0.1:{port}", uri, dest, FORECASTER_FETCH_MLFLOW_RETRIES="0")
     assert result.returncode == EXIT_UNAVAILABLE, (result.returncode, result.stderr)
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and f"cannot resolve alias 'champion' of '{NAME}'" in errors[0], result.stderr
     assert list(dest.iterdir()) == []
+
+
+# --- a hostile bundle: files named outside its folder (issue 23) -------------------------------------
+HOSTILE = "hostile-forecaster"
+
+
+def hostile_metadata(bundle_dir: Path, file: str) -> LoadedBundle:
+    """`bundle_dir`'s metadata.json rewritten by hand to name `file` for fp32, with the right sha256
+    (an attacker's metadata: the schema refuses it, so it is built without validation)."""
+    good = load_bundle(bundle_dir)
+    entry = good.metadata.variants["fp32"]
+    variants = {"fp32": VariantFile.model_construct(file=file, sha256=entry.sha256, nodes=entry.nodes)}
+    meta = good.metadata.model_copy(update={"variants": variants})
+    (bundle_dir / "metadata.json").write_text(meta.model_dump_json(indent=2))
+    return LoadedBundle(bundle_dir, meta)
+
+
+@pytest.fixture(scope="module")
+def hostile_registry(registry, tmp_path_factory):
+    """HOSTILE's versions, each naming its model file outside the bundle's folder with the file's
+    right sha256 there: 1 old-style and 2 a logged model naming an absolute path (a file that exists
+    where the fetch runs), 3 a logged model naming `../code/bundle/__init__.py` (inside the download,
+    outside the bundle: the pyfunc's own code, whose bytes anyone knows)."""
+    import mlflow
+
+    from training import registry as training_registry
+
+    tmp = tmp_path_factory.mktemp("hostile")
+    elsewhere = tmp / "elsewhere" / "model.onnx"
+    good = tmp / "good"
+    write_tiny_bundle(good)
+    elsewhere.parent.mkdir()
+    shutil.copy(good / "model.onnx", elsewhere)
+
+    old = tmp / "old"
+    shutil.copytree(good, old)
+    hostile_metadata(old, str(elsewhere))
+    assert log_old_style_version(registry.url, old, HOSTILE) == "1"
+
+    client, experiment_id = _experiment(registry.url)
+    for version, name in (("2", str(elsewhere)), ("3", "../code/bundle/__init__.py")):
+        logged = tmp / f"logged{version}" / "bundle"
+        shutil.copytree(good, logged)
+        if name.startswith(".."):  # where log_model reads it from; MLflow stores it as artifacts/<name>
+            code = logged.parent / "code" / "bundle" / "__init__.py"
+            code.parent.mkdir(parents=True)
+            shutil.copy(REPO / "bundle" / "__init__.py", code)
+            bundle = hostile_metadata(logged, name)
+            variants = {"fp32": bundle.metadata.variants["fp32"].model_copy(
+                update={"sha256": sha256_bytes(code.read_bytes())})}  # fmt: skip
+            meta = bundle.metadata.model_copy(update={"variants": variants})
+            (logged / "metadata.json").write_text(meta.model_dump_json(indent=2))
+            bundle = LoadedBundle(logged, meta)
+        else:
+            bundle = hostile_metadata(logged, name)
+        with mlflow.start_run(experiment_id=experiment_id) as run:
+            model_id = training_registry.log_bundle_model(bundle, HOSTILE, windows(1, WINDOW)[0], {})
+        assert training_registry.register(client, HOSTILE, model_id, run.info.run_id, {}) == version
+    return registry, elsewhere
+
+
+@pytest.mark.parametrize(
+    "version", ["1", "2", "3"], ids=["old-style-absolute", "logged-absolute", "logged-dotdot"]
+)
+def test_a_bundle_naming_a_file_outside_its_folder_is_refused_and_nothing_lands(
+    hostile_registry, tmp_path, version
+):
+    """Before: the file outside was "sha256 verified" and dest kept only metadata.json."""
+    registry_server, elsewhere = hostile_registry
+    work = tmp_path / "work"
+    dest = work / "mnt-models"
+    dest.mkdir(parents=True)
+    before = elsewhere.read_bytes()
+    result = run_fetch(registry_server.url, f"models:/{HOSTILE}/{version}", dest)
+    assert result.returncode == EXIT_INVALID, (result.returncode, result.stdout, result.stderr)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "not a file name inside the bundle's folder" in errors[0], result.stderr
+    assert "sha256 verified" not in result.stdout
+    assert list(dest.iterdir()) == [] and list(work.iterdir()) == [dest], "nothing outside dest either"
+    assert elsewhere.read_bytes() == before
+
+
+def test_the_predictor_refuses_such_a_bundle_from_the_registry(hostile_registry, tmp_path):
+    registry_server, _ = hostile_registry
+    predictor = Predictor(
+        tmp_path, "tiny", f"models:/{HOSTILE}/1", "--tracking-uri", registry_server.url,
+        "--reload-interval-s", "0", "--cache-dir", str(tmp_path / "cache"), "--load-retry-max-s", "1",
+    )  # fmt: skip
+    try:
+        predictor.wait_live()
+        wait_for(lambda: "refused" in predictor.get("/v2/health/ready").text, 60, "the load to fail")
+        assert predictor.infer(windows(1)).status_code == 503
+    finally:
+        predictor.stop()
+    assert "not a file name inside the bundle's folder" in predictor.output()
+
+
+# --- bounded waits: a version that is no registry version fails at once (issue 23) -------------------
+@pytest.mark.parametrize(
+    "uri",
+    [f"models:/{NAME}/99999999999999999999999", f"models:/{NAME}/9223372036854775808", f"models:/{NAME}/0",
+     f"models:/{NAME}/-1", f"models:/{NAME}/latest", f"models:/{OTHER}@champion,{NAME}/99999999999999999999"],
+    ids=["beyond-int64", "int64-max-plus-1", "zero", "negative", "word", "in-a-shard"],
+)  # fmt: skip
+def test_a_version_out_of_range_exits_6_at_once_without_asking_mlflow(tmp_path, uri):
+    """Before: it passed validation and MLflow's client retried the server's 500 for minutes. The
+    tracking URI here is a listening socket that never answers: asking it would hang past 30 s."""
+    with black_hole() as url:
+        dest = tmp_path / "mnt-models"
+        dest.mkdir()
+        started = time.monotonic()
+        result = run_fetch(url, uri, dest)
+        elapsed = time.monotonic() - started
+    assert result.returncode == EXIT_BAD_VERSION, (result.returncode, result.stderr)
+    assert "is not a registry version" in result.stderr and elapsed < 20, (elapsed, result.stderr)
+    assert list(dest.iterdir()) == []
+
+
+def test_no_credential_of_the_tracking_uri_reaches_any_line(tmp_path):
+    """A tracking URI with a password whose MLflow is down: the error names the URI, masked."""
+    from tests.integration.servers import refused_port
+
+    dest = tmp_path / "mnt-models"
+    dest.mkdir()
+    with refused_port() as port:
+        url = f"http://forecaster:s3cr3t-pw@127.0.0.1:{port}"
+        result = run_fetch(url, f"models:/{NAME}@champion", dest, FORECASTER_FETCH_MLFLOW_RETRIES="0")
+    assert result.returncode == EXIT_UNAVAILABLE, result.stderr
+    assert "s3cr3t" not in result.stdout + result.stderr
+    assert "http://***@127.0.0.1" in result.stderr
+
+
+@contextmanager
+def black_hole():
+    """An http:// URL whose socket accepts connections (the kernel's backlog) and never answers."""
+    import socket
+
+    with socket.socket() as hole:
+        hole.bind(("127.0.0.1", 0))
+        hole.listen(64)
+        yield f"http://127.0.0.1:{hole.getsockname()[1]}"

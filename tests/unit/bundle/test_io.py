@@ -149,3 +149,95 @@ def test_a_download_that_is_no_bundle_is_named(tmp_path):
     (tmp_path / "MLmodel").write_text("flavors:\n  onnx: {}\n")  # some other model
     with pytest.raises(BundleError, match="names no 'metadata' pyfunc artifact"):
         find_bundle(tmp_path)
+
+
+# --- every file a bundle names resolves inside the bundle's folder (issue 23) ------------------------
+def hostile(directory, name: str, data: bytes = b"onnx") -> None:
+    """A bundle whose metadata.json names `name` (with that file's right sha256), written by hand as
+    an attacker would: the writer refuses such metadata."""
+    write_bundle(directory, metadata(data), {"model.onnx": data})
+    meta = json.loads((directory / "metadata.json").read_text())
+    meta["variants"]["fp32"]["file"] = name
+    (directory / "metadata.json").write_text(json.dumps(meta))
+    (directory / "model.onnx").unlink()
+
+
+@pytest.mark.parametrize("where", ["dot-dot", "absolute"])
+def test_a_bundle_naming_a_file_outside_its_folder_is_refused_though_its_sha256_matches(tmp_path, where):
+    outside = tmp_path / "x" / "model.onnx"
+    outside.parent.mkdir()
+    outside.write_bytes(b"onnx")  # the right bytes, where the metadata points
+    bundle = tmp_path / "bundle"
+    hostile(bundle, "../x/model.onnx" if where == "dot-dot" else str(outside))
+    with pytest.raises(BundleError, match="a file name inside the bundle's folder"):
+        load_bundle(bundle)
+
+
+def test_a_symlink_leaving_the_bundles_folder_is_refused(tmp_path):
+    outside = tmp_path / "elsewhere.onnx"
+    outside.write_bytes(b"onnx")
+    bundle = tmp_path / "bundle"
+    write_bundle(bundle, metadata(b"onnx"), {"model.onnx": b"onnx"})
+    (bundle / "model.onnx").unlink()
+    (bundle / "model.onnx").symlink_to(outside)  # same bytes, same sha256, outside the folder
+    with pytest.raises(BundleError, match=r"model\.onnx resolves outside the bundle's folder"):
+        load_bundle(bundle)
+    good = write_bundle(tmp_path / "good", metadata(b"onnx"), {"model.onnx": b"onnx"})
+    (good.path / "model.onnx").unlink()
+    (good.path / "model.onnx").symlink_to(outside)  # swapped after a load: refused when opened
+    with pytest.raises(BundleError, match="resolves outside"):
+        good.model_path("fp32")
+
+
+def test_a_symlinked_metadata_json_leaving_the_folder_is_refused(tmp_path):
+    write_bundle(tmp_path / "real", metadata(b"onnx"), {"model.onnx": b"onnx"})
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "model.onnx").write_bytes(b"onnx")
+    (bundle / "metadata.json").symlink_to(tmp_path / "real" / "metadata.json")
+    with pytest.raises(BundleError, match=r"metadata\.json resolves outside the bundle's folder"):
+        load_bundle(bundle)
+
+
+def test_symlinks_inside_the_folder_and_a_symlinked_folder_are_fine(tmp_path):
+    """Kubernetes mounts (ConfigMaps, projected volumes) link files to `..data/` inside the folder,
+    and /mnt/models itself may be a link: what counts is where a file resolves."""
+    real = tmp_path / "real"
+    write_bundle(real, metadata(b"onnx"), {"model.onnx": b"onnx"})
+    (real / "..data").mkdir()
+    (real / "model.onnx").rename(real / "..data" / "model.onnx")
+    (real / "model.onnx").symlink_to("..data/model.onnx")
+    (tmp_path / "link").symlink_to(real)
+    assert load_bundle(tmp_path / "link").model_path("fp32").read_bytes() == b"onnx"
+
+
+@pytest.mark.parametrize("name", ["../escape.onnx", "ABSOLUTE", "sub/model.onnx", "metadata.json"])
+def test_training_never_writes_a_file_outside_the_bundles_folder(tmp_path, name):
+    """write_bundle (training's writer) refuses any file name but a plain one, and writes nothing."""
+    bundle = tmp_path / "bundle"
+    name = str(tmp_path / "escape.onnx") if name == "ABSOLUTE" else name
+    with pytest.raises(BundleError, match="a file name inside the bundle's folder"):
+        write_bundle(bundle, metadata(b"onnx"), {"model.onnx": b"onnx", name: b"x"})
+    assert [p.name for p in tmp_path.rglob("*")] in ([], ["bundle"])
+
+
+def test_training_never_writes_through_a_symlink_leaving_the_folder(tmp_path):
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "model.onnx").symlink_to(tmp_path / "victim.onnx")
+    with pytest.raises(BundleError, match="resolves outside the bundle's folder"):
+        write_bundle(bundle, metadata(b"onnx"), {"model.onnx": b"onnx"})
+    assert not (tmp_path / "victim.onnx").exists()
+
+
+def test_a_logged_model_whose_metadata_names_a_file_outside_the_artifacts_is_refused(tmp_path):
+    """The logged-model layout: the bundle is `artifacts/`; `../code/...` is inside the download
+    but outside the bundle, with a known sha256."""
+    logged_model_layout(tmp_path)
+    code = tmp_path / "code" / "bundle" / "__init__.py"
+    code.write_bytes(b"onnx")
+    meta = json.loads((tmp_path / "artifacts" / "metadata.json").read_text())
+    meta["variants"]["fp32"]["file"] = "../code/bundle/__init__.py"
+    (tmp_path / "artifacts" / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(BundleError, match="a file name inside the bundle's folder"):
+        load_bundle(find_bundle(tmp_path))

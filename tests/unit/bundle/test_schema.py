@@ -128,3 +128,25 @@ def test_point_weights_at_the_bounds_are_valid(weight):
     fields = {k: v for k, v in metadata(b"x", intervals=((0.8, 0.1), (0.95, 0.2))).model_dump().items()}
     fields.update(format_version=2, distribution=distribution().model_dump(), point_weight=weight)
     assert BundleMetadata.model_validate(fields).point_weight == weight
+
+
+# -- every file a bundle names is a plain file name in its folder (issue 23) ------------------------
+@pytest.mark.parametrize(
+    "name",
+    ["../x/model.onnx", "..", ".", "/abs/model.onnx", "sub/model.onnx", "sub\\model.onnx", "", "a\0b",
+     "model\n.onnx", "metadata.json"],
+    ids=["dot-dot", "parent", "self", "absolute", "subfolder", "backslash", "empty", "nul", "newline",
+         "the-metadata"],
+)  # fmt: skip
+def test_a_variant_file_outside_the_bundles_folder_is_refused(name):
+    from bundle.schema import VariantFile
+
+    with pytest.raises(ValidationError, match="a file name inside the bundle's folder"):
+        VariantFile(file=name, sha256="0" * 64)
+
+
+@pytest.mark.parametrize("name", ["model.onnx", "model.int8.onnx", "m-1_v2.ONNX", "..model.onnx"])
+def test_plain_file_names_are_accepted(name):
+    from bundle.schema import VariantFile
+
+    assert VariantFile(file=name, sha256="0" * 64).file == name

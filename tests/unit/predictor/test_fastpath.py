@@ -225,3 +225,79 @@ def test_a_chunked_body_is_read_whole(apps):
     answer = fast.post("/v2/models/tiny/infer", content=iter([body[:10], body[10:]]))
     assert answer.status_code == 200
     np.testing.assert_allclose(answer.json()["outputs"][0]["data"], expected_forecast(ROWS))
+
+
+# -- the same answers whatever else is in flight (issue 23) -------------------------------------------
+class InFlight:
+    """ASGI wrapper whose body arrives a loop turn later, as over a socket (uvicorn's requests
+    interleave at that wait), counting the requests inside the app at once."""
+
+    def __init__(self, app) -> None:
+        self.app, self.now, self.peak = app, 0, 0
+
+    async def __call__(self, scope, receive, send):
+        import asyncio
+
+        async def arriving():
+            await asyncio.sleep(0)
+            return await receive()
+
+        self.now += 1
+        self.peak = max(self.peak, self.now)
+        try:
+            await self.app(scope, arriving, send)
+        finally:
+            self.now -= 1
+
+
+def mixed_requests(count: int) -> list[tuple[str, dict]]:
+    """v2 and v1 requests of 1 to 4 rows of different windows (levels, trends, noise), a few refused."""
+    rng = np.random.default_rng(23)
+    requests = []
+    for i in range(count):
+        rows = windows(int(rng.integers(1, 5)), start=float(rng.uniform(5, 500)))
+        rows = rows * np.exp(rng.normal(0, 0.02, rows.shape))
+        if i % 17 == 0:
+            rows = rows[:, 1:]  # a short window: 400 on both paths
+        if i % 5 == 0:
+            requests.append((V1, {"instances": rows.tolist()}))
+        else:
+            requests.append((V2, v2(tensor(rows), id=f"r{i}")))
+    return requests
+
+
+@pytest.mark.parametrize("variant", ["fp32", "int8"])
+def test_under_concurrency_it_answers_kserves_bytes_by_default(tiny_dir, serve_app, variant):
+    """240 requests, up to 24 in flight on one event loop (as uvicorn runs them), settings at their
+    defaults: each answer is byte for byte kserve's route's answer to the same request alone. With
+    batching on (the default before issue 23), requests read in the same loop turn shared one
+    onnxruntime call: the int8 variant's dynamic quantization scales by the batch's range, so an
+    answer depended on its neighbours (fp32 may differ in the last bits too, by CPU)."""
+    import asyncio
+
+    import httpx
+
+    fast, slow = make_model(tiny_dir, variant=variant), make_model(tiny_dir, variant=variant, fast_path=False)
+    assert fast.settings.batching is False and fast.try_reload() and slow.try_reload()
+    app = InFlight(serve_app(fast).app)
+    kserve = serve_app(slow)
+    requests = mixed_requests(240)
+
+    async def send_all() -> list[httpx.Response]:
+        limit = asyncio.Semaphore(24)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+
+            async def one(path: str, body: dict) -> httpx.Response:
+                async with limit:
+                    return await client.post(path, json=body)
+
+            return await asyncio.gather(*(one(path, body) for path, body in requests))
+
+    answers = asyncio.run(send_all())
+    assert app.peak >= 8, f"only {app.peak} requests were ever in flight together"
+    statuses = {a.status_code for a in answers}
+    assert statuses == {200, 400}
+    for (path, body), answer in zip(requests, answers, strict=True):
+        expected = kserve.post(path, json=body)
+        assert (answer.status_code, answer.content) == (expected.status_code, expected.content), body

@@ -22,6 +22,20 @@ def test_one_registry_source_or_a_missing_directory_is_one_model_as_before(sourc
     assert sources(model_source=source) == [ModelSource("kserve-name", source)]
 
 
+@pytest.mark.parametrize(
+    "source", ["models:/aapl/99999999999999999999999", "models:/aapl/-1", "models:/aapl"]
+)
+def test_one_registry_source_that_is_no_alias_or_version_is_refused_at_start(source):
+    """Never retried against the registry: MLflow answers 500 to a version beyond int64 (issue 23)."""
+    with pytest.raises(SourceListError, match=r"registry version|an alias"):
+        sources(model_source=source)
+
+
+@pytest.mark.parametrize("version", ["1", "9223372036854775807"])
+def test_versions_up_to_int64_are_accepted(version):
+    assert sources(model_source=f"models:/aapl/{version}")[0].source == f"models:/aapl/{version}"
+
+
 def test_a_shard_directory_is_one_model_per_subdirectory_named_after_it(tmp_path):
     for name in ("vale3", "petr4"):
         write_tiny_bundle(tmp_path / name)
@@ -57,7 +71,10 @@ def test_the_list_comes_from_the_environment(monkeypatch):
     [
         ("models:/a@champion,models:/a/2", "both named 'a'"),
         ("models:/a", "an alias"),
-        ("models:/a/latest", "a version"),
+        ("models:/a/latest", "not a registry version"),
+        ("models:/a/99999999999999999999999", "not a registry version: MLflow versions are whole numbers"),
+        ("models:/a/0", "from 1 to 9223372036854775807"),
+        ("models:/a/07", "without sign or leading zeros"),
         ("models:/a@", "empty alias"),
         ("models:/has space@champion", "names are letters"),
         (" , ", "lists no source"),
@@ -122,7 +139,9 @@ def test_one_loader_thread_loads_every_model_and_a_bad_one_keeps_its_reason(tmp_
     ready = {m.name: m.ready for m in models}
     assert ready == {"bad": False, "good1": True, "good2": True}
     bad = models[0]
-    assert "sha256" in bad.not_ready_reason() and str(tmp_path / "bad") in bad.not_ready_reason()
+    assert bad.not_ready_reason().startswith("refused: ")  # to anyone: its state
+    detail = bad.not_ready_reason(detailed=True)
+    assert "sha256" in detail and str(tmp_path / "bad") in detail
     time.sleep(0.5)  # the bad one is retried; the good ones (directories) are not polled
     assert set(loader._entries) == {"bad"}
     for m in models:
@@ -183,7 +202,7 @@ def test_each_model_reaches_kserves_workers_as_its_source_and_loads_there(tmp_pa
     ]
     assert all(c.served is None and c.error is None and not c.attempted and not c.ready for c in copies)
     assert [c.try_reload() for c in copies] == [False, True]
-    assert "sha256" in copies[0].not_ready_reason() and copies[1].ready
+    assert "sha256" in copies[0].not_ready_reason(detailed=True) and copies[1].ready
 
 
 def test_the_loader_overlaps_a_few_loads_never_more():
