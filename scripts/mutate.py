@@ -56,6 +56,8 @@ MODULES: dict[str, tuple[str, ...]] = {
     "bundle/outputs.py": ("tests/unit/bundle", "tests/unit/predictor"),
     "bundle/distribution.py": ("tests/unit/bundle",),
     "bundle/online.py": ("tests/unit/bundle/test_online.py",),
+    "bundle/har.py": ("tests/unit/bundle/test_online.py",),
+    "bundle/replay.py": ("tests/unit/bundle/test_online.py",),
     "training/evidence.py": ("tests/unit/training/test_point_weight.py",),
     "training/gate.py": ("tests/unit/training/test_gate.py", "tests/unit/training/test_gate_intervals.py"),
     "training/quantize.py": ("tests/unit/training/test_quantize.py",),
