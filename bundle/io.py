@@ -27,6 +27,12 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def metadata_sha256(directory: Path) -> str:
+    """sha256 of a bundle's `metadata.json`: it records every ONNX file's sha256 and the training
+    time, so it names one bundle whatever registry version or directory it is served from."""
+    return sha256_bytes((Path(directory) / METADATA_FILE).read_bytes())
+
+
 @dataclass(frozen=True)
 class LoadedBundle:
     path: Path
