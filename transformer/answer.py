@@ -64,9 +64,15 @@ def window(snapshot: Snapshot, ask: Ask, size: int, calendar: SessionCalendar, t
     return Context(ask, snapshot, session, closes, calendar.next_session(session), note)
 
 
-def answer_of(context: Context, outputs: dict[str, float], version: str | None) -> dict:
-    """One flat object: the as-of session, last close, forecast, change, bounds, version, freshness,
-    from the predictor's first-row values by output name and the version that answered."""
+def answer_of(
+    context: Context,
+    outputs: dict[str, float],
+    version: str | None,
+    calibration: dict[str, str] | None = None,
+) -> dict:
+    """One flat object: the as-of session, last close, forecast, change, bounds, which calibration made
+    them, version, freshness, from the predictor's first-row values by output name, the version that
+    answered and its response's calibration parameters."""
     outputs = dict(outputs)
     if MEAN not in outputs:
         raise ValueError(f"the predictor's answer has no {MEAN!r} output: {sorted(outputs)}")
@@ -82,6 +88,7 @@ def answer_of(context: Context, outputs: dict[str, float], version: str | None) 
     }
     result["change_pct"] = 100.0 * (result[MEAN] / last_close - 1.0)
     result.update(sorted(outputs.items()))  # lower_80, lower_95, upper_80, upper_95, ...
+    result.update(calibration or {})  # calibration: online | bundle, calibration_reason, ...
     result.update(
         source=snap.source, data_through=snap.last_session.isoformat(),
         fetched_at=snap.fetched_at.isoformat(), age_s=round(snap.age_s, 3), stale=snap.stale,

@@ -125,10 +125,14 @@ class PredictorClient:
     def _sent(self, headers: dict | None) -> dict:
         return {k: v for k, v in (headers or {}).items() if k.lower() in FORWARDED} | self.auth
 
-    async def forecast(self, closes: np.ndarray, headers: dict | None) -> tuple[dict[str, float], str | None]:
-        """`({output: value}, version)` for one window: the one call's own request to the predictor,
-        its v2 JSON written once with orjson and its answer read with orjson (no InferRequest /
-        InferResponse round trips), on the session's keep-alive connections."""
+    async def forecast(
+        self, closes: np.ndarray, headers: dict | None
+    ) -> tuple[dict[str, float], str | None, dict[str, str]]:
+        """`({output: value}, version, calibration)` for one window: the one call's own request to the
+        predictor, its v2 JSON written once with orjson and its answer read with orjson (no
+        InferRequest / InferResponse round trips), on the session's keep-alive connections.
+        `calibration`: the predictor's response parameters saying which calibration served the bounds
+        (`calibration`, `calibration_reason`, `calibration_state_as_of`; none from an older predictor)."""
         rows = [closes.tolist()]
         tensor = {"name": INPUT_NAME, "shape": [1, len(closes)], "datatype": "FP64", "data": rows}
         body = orjson.dumps({"id": uuid.uuid4().hex, "inputs": [tensor]})
@@ -142,9 +146,13 @@ class PredictorClient:
             answer = orjson.loads(content)
             values = {o["name"]: float(o["data"][0]) for o in answer["outputs"]}
             version = answer.get("model_version")
+            parameters = answer.get("parameters") or {}
+            calibration = {
+                k: v for k, v in parameters.items() if k.startswith("calibration") and isinstance(v, str)
+            }
         except Exception as exc:  # a malformed answer is the predictor's failure, never a crash here
             raise UpstreamError(502, f"the predictor's answer cannot be read: {exc}") from exc
-        return values, version if isinstance(version, str) else None
+        return values, version if isinstance(version, str) else None, calibration
 
     async def infer(
         self, request: InferRequest, headers: dict | None, relayed: bool = False

@@ -22,7 +22,7 @@ CLOSES = np.linspace(30.0, 31.0, 60)
 # (call, its answer, what it returns, connections one attempt may take: aiohttp itself sends an
 # idempotent GET once more on a connection closed without an answer, RFC 9112 9.3.1)
 CALLS = {
-    "forecast": ("forecast", ANSWER, ({"y": 1.5}, "7"), 1),  # the lean client
+    "forecast": ("forecast", ANSWER, ({"y": 1.5}, "7", {}), 1),  # the lean client
     "window": ("window", METADATA, (60, "7"), 2),  # aiohttp
 }
 
@@ -101,4 +101,15 @@ def test_a_timeout_is_never_retried(call):
 
 def test_an_idle_connection_the_predictor_closed_costs_no_retry():
     results, connections = calls([(ANSWER, True), (ANSWER, False)], "forecast", retries=0, pause_s=0.05)
-    assert results == [({"y": 1.5}, "7")] * 2 and connections == 2
+    assert results == [({"y": 1.5}, "7", {})] * 2 and connections == 2
+
+
+def test_the_one_calls_answer_carries_the_calibration_the_predictor_served():
+    said = {"calibration": "bundle", "calibration_reason": "stale", "calibration_state_as_of": "2020-03-20"}
+    body = {
+        "model_version": "7",
+        "parameters": {**said, "other": "x"},
+        "outputs": [{"name": "y", "data": [1.5]}],
+    }
+    (result,), _ = calls([(ok(orjson.dumps(body)), False)], "forecast", retries=0)
+    assert result == ({"y": 1.5}, "7", said)
