@@ -82,9 +82,8 @@ class ConfigMapStore:
         try:
             return self.kube.get_configmap(self.configmap(model))
         except httpx.HTTPStatusError as exc:
-            hint = (
-                " (the chart creates it; is calibration enabled?)" if exc.response.status_code == 404 else ""
-            )
+            missing = exc.response.status_code == 404
+            hint = " (the chart creates it: is calibration enabled?)" if missing else ""
             raise StoreError(f"get ConfigMap {self.configmap(model)}: {_answer(exc)}{hint}") from exc
         except httpx.HTTPError as exc:
             raise StoreError(f"get ConfigMap {self.configmap(model)}: {type(exc).__name__}: {exc}") from exc
