@@ -44,7 +44,17 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 EQUIVALENTS = Path(__file__).with_name("mutation-equivalents.toml")
-PRODUCT = ("bundle", "training", "predictor", "monitor", "retrainer", "marketdata", "transformer")
+PRODUCT = (
+    "bundle",
+    "training",
+    "predictor",
+    "monitor",
+    "retrainer",
+    "marketdata",
+    "transformer",
+    "serving",
+    "rollout",
+)
 COPIED = (*PRODUCT, "tests", "pyproject.toml")
 
 # Core module -> the fast (unit) tests that exercise it. Paths that do not exist yet are skipped.
@@ -58,6 +68,9 @@ MODULES: dict[str, tuple[str, ...]] = {
     "bundle/online.py": ("tests/unit/bundle/test_online.py",),
     "bundle/har.py": ("tests/unit/bundle/test_online.py",),
     "bundle/replay.py": ("tests/unit/bundle/test_online.py",),
+    "predictor/calibration.py": ("tests/unit/predictor/test_calibration.py",),
+    "monitor/calibration.py": ("tests/unit/monitor/test_calibration.py",),
+    "monitor/state_configmap.py": ("tests/unit/monitor/test_state_configmap.py",),
     "training/evidence.py": ("tests/unit/training/test_point_weight.py",),
     "training/gate.py": ("tests/unit/training/test_gate.py", "tests/unit/training/test_gate_intervals.py"),
     "training/quantize.py": ("tests/unit/training/test_quantize.py",),

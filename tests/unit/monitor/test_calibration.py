@@ -20,7 +20,7 @@ from monitor.calibration import Tracker, history_of, identity_of, replayed_bands
 from monitor.realized import realized
 from monitor.settings import MonitorSettings
 from monitor.state_file import FileStore
-from tests.tiny_bundle import write_naive_bundle
+from tests.tiny_bundle import normal_distribution, tiny_bundle, write_naive_bundle
 from training.scores import winkler
 
 NOW = datetime(2021, 6, 1, 22, tzinfo=UTC)
@@ -171,3 +171,40 @@ def test_an_invalid_stored_state_is_replaced(forecaster, tmp_path):
     tracker = Tracker(FileStore(tmp_path), "m")
     state = tracker.advance(identity_of("m", "3", forecaster), head(650), forecaster, NOW)
     assert tracker.store_if_changed() and load(tmp_path / "m.json") == state
+
+
+def test_the_state_scores_the_points_the_bundle_serves_not_naive(tmp_path):
+    """A bundle whose point is not naive: the state's scores are |log(close / point)| of its points."""
+    bundle = tiny_bundle(tmp_path / "b", weight=0.5, bias=0.1, window=60, intervals=((0.8, 0.1), (0.95, 0.2)),
+                         distribution=normal_distribution(), point_weight=1.0)  # fmt: skip
+    trend = OnnxForecaster(bundle)
+    tracker = Tracker(FileStore(tmp_path / "s"), "m")
+    identity = identity_of("m", "3", trend)
+    state = tracker.advance(identity, head(650), trend, NOW)
+    closes = FRAME["close"].to_numpy()[:650]
+    points = np.full(650, np.nan)
+    points[400:] = trend.predict(np.lib.stride_tricks.sliding_window_view(closes, 60)[340:-1])
+    assert not np.allclose(points[400:], closes[399:-1])  # not naive
+    floor = normal_distribution().sigma_floor
+    assert state == initial_state(identity, head(650), points, window=60, sigma_floor=floor, now=NOW)
+
+
+def test_a_close_revised_on_the_as_of_session_starts_over(forecaster, tmp_path, caplog):
+    tracker = Tracker(FileStore(tmp_path), "m")
+    identity = identity_of("m", "3", forecaster)
+    with caplog.at_level("INFO", logger="monitor.calibration"):
+        state = tracker.advance(identity, head(650), forecaster, NOW)
+        revised = FRAME.iloc[:650].copy()
+        revised.loc[649, "close"] *= 1.02
+        again = tracker.advance(identity, history_of(revised), forecaster, NOW)
+    assert again.as_of == state.as_of and again.recent_closes[-1] == pytest.approx(revised["close"].iloc[649])
+    assert [r.getMessage().split(" as of")[0] for r in caplog.records] == [
+        "m: online calibration state started for version 3"
+    ] * 2
+
+
+def test_the_replayed_bands_need_a_servable_state_before_the_window(forecaster):
+    identity = identity_of("m", "3", forecaster)
+    # 120 judged sessions after the window of 60 and 100 scored sessions: the first servable start.
+    assert replayed_bands(identity, head(120 + 60 + 1 + 100), forecaster, 120) is not None
+    assert replayed_bands(identity, head(120 + 60 + 100), forecaster, 120) is None

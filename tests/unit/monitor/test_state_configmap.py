@@ -16,7 +16,7 @@ from bundle.online import History, ModelIdentity, OnlineState, Session, initial_
 from monitor.state_configmap import ConfigMapStore, StoreError
 from retrainer.kube import KubeClient
 from retrainer.settings import KubeAccess
-from tests.kube_api import NAMESPACE, SA_TOKEN, KubeApi
+from tests.kube_api import NAMESPACE, SA_TOKEN, KubeApi, StatusError
 
 NAME = "petr4-forecaster-calibration-{model}"
 MODEL = "petr4-sa-forecaster"
@@ -93,18 +93,41 @@ def test_a_configmap_that_keeps_changing_is_a_store_error_after_bounded_tries(ap
     assert len(server.by_method("PATCH")) == store.attempts and "data" not in stored(server)
 
 
-def test_a_newer_state_of_the_same_model_is_never_replaced_by_an_older_one(api):
+def test_a_newer_state_of_the_same_model_is_never_replaced_by_an_older_one(api, caplog):
     server, store = api
     store.write(MODEL, NEXT)
-    store.write(MODEL, STATE)  # e.g. a monitor whose source lags
+    with caplog.at_level("WARNING", logger="monitor.state_configmap"):
+        store.write(MODEL, STATE)  # e.g. a monitor whose source lags
     assert len(server.by_method("PATCH")) == 1
     assert store.read(MODEL) == NEXT
+    assert f"holds a newer state (as of {NEXT.as_of})" in caplog.text
+    recomputed = OnlineState.model_validate({**NEXT.model_dump(), "close_scale": 1.5})  # same day, new data
+    store.write(MODEL, recomputed)
+    assert store.read(MODEL) == recomputed
+
+
+def test_an_api_error_on_the_patch_or_an_unreachable_api_is_a_store_error(api, tmp_path):
+    server, store = api
+
+    def etcd_down(_request):
+        raise StatusError(500, "InternalError", "etcdserver: leader changed")
+
+    server.before_next("PATCH", etcd_down)
+    with pytest.raises(StoreError, match=r"patch ConfigMap .*: 500 \(etcdserver: leader changed\)"):
+        store.write(MODEL, STATE)
+    token = tmp_path / "token"
+    token.write_text(SA_TOKEN)
+    closed = KubeAccess(
+        namespace=NAMESPACE, api_server="http://127.0.0.1:9", sa_token_path=str(token), ca_path=None
+    )
+    with pytest.raises(StoreError, match="ConnectError"):
+        ConfigMapStore(KubeClient(closed), NAME).read(MODEL)
 
 
 def test_a_name_outside_the_roles_resource_names_is_forbidden(api):
     server, store = api
     other = ConfigMapStore(store.kube, "somebody-elses-configmap")
-    with pytest.raises(StoreError, match=r"get ConfigMap somebody-elses-configmap: 403"):
+    with pytest.raises(StoreError, match=r"get ConfigMap somebody-elses-configmap: 403 \(.* is forbidden"):
         other.write(MODEL, STATE)
     server.resource_names["configmaps"] = set()  # a Role that lost the name
     with pytest.raises(StoreError, match="403"):
@@ -119,11 +142,12 @@ def test_a_missing_configmap_says_the_chart_creates_it(api):
         store.read(MODEL)
 
 
-def test_an_invalid_stored_state_reads_as_none_and_is_replaced(api):
+def test_an_invalid_stored_state_reads_as_none_and_is_replaced(api, caplog):
     server, store = api
     insane = json.loads(STATE.model_dump_json())
     insane["next_sigma"] = -1.0
     stored(server)["data"] = {f"{MODEL}.json": json.dumps(insane)}
     assert store.read(MODEL) is None
+    assert "is not a valid state and will be replaced" in caplog.text
     store.write(MODEL, STATE)
     assert store.read(MODEL) == STATE

@@ -244,3 +244,100 @@ def test_a_batch_row_keeps_the_distribution_that_made_it(calibrated, naive_dir, 
     row = rows(result, 1, 2)
     assert row.distribution is served.calibration.distribution
     assert served.forecaster.quantile(row, 0.1)[0, 0] == pytest.approx(row.lower[0.8][0, 0], rel=1e-12)
+
+
+def test_each_change_of_what_is_served_is_logged_once(calibrated, naive_dir, tmp_path, caplog):
+    path = tmp_path / f"{NAME}.json"
+    with caplog.at_level("INFO", logger="predictor.calibration"):
+        save(state_for(naive_dir), path)
+        calibrated.recalibrate()
+        calibrated.recalibrate()  # unchanged: no second line
+        save(state_for(naive_dir, now=datetime.now(UTC) - timedelta(days=5)), path)
+        calibrated.recalibrate()
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2, lines
+    assert lines[0].startswith(f"{NAME}: serving the online calibration (state as of ")
+    assert lines[1].startswith(f"{NAME}: serving the bundle's calibration: stale (state as of ")
+
+
+def test_an_unreadable_or_refused_file_is_said_once_per_change(calibrated, naive_dir, tmp_path, caplog):
+    path = tmp_path / f"{NAME}.json"
+    path.mkdir()  # not a file: unreadable
+    with caplog.at_level("WARNING", logger="predictor.calibration"):
+        calibrated.recalibrate()
+        calibrated.recalibrate()
+        calibrated.recalibrate()
+        assert calibrated.served.calibration.labels == ("bundle", "invalid")
+        path.rmdir()
+        path.write_text("{}")
+        calibrated.recalibrate()
+        calibrated.recalibrate()
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2, lines
+    assert "cannot read the calibration state" in lines[0] and "is refused" in lines[1]
+
+
+def test_a_state_that_passes_its_checks_but_cannot_be_served_leaves_the_bundles(
+    calibrated, naive_dir, tmp_path, monkeypatch, caplog
+):
+    def broken(state):
+        raise ValueError("no table")
+
+    monkeypatch.setattr("predictor.calibration.serving", broken)
+    save(state_for(naive_dir), tmp_path / f"{NAME}.json")
+    with caplog.at_level("WARNING", logger="predictor.calibration"):
+        calibrated.recalibrate()
+    assert calibrated.served.calibration.labels == ("bundle", "invalid")
+    assert "cannot be served: no table" in caplog.text
+
+
+def test_the_bundle_is_hashed_once_not_on_every_poll(naive_dir, tmp_path, monkeypatch):
+    calls = []
+    real = metadata_sha256
+
+    def counted(path):
+        calls.append(path)
+        return real(path)
+
+    monkeypatch.setattr("predictor.calibration.metadata_sha256", counted)
+    save(state_for(naive_dir), tmp_path / f"{NAME}.json")
+    calibrator, bundle = Calibrator(NAME, tmp_path, 3600), load_bundle(naive_dir)
+    for _ in range(3):
+        assert calibrator.decide(bundle, None).labels == ("online", "usable")
+    other = load_bundle(naive_dir)  # another bundle object (a new version): hashed again
+    calibrator.decide(other, None)
+    assert calls == [naive_dir, naive_dir]
+
+
+def test_a_removed_state_zeroes_its_dates_and_a_calibration_is_immutable(calibrated, naive_dir, tmp_path):
+    from dataclasses import FrozenInstanceError
+
+    path = tmp_path / f"{NAME}.json"
+    save(state_for(naive_dir), path)
+    calibrated.recalibrate()
+    path.unlink()
+    calibrated.recalibrate()
+    assert calibrated.served.calibration.labels == ("bundle", "no_state")
+    for gauge in ("as_of", "updated"):
+        name = f"forecaster_calibration_state_{gauge}_timestamp_seconds"
+        assert REGISTRY.get_sample_value(name, {"model": NAME}) == 0
+    with pytest.raises(FrozenInstanceError):
+        calibrated.served.calibration.source = "online"
+
+
+def test_a_new_state_and_an_age_only_verdict_are_each_logged(naive_dir, tmp_path, caplog):
+    path = tmp_path / f"{NAME}.json"
+    save(state_for(naive_dir), path)
+    model = make_model(naive_dir, calibration_dir=tmp_path, calibration_max_age_s=1.0)
+    with caplog.at_level("INFO", logger="predictor.calibration"):
+        assert model.try_reload()
+        save(state_for(naive_dir, now=datetime.now(UTC) + timedelta(seconds=0.5)), path)  # a newer state
+        model.recalibrate()
+        time.sleep(1.6)  # the same file, past its bound
+        model.recalibrate()
+    lines = [r.getMessage() for r in caplog.records]
+    assert [line.split(" (")[0] for line in lines] == [
+        f"{NAME}: serving the online calibration",
+        f"{NAME}: serving the online calibration",
+        f"{NAME}: serving the bundle's calibration: stale",
+    ], lines
