@@ -24,7 +24,7 @@ import pandas as pd
 from bench.common import save
 from bench.intervals import TEST, panel
 from bundle.distribution import conformal_quantile, ewma_sigma
-from bundle.online import fit_har, har_variance, range_variance
+from bundle.har import fit_har, har_variance, range_variance
 
 WINDOW = 60
 LEVELS = (0.8, 0.95)

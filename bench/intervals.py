@@ -4,7 +4,7 @@ Protocol (every series): test = the last 500 sessions, validation = the 250 befo
 training run (`training.pipeline`, the served point: the network's log return x the weight kept on
 evidence). Around that served point:
 
-- **online (served)**: `bundle.online.replay`, the functions the monitor and the predictor call:
+- **online (served)**: `bundle.replay.replay`, the functions the monitor and the predictor call:
   the state is built from the sessions before test (`initial_state`), each test session gets the
   band of the state as of the day before, then `update` takes its close (and open, high, low);
 - online, close-only path: the same state, but every window served as one that is not the state's
@@ -42,7 +42,8 @@ from bench.accuracy import diebold_mariano
 from bench.common import PETR4_CSV, save
 from bundle import OnnxForecaster, load_bundle
 from bundle.io import sha256_bytes
-from bundle.online import History, ModelIdentity, replay
+from bundle.online import History, ModelIdentity
+from bundle.replay import replay
 from marketdata.frames import normalize_columns
 from training import pipeline
 from training.data import SAMPLE_FILE, SAMPLE_PACKAGE, load_series

@@ -343,7 +343,7 @@ def interval_sections() -> list[str]:
         parts += [
             "Issue 24's protocol: test = the last 500 sessions, validation = the 250 before; one default training",
             "run per series (served point: the network's log return x the weight kept on evidence). Online (served):",
-            "`bundle.online.replay`, the functions the monitor and the predictor call, day by day (each session's",
+            "`bundle.replay.replay`, the functions the monitor and the predictor call, day by day (each session's",
             "band from the state as of the day before; the state updated after its close). Close-only path: the",
             "same state serving every window as one that is not its latest (an older as-of date). Bundle's static",
             "calibration: EWMA-scaled conformal fixed at training (what serves today, and the fallback). GARCH(1,1)-t:",

@@ -54,6 +54,12 @@ def inside(directory: Path, name: str) -> Path:
     return _contained(directory, _named(directory, name))
 
 
+def metadata_sha256(directory: Path) -> str:
+    """sha256 of a bundle's `metadata.json`: it records every ONNX file's sha256 and the training
+    time, so it names one bundle whatever registry version or directory it is served from."""
+    return sha256_bytes(_contained(directory, METADATA_FILE).read_bytes())
+
+
 @dataclass(frozen=True)
 class LoadedBundle:
     path: Path

@@ -6,26 +6,18 @@ every realized session, and serving it costs what the bundle's costs (one dot pr
 
 The method (kept because it measured best; BENCHMARKS.md "Intervals" lists what was tried):
 
-- **Scale**: a HAR model (Corsi 2009) of the next close-to-close squared log return on the day,
-  week (5), month (22) and EWMA (lambda 0.94) averages of a daily variance proxy. For the session
-  after the state's as-of date the proxy is range-based, **Garman-Klass with the overnight gap**
-  (open, high, low, close: ~5x less noisy than a squared return); its forecast is computed when the
-  state is updated and stored in it (`next_sigma`), because a request carries closes only. Any
-  other window (an older as-of date, a client's own closes) gets the same HAR on squared returns of
-  its own window, times `close_scale`, the recent ratio of the two forecasts (an EWMA of its log),
-  so both paths serve one calibrated scale. Coefficients are fitted once, when the state is
-  created, by weighted least squares (weights 1 / fitted variance: squared returns are
-  heteroscedastic) with non-negative slopes.
+- **Scale**: a HAR model (`bundle.har`) of the next squared close-to-close log return. A request
+  whose last `ANCHOR` closes are the state's (the transformer's window for the latest session)
+  gets `next_sigma`, the HAR on range-based variances (Garman-Klass with the overnight gap),
+  computed when the state is updated because a request carries closes only; any other window gets
+  the HAR on its own squared returns times `close_scale`, the recent ratio of the two forecasts (an
+  EWMA of its log), so both paths serve one calibrated scale, floored at the bundle's sigma floor
+  and capped at SIGMA_CAP. Coefficients are fitted once, when the state is created.
 - **Shape**: split-conformal quantiles of the normalized scores |log(actual / point)| / sigma over
   the last `score_window` (250) realized sessions, at each central level of the bundle's grid,
   each level corrected by adaptive conformal inference (Gibbs and Candes 2021):
   `alpha <- alpha + gamma ((1 - c) - miss)`, gamma 0.005, so a run of misses widens that level and
   a run of hits narrows it. Beyond the grid the tail is extended as the bundle's is.
-
-Which window gets which scale: a request whose last `ANCHOR` closes equal the state's last closes
-(the transformer's window for the latest session, or a client sending the same closes) gets the
-range-based `next_sigma`; every other window gets its own close-only HAR x `close_scale`. Both are
-floored at the bundle's sigma floor and capped at SIGMA_CAP.
 
 Torch-free and pandas-free (numpy and pydantic): the monitor computes it, the predictor serves it.
 """
@@ -43,16 +35,14 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
 
-from bundle.distribution import EWMA_LAMBDA, LEVELS, SIGMA_CAP, PredictiveDistribution, conformal_quantile
+from bundle.distribution import LEVELS, SIGMA_CAP, PredictiveDistribution, conformal_quantile
+from bundle.har import HAR_TERMS, MONTH, fit_har, har_variance, range_variance, term_weights
 
 SCHEMA_VERSION = 1
 #: Realized normalized scores whose quantiles make the served table (one trading year).
 SCORE_WINDOW = 250
 #: Adaptive conformal inference step: how fast each level's miscoverage target reacts to misses.
 GAMMA = 0.005
-#: The HAR terms, in coefficient order: intercept, last day, last 5 days, last 22 days, EWMA.
-HAR_TERMS = ("intercept", "day", "week", "month", "ewma")
-WEEK, MONTH = 5, 22
 #: Closes that must match the state's last closes for a window to get the range-based scale.
 ANCHOR = 5
 #: Below this many realized scores a state is not served (the bundle's calibration is).
@@ -67,87 +57,6 @@ SCALE_BOUNDS = (0.2, 5.0)
 #: Default bound on a state's age (updated_at) before the bundle's calibration is served instead:
 #: a weekend plus a holiday, as the market data's own bound.
 MAX_AGE = timedelta(days=4)
-
-
-# -- daily variance proxies ------------------------------------------------------------------------
-
-
-def range_variance(
-    open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray, prev_close: np.ndarray
-) -> np.ndarray:
-    """Garman-Klass variance of each session with the overnight gap (log units).
-
-    `(ln O/C_prev)^2 + 0.5 (ln H/L)^2 - (2 ln 2 - 1) (ln C/O)^2`. A session with no or inconsistent
-    range (missing values, high below open or close, low above them) falls back to the squared
-    close-to-close return, the only proxy a closes-only source has.
-    """
-    o, h, lo, c, p = (np.asarray(a, dtype=np.float64) for a in (open_, high, low, close, prev_close))
-    r2 = np.log(c / p) ** 2
-    with np.errstate(invalid="ignore", divide="ignore"):
-        gk = np.log(o / p) ** 2 + 0.5 * np.log(h / lo) ** 2 - (2.0 * math.log(2.0) - 1.0) * np.log(c / o) ** 2
-        valid = np.isfinite(gk) & (o > 0) & (lo > 0) & (h >= np.maximum(o, c)) & (lo <= np.minimum(o, c))
-    return np.where(valid, np.maximum(gk, 0.0), r2)
-
-
-# -- the HAR scale ---------------------------------------------------------------------------------
-
-
-@lru_cache(maxsize=64)
-def _term_weights(m: int, lam: float = EWMA_LAMBDA) -> np.ndarray:
-    """`[4, m]`: each HAR slope term as weights on the last m daily variances (oldest first).
-
-    The EWMA term is the bundle's `ewma_sigma` squared (started at the mean, closed form), so on
-    squared returns it is exactly what the bundle serves.
-    """
-    if m < MONTH:
-        raise ValueError(f"a HAR scale needs at least {MONTH} daily variances, got {m}")
-    w = np.zeros((4, m))
-    w[0, -1] = 1.0
-    w[1, -WEEK:] = 1.0 / WEEK
-    w[2, -MONTH:] = 1.0 / MONTH
-    w[3] = (1.0 - lam) * lam ** np.arange(m - 1, -1, -1, dtype=np.float64) + lam**m / m
-    w.flags.writeable = False
-    return w
-
-
-def har_features(variances: np.ndarray) -> np.ndarray:
-    """`[n, m]` windows of daily variances -> `[n, 5]` HAR regressors (with the intercept's 1)."""
-    v = np.atleast_2d(np.asarray(variances, dtype=np.float64))
-    return np.column_stack([np.ones(len(v)), v @ _term_weights(v.shape[1]).T])
-
-
-def har_variance(coefficients: Sequence[float], variances: np.ndarray) -> np.ndarray:
-    """`[n, m]` windows -> `[n]` forecast variance of the next close-to-close log return."""
-    b = np.asarray(coefficients, dtype=np.float64)
-    v = np.atleast_2d(np.asarray(variances, dtype=np.float64))
-    return b[0] + v @ (b[1:] @ _term_weights(v.shape[1]))
-
-
-def fit_har(windows: np.ndarray, target: np.ndarray, iterations: int = 3) -> tuple[float, ...]:
-    """Weighted least squares of `target` (next squared return) on the HAR terms of `windows`.
-
-    Weights 1 / fitted variance (iterated): a squared return's noise grows with its variance, and
-    unweighted least squares is ruled by a few crash days. A negative slope is dropped (set to 0)
-    and the rest refitted, so every forecast is an intercept plus non-negative shares of the past.
-    """
-    x, y = har_features(windows), np.asarray(target, dtype=np.float64)
-    floor = 1e-3 * float(np.mean(y)) + 1e-12
-    active = np.ones(x.shape[1], dtype=bool)
-    while True:
-        b = np.zeros(x.shape[1])
-        weight = np.ones(len(y))
-        for _ in range(iterations + 1):
-            sol, *_ = np.linalg.lstsq(x[:, active] * weight[:, None], y * weight, rcond=None)
-            b[:] = 0.0
-            b[active] = sol
-            weight = 1.0 / np.maximum(x @ b, floor)
-        negative = np.flatnonzero(active[1:] & (b[1:] < 0)) + 1
-        if not len(negative):
-            break
-        active[negative[np.argmin(b[negative])]] = False
-    if b[0] <= 0:  # keep a positive intercept: a forecast never collapses to 0 on a quiet window
-        b[0] = floor
-    return tuple(float(v) for v in b)
 
 
 # -- the state -------------------------------------------------------------------------------------
@@ -335,7 +244,7 @@ class History:
         return r2, range_variance(o, h, lo, c[1:], c[:-1])
 
 
-def _at_close(day: date) -> datetime:
+def at_close(day: date) -> datetime:
     """A replay's clock: the evening of the session (22:00 UTC), after every market's close."""
     return datetime(day.year, day.month, day.day, 22, tzinfo=UTC)
 
@@ -376,7 +285,7 @@ def initial_state(
     state = OnlineState(
         identity=identity,
         as_of=history.dates[first],
-        updated_at=_at_close(history.dates[first]),
+        updated_at=at_close(history.dates[first]),
         alphas=tuple(1.0 - c for c in LEVELS),
         gamma=gamma,
         score_window=score_window,
@@ -391,7 +300,7 @@ def initial_state(
     )
     for i in range(first + 1, n):
         point = float(points[i]) if np.isfinite(points[i]) else float(history.close[i - 1])
-        state = update(state, history.session(i), point, now=_at_close(history.dates[i]))
+        state = update(state, history.session(i), point, now=at_close(history.dates[i]))
     return state if now is None else _revalidate(state, updated_at=now)
 
 
@@ -433,7 +342,7 @@ def _array(values: tuple[float, ...]) -> np.ndarray:
 @lru_cache(maxsize=256)
 def _close_weights(coefficients: tuple[float, ...], m: int) -> np.ndarray:
     """The HAR slopes folded into one weight per squared return: per state, not per request."""
-    weights = np.asarray(coefficients[1:], dtype=np.float64) @ _term_weights(m)
+    weights = np.asarray(coefficients[1:], dtype=np.float64) @ term_weights(m)
     weights.flags.writeable = False
     return weights
 
@@ -488,63 +397,3 @@ def save(state: OnlineState, path: Path) -> None:
 def load(path: Path) -> OnlineState:
     """Read and validate (pydantic's ValidationError, a ValueError, on anything insane)."""
     return OnlineState.model_validate_json(Path(path).read_text())
-
-
-# -- the replay: the online path day by day, as the monitor and predictor will run it ----------
-
-
-@dataclass(frozen=True)
-class Replay:
-    """Per replayed session: the sigma served and the distribution that served it."""
-
-    sigma: np.ndarray
-    distributions: tuple[OnlineDistribution, ...]
-
-    def bounds(self, point: np.ndarray, coverage: float) -> tuple[np.ndarray, np.ndarray]:
-        pairs = [d.bounds(np.array([[p]]), np.array([s]), coverage) for d, p, s in self._rows(point)]
-        return np.array([lo[0, 0] for lo, _ in pairs]), np.array([hi[0, 0] for _, hi in pairs])
-
-    def quantile(self, point: np.ndarray, q: float) -> np.ndarray:
-        return np.array(
-            [d.quantile(np.array([[p]]), np.array([s]), q)[0, 0] for d, p, s in self._rows(point)]
-        )
-
-    def _rows(self, point: np.ndarray):
-        return zip(self.distributions, np.asarray(point, dtype=np.float64), self.sigma, strict=True)
-
-
-def replay(
-    identity: ModelIdentity,
-    history: History,
-    points: np.ndarray,
-    start: int,
-    *,
-    window: int,
-    sigma_floor: float,
-    latest: bool = True,
-    **options,
-) -> Replay:
-    """Serve sessions `start..end` of `history` one at a time, as they would have been served.
-
-    Session t gets the distribution of the state as of t - 1 (built by `initial_state` on sessions
-    before `start`, then moved by `update` after each close), applied to the window of closes
-    ending at t - 1; nothing from session t or later reaches its band. `latest=False` serves every
-    session through the close-only path (a window that is not the state's latest), to measure it.
-    """
-    prefix = History(
-        history.dates[:start],
-        history.close[:start],
-        *(None if a is None else a[:start] for a in (history.open, history.high, history.low)),
-    )
-    state = initial_state(identity, prefix, points[:start], window=window, sigma_floor=sigma_floor, **options)
-    sigmas, dists = [], []
-    closes = np.asarray(history.close, dtype=np.float64)
-    for t in range(start, len(history)):
-        dist = serving(state)
-        win = closes[t - window : t][None, :]
-        if not latest:  # the same closes, but not recognized as the latest window
-            dist = dist.model_copy(update={"anchor": (-1.0,) * ANCHOR})
-        sigmas.append(float(dist.sigma(win)[0]))
-        dists.append(dist)
-        state = update(state, history.session(t), float(points[t]), now=_at_close(history.dates[t]))
-    return Replay(np.array(sigmas), tuple(dists))

@@ -257,15 +257,10 @@ class MarketData:
     def _settled(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Rows of sessions whose close has settled: during a session Yahoo's last daily row is the
         live price, not a close, and must not be cached as one."""
-        try:
-            settled = self.calendar.last_settled_session(self.clock())
-        except ValueError:  # outside the calendar's range: no claim
-            return frame
-        dates = pd.to_datetime(frame["date"], errors="coerce")
-        open_rows = dates > pd.Timestamp(settled)
-        if open_rows.any():
-            log.info("dropped %d row(s) of sessions not yet closed (after %s)", int(open_rows.sum()), settled)
-        return frame.loc[~open_rows].reset_index(drop=True)
+        settled, dropped = self.calendar.settled_rows(frame, self.clock())
+        if dropped:
+            log.info("dropped %d row(s) of sessions not yet closed", dropped)
+        return settled
 
     def _fetch_valid(self, ticker: str) -> Closes:
         """The source's rows through training's checks (frozen sessions dropped, sanity rules)."""

@@ -88,3 +88,14 @@ class SessionCalendar:
         then no newer close can exist. None past the calendar's range (then: refetch by interval)."""
         following = self.next_session(day)
         return None if following is None else self.settled_at(following)
+
+    def settled_rows(self, frame: pd.DataFrame, now: datetime) -> tuple[pd.DataFrame, int]:
+        """`frame` without the rows of sessions whose close has not settled by `now` (during a
+        session Yahoo's last daily row is the live price, not a close), and how many were dropped;
+        outside the calendar's range, as it is (no claim)."""
+        try:
+            settled = self.last_settled_session(now)
+        except ValueError:
+            return frame, 0
+        open_rows = pd.to_datetime(frame["date"], errors="coerce") > pd.Timestamp(settled)
+        return frame.loc[~open_rows].reset_index(drop=True), int(open_rows.sum())

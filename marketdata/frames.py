@@ -65,7 +65,7 @@ def normalize_columns(raw: pd.DataFrame) -> pd.DataFrame:
     """Map common headers (yfinance's `Date,Open,High,Low,Close,Adj Close,Volume`, ours, B3's).
 
     `date`, `close` and `volume` always; `open`, `high`, `low` when the source has them (never
-    checked here: a bad range only falls back to the squared return in `bundle.online`)."""
+    checked here: a bad range only falls back to the squared return in `bundle.har`)."""
     frame = raw.copy()
     if "date" not in {str(c).strip().lower() for c in frame.columns} and frame.index.name:
         frame = frame.reset_index()

@@ -35,3 +35,36 @@ LAST_RUN_OK = Gauge(
     "its other gauges then keep their last values",
     ["model"],
 )
+INTERVAL_ONLINE = Gauge(
+    "forecaster_realized_interval_online",
+    "1 if the realized coverage and interval score judge the online calibration's bands (replayed, "
+    "as the predictor serves them), 0 if the bundle's (format 1, or too few sessions)",
+    LABELS,
+)
+CALIBRATION_AS_OF = Gauge(
+    "forecaster_monitor_calibration_as_of_timestamp_seconds",
+    "As-of session (00:00 UTC) of the model's online calibration state, as stored",
+    LABELS,
+)
+CALIBRATION_UPDATED = Gauge(
+    "forecaster_monitor_calibration_updated_timestamp_seconds",
+    "When the model's online calibration state was computed (the predictor ignores it past its bound)",
+    LABELS,
+)
+CALIBRATION_SIGMA = Gauge(
+    "forecaster_monitor_calibration_next_sigma",
+    "The state's range-based sigma of the next session's log return (the latest window's scale)",
+    LABELS,
+)
+CALIBRATION_SCORES = Gauge(
+    "forecaster_monitor_calibration_scores",
+    "Realized normalized scores in the state (the predictor serves it from 100)",
+    LABELS,
+)
+CALIBRATION_RUNS = Counter(
+    "forecaster_monitor_calibration_runs_total",
+    "Online calibration state computed and stored, by result (failure: the store or the API refused, "
+    "or too few sessions; retried next run)",
+    ["model", "result"],
+)
+BY_VERSION = (INTERVAL_ONLINE, CALIBRATION_AS_OF, CALIBRATION_UPDATED, CALIBRATION_SIGMA, CALIBRATION_SCORES)

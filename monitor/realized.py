@@ -20,6 +20,7 @@ class Realized:
     latest: date
     winkler: dict[float, float] = field(default_factory=dict)  # nominal -> mean interval score
     interval_sessions: int = 0  # sessions behind coverage and winkler
+    calibration: str = "bundle"  # whose bands coverage and winkler judge: "online" (replayed) or "bundle"
 
     @property
     def ratio(self) -> float:
@@ -32,12 +33,15 @@ def realized(
     forecaster: OnnxForecaster,
     sessions: int,
     interval_sessions: int | None = None,
+    bands: dict[float, tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> Realized:
     """For each of the last `sessions` closes, the forecast the model would have served the evening
     before (from the `window` closes up to that evening) against the close actually published.
 
     Coverage and the interval score use the last `interval_sessions` (default: `sessions`): a
-    coverage over 20 sessions has a standard error of 9 pp at 80%, too noisy to alert on.
+    coverage over 20 sessions has a standard error of 9 pp at 80%, too noisy to alert on. They judge
+    `bands` (coverage -> lower, upper over those sessions: the online state's, replayed) when given,
+    else the bundle's own intervals.
     """
     window = forecaster.window
     closes = np.asarray(closes, dtype=np.float64)
@@ -56,9 +60,9 @@ def realized(
     band = slice(span - (interval_sessions or sessions), span)
     # pragma: no mutate end
     y = actual[band]
-    coverage = {c: float(np.mean((y >= result.lower[c][band, 0]) & (y <= result.upper[c][band, 0])))
-                for c in result.lower}  # fmt: skip
-    scores = {c: winkler(y, result.lower[c][band, 0], result.upper[c][band, 0], c) for c in result.lower}
+    judged = bands or {c: (result.lower[c][band, 0], result.upper[c][band, 0]) for c in result.lower}
+    coverage = {c: float(np.mean((y >= lo) & (y <= hi))) for c, (lo, hi) in judged.items()}
+    scores = {c: winkler(y, lo, hi, c) for c, (lo, hi) in judged.items()}
     return Realized(
         sessions=sessions,
         mae=float(np.mean(np.abs(mean[point] - actual[point]))),
@@ -67,4 +71,5 @@ def realized(
         latest=dates[-1],
         winkler=scores,
         interval_sessions=interval_sessions or sessions,
+        calibration="online" if bands else "bundle",
     )

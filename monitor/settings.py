@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field, PositiveInt, model_validator
 
 from bundle.conventions import UniverseSettings, model_name_for, parse_universe, settings_config
+from retrainer.settings import SA_DIR
 
 
 class MonitorSettings(UniverseSettings):
@@ -41,9 +42,37 @@ class MonitorSettings(UniverseSettings):
     interval_s: float = Field(3600.0, gt=0, description="seconds between evaluations")
     port: PositiveInt = Field(9090, description="/metrics port")
     once: bool = Field(False, description="evaluate once, print, exit (no server)")
+    calendar: str | None = Field(
+        "BVMF",
+        description="exchange calendar (exchange_calendars name; BVMF is B3, XNYS for the sample): a "
+        "session is scored once its close has settled (Yahoo's row of a session in progress is a live "
+        "price); empty: every row the source returns",
+    )
+    calibration_dir: Path | None = Field(
+        None,
+        description="keep each model's online calibration state in DIR/<model name>.json (written "
+        "atomically; the predictor's --calibration-dir outside a cluster)",
+    )
+    calibration_configmap: str | None = Field(
+        None,
+        description="keep each model's online calibration state in this ConfigMap, key <model name>.json "
+        "('{model}' in the name becomes the model's name: one ConfigMap per model), through the "
+        "Kubernetes API (get and patch only: the chart creates it)",
+    )
+    namespace: str | None = Field(None, description="namespace of --calibration-configmap")
+    api_server: str = Field("https://kubernetes.default.svc", description="Kubernetes API base URL")
+    sa_token_path: str | None = Field(
+        f"{SA_DIR}/token", description="service account token, re-read on a 401; empty behind `kubectl proxy`"
+    )
+    ca_path: str | None = Field(f"{SA_DIR}/ca.crt", description="API server CA; None for http servers")
 
     @model_validator(mode="after")
     def _check(self) -> MonitorSettings:
+        if self.calibration_dir is not None and self.calibration_configmap:
+            raise ValueError("keep the calibration state in --calibration-dir or --calibration-configmap, "
+                             "not both")  # fmt: skip
+        if self.calibration_configmap and not self.namespace:
+            raise ValueError("--calibration-configmap needs --namespace")
         if self.universe is None:
             if self.model_source is None or self.model_name is None:
                 raise ValueError("--model-source and --model-name are required without --universe")

@@ -32,6 +32,7 @@ def rows(result: Forecast, start: int, stop: int) -> Forecast:
         upper={c: v[start:stop] for c, v in result.upper.items()},
         sigma=None if result.sigma is None else result.sigma[start:stop],
         widen=result.widen,
+        distribution=result.distribution,
     )
 
 
@@ -74,7 +75,7 @@ class Batcher:
         start = time.perf_counter()
         try:
             with np.errstate(over="ignore", invalid="ignore"):
-                result = served.forecaster.forecast(closes, horizon=1)
+                result = served.forecaster.forecast(closes, 1, served.calibration.distribution)
             finite = all(np.isfinite(out.values(result)).all() for out in served.forecaster.outputs)
         except Exception:  # onnxruntime on a batch: let each request meet its own outcome
             finite = False

@@ -12,7 +12,7 @@ import uuid
 import numpy as np
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse, RequestedOutput
 
-from bundle import Forecast, OnnxForecaster
+from bundle import Forecast, OnnxForecaster, PredictiveDistribution
 from bundle.outputs import INPUT_DATATYPES, INPUT_NAME, Output, columns
 from serving.errors import Rejected
 from serving.v2 import V2Request
@@ -175,11 +175,15 @@ def _flag(parameters: dict | None, key: str, default: bool) -> bool:
     return value
 
 
-def finite_forecast(forecaster: OnnxForecaster, closes: np.ndarray, horizon: int) -> Forecast:
-    """The forecast, refused when closes near the float64 limit overflow an output to inf (JSON
-    would carry it as null): numpy's overflow warning is expected here, the refusal is the answer."""
+def finite_forecast(
+    forecaster: OnnxForecaster, closes: np.ndarray, horizon: int,
+    distribution: PredictiveDistribution | None = None,
+) -> Forecast:  # fmt: skip
+    """The forecast (with `distribution`, an online state's, instead of the bundle's), refused when
+    closes near the float64 limit overflow an output to inf (JSON would carry it as null): numpy's
+    overflow warning is expected here, the refusal is the answer."""
     with np.errstate(over="ignore", invalid="ignore"):
-        result = forecaster.forecast(closes, horizon)
+        result = forecaster.forecast(closes, horizon, distribution)
     for out in forecaster.outputs:
         if not np.isfinite(out.values(result)).all():
             raise Rejected("overflow", f"{out.name} is not finite for these closes: prices are too extreme")
@@ -187,9 +191,11 @@ def finite_forecast(forecaster: OnnxForecaster, closes: np.ndarray, horizon: int
 
 
 def encode_v2(result: Forecast, declared: tuple[Output, ...], model_name: str, request_id: str | None,
-              version: str, binary: tuple[bool, ...] | None = None) -> InferResponse:  # fmt: skip
+              version: str, binary: tuple[bool, ...] | None = None,
+              parameters: dict[str, str] | None = None) -> InferResponse:  # fmt: skip
     """One `[batch]` tensor per declared output (bundle.outputs), in declared order, named with the
-    version that answered; `binary` (per output) sends an output as raw bytes over REST."""
+    version that answered; `binary` (per output) sends an output as raw bytes over REST;
+    `parameters` (the calibration served, predictor.calibration) are the response's."""
     outputs = [
         InferOutput(out.name, [len(values)], out.datatype, values)
         for out, values in zip(declared, columns(result, declared).values(), strict=True)
@@ -200,7 +206,7 @@ def encode_v2(result: Forecast, declared: tuple[Output, ...], model_name: str, r
     # pragma: no mutate end
     return InferResponse(
         response_id=request_id or uuid.uuid4().hex, model_name=model_name, model_version=version,
-        infer_outputs=outputs, requested_outputs=wanted,
+        infer_outputs=outputs, requested_outputs=wanted, parameters=parameters or None,
     )  # fmt: skip
 
 
@@ -212,8 +218,12 @@ def v2_json_outputs(result: Forecast, declared: tuple[Output, ...]) -> list[dict
     ]
 
 
-def encode_v1(result: Forecast, declared: tuple[Output, ...]) -> dict:
-    """One object per row with a key per declared output."""
+def encode_v1(result: Forecast, declared: tuple[Output, ...], parameters: dict | None = None) -> dict:
+    """One object per row with a key per declared output; `parameters` (the calibration served) beside
+    `predictions`, where v1 clients, which read `predictions`, are not disturbed."""
     table = columns(result, declared)
-    rows = len(result.mean)
-    return {"predictions": [{name: float(values[i]) for name, values in table.items()} for i in range(rows)]}
+    rows = range(len(result.mean))
+    answer = {"predictions": [{name: float(values[i]) for name, values in table.items()} for i in rows]}
+    if parameters:
+        answer["parameters"] = parameters
+    return answer

@@ -36,6 +36,8 @@ class Loadable(Protocol):
     @property
     def polls(self) -> bool: ...
     @property
+    def recheck_s(self) -> float: ...
+    @property
     def remote(self) -> bool: ...
     @property
     def stopped(self) -> bool: ...
@@ -139,14 +141,17 @@ class Loader:
         return ok
 
     def schedule(self, entry: Entry) -> None:
-        """A retry (backoff) until the model serves, then a poll every interval for an alias, or
-        never again for a directory or a pinned version."""
+        """A retry (backoff) until the model serves, then a poll every interval for an alias, and
+        every `recheck_s` for a calibration state; never again for a directory or a pinned version
+        without one."""
         model = entry.model
         if not model.loaded:
             entry.due = time.monotonic() + entry.retry_s
             entry.retry_s = min(entry.retry_s * 2, self.retry_max)
-        elif model.polls and self.interval > 0:
-            entry.due = time.monotonic() + self.interval
+            return
+        every = [s for s in (self.interval if model.polls else 0.0, model.recheck_s) if s > 0]
+        if every:
+            entry.due = time.monotonic() + min(every)
         else:
             self._drop(model)
 

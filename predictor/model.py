@@ -10,7 +10,7 @@ import logging
 import os
 import threading
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import orjson
@@ -24,6 +24,7 @@ from bundle.outputs import Output, input_metadata, outputs
 from bundle.redact import redact
 from bundle.source import BundleSource, ModelRef, is_mlflow
 from predictor import codecs
+from predictor.calibration import Calibration, Calibrator, report
 from predictor.loader import process_loader
 from predictor.settings import PredictorSettings
 from serving.errors import NotReadyError
@@ -76,6 +77,8 @@ class Served:
     # This model's series, labelled once per swap rather than looked up on every request.
     latency: Histogram
     predictions: Counter
+    # The calibration its answers use (predictor.calibration): swapped with the model, or alone.
+    calibration: Calibration
 
     @property
     def info_labels(self) -> dict[str, str]:
@@ -97,8 +100,9 @@ class Decoded:
 
     def forecast(self) -> Forecast:
         """This request's forecast alone, timed (predictor.batching forecasts several at once)."""
-        with self.served.latency.time():
-            return codecs.finite_forecast(self.served.forecaster, self.closes, horizon=1)
+        served = self.served
+        with served.latency.time():
+            return codecs.finite_forecast(served.forecaster, self.closes, 1, served.calibration.distribution)
 
 
 class ForecastModel(Model):
@@ -114,6 +118,7 @@ class ForecastModel(Model):
         self._failed: set[str] = set()
         self._loader_pid: int | None = None
         self._stop = threading.Event()
+        self.calibrator = Calibrator(name, settings.calibration_dir, settings.calibration_max_age_s)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def __getstate__(self) -> dict:
@@ -162,6 +167,11 @@ class ForecastModel(Model):
         return is_mlflow(self.source_uri) and "@" in self.source_uri
 
     @property
+    def recheck_s(self) -> float:
+        """Seconds between two reads of the calibration state (0: none to read)."""
+        return self.settings.calibration_poll_s if self.settings.calibration_dir is not None else 0.0
+
+    @property
     def remote(self) -> bool:
         """Loaded from the MLflow registry (which all such models share)."""
         return is_mlflow(self.source_uri)
@@ -197,11 +207,29 @@ class ForecastModel(Model):
         self.attempted = True
 
     def try_reload(self) -> bool:
-        """Resolve the source; if it moved, fetch, check and swap. Any failure keeps the old model."""
+        """Resolve the source; if it moved, fetch, check and swap. Any failure keeps the old model.
+        Then re-check the calibration state."""
         try:
-            return self._reload()
+            ok = self._reload()
+            self.recalibrate()
+            return ok
         finally:
             self.attempted = True
+
+    def recalibrate(self) -> None:
+        """Re-read the state and re-check its age; swap model and calibration as one reference."""
+        served = self.served
+        if served is None:
+            return
+        try:
+            version = served.version if self.remote else None
+            new = self.calibrator.decide(served.forecaster.bundle, version, served.calibration)
+        except Exception:  # a bug, never a reason to stop serving: keep what is served
+            log.exception("%s: cannot re-check its calibration state", self.name)
+            return
+        if new is not served.calibration:
+            self.served = replace(served, calibration=new)
+            report(self.name, served.calibration, new)
 
     def _reload(self) -> bool:
         try:
@@ -247,12 +275,14 @@ class ForecastModel(Model):
         forecaster.self_test()
         latency = INFERENCE_LATENCY.labels(self.name)
         predictions = PREDICTIONS.labels(self.name, ref.version)
-        old, new = self.served, Served(ref.version, forecaster, latency, predictions)
+        calibration = self.calibrator.decide(bundle, ref.version if self.remote else None)
+        old, new = self.served, Served(ref.version, forecaster, latency, predictions, calibration)
         new_info = MODEL_INFO.labels(model=self.name, **new.info_labels)
         self.served = new  # one reference assignment: requests see the old or the new model
         if old is not None:
             MODEL_INFO.labels(model=self.name, **old.info_labels).set(0)
         new_info.set(1)
+        report(self.name, old.calibration if old is not None else None, calibration)
         RELOADS.labels(self.name, "success").inc()
         init_model_series(self.name, ref.version)
         MODEL_READY.labels(self.name).set(1)
@@ -299,21 +329,22 @@ class ForecastModel(Model):
         """The encoded, counted answer to a decoded request from its forecast, for kserve's routes."""
         served = payload.served
         served.predictions.inc(len(payload.closes))
+        parameters = served.calibration.parameters
         if payload.v2:
-            return codecs.encode_v2(
-                result, payload.outputs, self.name, payload.request_id, served.version, payload.binary
-            )
-        return codecs.encode_v1(result, payload.outputs)
+            return codecs.encode_v2(result, payload.outputs, self.name, payload.request_id, served.version,
+                                    payload.binary, parameters)  # fmt: skip
+        return codecs.encode_v1(result, payload.outputs, parameters)
 
     def answer_json(self, payload: Decoded, result: Forecast) -> bytes:
         """`answer` as kserve's route writes it (JSON), without kserve's objects: the fast path's."""
         served = payload.served
         served.predictions.inc(len(payload.closes))
+        parameters = served.calibration.parameters
         if not payload.v2:
-            return orjson.dumps(codecs.encode_v1(result, payload.outputs))
+            return orjson.dumps(codecs.encode_v1(result, payload.outputs, parameters))
         return v2_answer({
             "model_name": self.name, "model_version": served.version,
-            "id": payload.request_id or uuid.uuid4().hex,
+            "id": payload.request_id or uuid.uuid4().hex, "parameters": parameters,
             "outputs": codecs.v2_json_outputs(result, payload.outputs),
         })  # fmt: skip
 

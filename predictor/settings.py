@@ -7,6 +7,7 @@ the fast path's and logging's are serving.cli's, shared with the transformer.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, NonNegativeInt, PositiveInt
@@ -73,6 +74,20 @@ class PredictorSettings(ServingSettings):
         "One registry call waits at most (retries + 1) x --mlflow-timeout-s plus the backoff",
     )
     cache_dir: str | None = Field(None, description="where MLflow bundles are downloaded")
+    calibration_dir: Path | None = Field(
+        None,
+        description="directory of the monitor's online calibration states, <model name>.json each (in a "
+        "cluster a ConfigMap mounted read-only); none: every model serves its bundle's calibration",
+    )
+    calibration_max_age_s: float = Field(
+        345600.0,
+        gt=0,
+        description="a state computed longer ago than this (4 days: a weekend plus a holiday) is ignored "
+        "and the bundle's calibration served",
+    )
+    calibration_poll_s: float = Field(
+        60.0, gt=0, description="re-read each model's calibration state and re-check its age every N s"
+    )
     batching: bool = Field(
         False,
         description="opt-in: forecast the fast path's requests read in one event-loop turn in one model "

@@ -100,7 +100,7 @@ def forecast(
         series = check_closes(np.asarray(item.series, dtype=np.float64), 1, len(item.series), 1)  # all of it
         rows.append(series[0, -window:])
     closes = check_closes(np.concatenate(rows), len(rows), window, max_batch)
-    result = finite_forecast(served.forecaster, closes, horizon)
+    result = finite_forecast(served.forecaster, closes, horizon, served.calibration.distribution)
     with np.errstate(over="ignore", invalid="ignore"):
         values = {q: served.forecaster.quantile(result, q) for q in wanted}
     overflow = [q for q, v in values.items() if not np.isfinite(v).all()]
@@ -121,7 +121,7 @@ def forecast(
                                       status=Status.COMPLETED, content=[content]))  # fmt: skip
     return ForecastResponse(
         id=str(uuid.uuid4()), created_at=int(time.time()), status=Status.COMPLETED,
-        model=model.name, outputs=outputs,
+        model=model.name, outputs=outputs, parameters=served.calibration.parameters,
     )  # fmt: skip
 
 

@@ -1,5 +1,6 @@
-"""The Kubernetes API calls the receiver (and `python -m rollout`) make, on lightkube, and the Job the
-receiver creates (pure). Objects cross this module as plain dicts, so the logic around them is pure."""
+"""The Kubernetes API calls the receiver (and `python -m rollout`, and the monitor's calibration
+store) make, on lightkube, and the Job the receiver creates (pure). Objects cross this module as
+plain dicts, so the logic around them is pure."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from lightkube import Client, KubeConfig
 from lightkube.config.models import Cluster, User
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.resources.batch_v1 import CronJob, Job
+from lightkube.resources.core_v1 import ConfigMap
 from lightkube.types import PatchType
 
 from retrainer.settings import KubeAccess
@@ -52,6 +54,13 @@ class KubeClient:
 
     def patch_inferenceservice(self, name: str, patch: dict | list, content_type: str) -> dict:
         return self.api.patch(InferenceService, name, patch, patch_type=PatchType(content_type)).to_dict()
+
+    def get_configmap(self, name: str) -> dict:
+        return self.api.get(ConfigMap, name).to_dict()
+
+    def patch_configmap(self, name: str, patch: dict) -> dict:
+        """A JSON merge patch (RFC 7386): the keys it names, nothing else."""
+        return self.api.patch(ConfigMap, name, patch, patch_type=PatchType.MERGE).to_dict()
 
 
 def running_jobs(jobs: list[dict], cronjob: dict) -> list[str]:

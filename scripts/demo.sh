@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job, offline: install, start an MLflow server (SQLite), train on the packaged sample,
-# register and promote, serve the champion with the KServe predictor, answer one v2 request, then
-# the next session's forecast in one call through the KServe transformer (closes from the sample), stop.
+# register and promote, compute the champion's online calibration state with the monitor, serve the
+# champion with the KServe predictor (which serves that state), answer one v2 request, then the next
+# session's forecast in one call through the KServe transformer (closes from the sample), stop.
 # The sample is fixed data (it ends 2024-12-30): both requests name the date they forecast from
 # (AS_OF); asked "as of today", the transformer refuses data that old (503, --max-age-s).
 set -euo pipefail
@@ -24,28 +25,36 @@ wait_http() { # url what seconds
   echo "timed out waiting for $2 ($1)" >&2; return 1
 }
 
-echo "== 1/5 MLflow tracking server on 127.0.0.1:$MLFLOW_PORT (SQLite, artifacts served; logs in $STATE/)"
+echo "== 1/6 MLflow tracking server on 127.0.0.1:$MLFLOW_PORT (SQLite, artifacts served; logs in $STATE/)"
 MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false .venv/bin/mlflow server --host 127.0.0.1 --port "$MLFLOW_PORT" \
   --backend-store-uri "sqlite:///$PWD/$STATE/mlflow.db" --artifacts-destination "$PWD/$STATE/artifacts" \
   --workers 1 >"$STATE/mlflow.log" 2>&1 &
 pids+=($!)
 wait_http "http://127.0.0.1:$MLFLOW_PORT/health" "MLflow" 120
 
-echo "== 2/5 training on the packaged sample (train -> evaluate -> ONNX -> register -> gate)"
+echo "== 2/6 training on the packaged sample (train -> evaluate -> ONNX -> register -> gate)"
 $PY -m training --source sample --tracking-uri "http://127.0.0.1:$MLFLOW_PORT" \
   --output-dir "$STATE/out" 2> >(grep -vE "Tip:|GPU available|TPU available|pre-processing|Quantization param" >&2)
 
-echo "== 3/5 KServe predictor serving models:/aapl-forecaster@champion on 127.0.0.1:$HTTP_PORT"
+echo "== 3/6 the monitor, once: realized accuracy and the champion's online calibration state"
+echo "   (from the sample's closes, open, high and low; written to $STATE/calibration/aapl-forecaster.json)"
+$PY -c "from marketdata.frames import read_sample; read_sample().to_csv('$STATE/sample.csv', index=False)"
+$PY -m monitor --once --model-source "models:/aapl-forecaster@champion" --model-name aapl-forecaster \
+  --tracking-uri "http://127.0.0.1:$MLFLOW_PORT" --source csv --csv "$STATE/sample.csv" --calendar XNYS \
+  --calibration-dir "$STATE/calibration" 2> >(grep -E "monitor|calibration" >&2)
+
+echo "== 4/6 KServe predictor serving models:/aapl-forecaster@champion on 127.0.0.1:$HTTP_PORT"
+echo "   (with the online calibration state while it is fresh: answers say so in \"parameters\")"
 $PY -m predictor --model_name aapl-forecaster --model-source "models:/aapl-forecaster@champion" \
   --tracking-uri "http://127.0.0.1:$MLFLOW_PORT" --http_port "$HTTP_PORT" --grpc_port "$GRPC_PORT" \
-  >"$STATE/predictor.log" 2>&1 &
+  --calibration-dir "$STATE/calibration" >"$STATE/predictor.log" 2>&1 &
 pids+=($!)
 wait_http "http://127.0.0.1:$HTTP_PORT/v2/health/ready" "predictor readiness" 120
 
-echo "== 4/5 one Open Inference Protocol v2 request: the sample's 60 closes up to $AS_OF"
+echo "== 5/6 one Open Inference Protocol v2 request: the sample's 60 closes up to $AS_OF"
 $PY scripts/request.py --url "http://127.0.0.1:$HTTP_PORT" --model aapl-forecaster --as-of "$AS_OF"
 
-echo "== 5/5 the next session's forecast in one call: the KServe transformer on 127.0.0.1:$TRANSFORMER_PORT"
+echo "== 6/6 the next session's forecast in one call: the KServe transformer on 127.0.0.1:$TRANSFORMER_PORT"
 echo "   (kserve --predictor_host; closes from the packaged sample, offline. The sample is fixed data:"
 echo "   the call names its as-of date, $AS_OF, and is judged fresh against that session)"
 $PY -m transformer --model_name aapl-forecaster --predictor_host "127.0.0.1:$HTTP_PORT" \

@@ -54,6 +54,9 @@ def main() -> None:
     for pct in (80, 95):
         if f"lower_{pct}" in out:
             print(f"  {pct}% interval: [{out[f'lower_{pct}']:.2f}, {out[f'upper_{pct}']:.2f}]")
+    calibration = answer.get("parameters") or {}
+    if calibration:
+        print("  intervals from the " + ", ".join(f"{k}={v}" for k, v in calibration.items()))
     shown = {**body, "inputs": [{**body["inputs"][0], "data": [f"...{window} closes..."]}]}
     print("request:", json.dumps(shown))
     print("response outputs:", json.dumps(answer["outputs"])[:400], "...")

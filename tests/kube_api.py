@@ -1,4 +1,5 @@
-"""One fake Kubernetes API server on loopback, shared by the retrainer's and rollout's tests.
+"""One fake Kubernetes API server on loopback, shared by the retrainer's, rollout's and the monitor's
+(calibration ConfigMap) tests.
 
 It answers the namespaced calls they make (get, list, create, patch of any resource) as
 kube-apiserver does: Status objects with their codes and reasons (401 Unauthorized without the
@@ -27,7 +28,12 @@ import jsonpointer
 
 NAMESPACE = "forecaster"
 SA_TOKEN = "sa-token-from-projected-volume"
-KINDS = {"jobs": "Job", "cronjobs": "CronJob", "inferenceservices": "InferenceService"}
+KINDS = {
+    "jobs": "Job",
+    "cronjobs": "CronJob",
+    "inferenceservices": "InferenceService",
+    "configmaps": "ConfigMap",
+}
 MERGE_PATCH, JSON_PATCH = "application/merge-patch+json", "application/json-patch+json"
 _PATH = re.compile(
     r"/(?P<gv>api/v1|apis/[^/]+/[^/]+)/namespaces/(?P<ns>[^/]+)/(?P<plural>[^/]+)(?:/(?P<name>[^/]+))?"

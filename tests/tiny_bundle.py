@@ -19,6 +19,7 @@ from bundle import (
     ConformalInterval,
     FeatureSpec,
     LoadedBundle,
+    PredictiveDistribution,
     Scaler,
     VariantFile,
     write_bundle,
@@ -72,9 +73,11 @@ def metadata(
     center: float = 0.0,
     scale: float = 1.0,
     intervals: tuple[tuple[float, float], ...] = ((0.8, 0.1),),
+    distribution: PredictiveDistribution | None = None,
+    point_weight: float = 1.0,
 ) -> BundleMetadata:
     """Metadata of a bundle holding `data` as fp32 (and `int8`); intervals are (coverage, log
-    half-width) pairs."""
+    half-width) pairs; with a `distribution`, format 2."""
     split = SplitRange(start=date(2020, 1, 1), end=date(2020, 6, 1), sessions=100)
     variants = {"fp32": VariantFile(file="model.onnx", sha256=sha256_bytes(data))}
     if int8 is not None:
@@ -94,6 +97,8 @@ def metadata(
         intervals=tuple(ConformalInterval(coverage=c, log_halfwidth=q) for c, q in intervals),
         metrics={"mae": 1.0, "naive_mae": 1.0},
         variants=variants,
+        distribution=distribution,
+        point_weight=point_weight,
     )
 
 
@@ -133,3 +138,24 @@ def windows(rows: int = 2, window: int = WINDOW, start: float = 10.0) -> np.ndar
     """Deterministic, gently trending closes `[rows, window]`."""
     t = np.arange(window, dtype=np.float64)
     return np.stack([start * (1 + 0.1 * r) * np.exp(0.01 * t + 0.005 * np.sin(t + r)) for r in range(rows)])
+
+
+def normal_distribution(sigma_floor: float = 1e-4) -> PredictiveDistribution:
+    """A format 2 bundle's served law: |z| quantiles of a unit normal on the bundle grid."""
+    from statistics import NormalDist
+
+    from bundle.distribution import LEVELS
+
+    table = tuple(NormalDist().inv_cdf((1 + c) / 2) for c in LEVELS)
+    slope = (table[-1] - table[LEVELS.index(0.9)]) / np.log(0.1 / 0.01)
+    return PredictiveDistribution(sigma_floor=sigma_floor, levels=LEVELS, score_quantiles=table,
+                                  tail_slope=float(slope), calibration_sessions=750)  # fmt: skip
+
+
+def write_naive_bundle(directory: Path, window: int = 60) -> LoadedBundle:
+    """A format 2 bundle that serves naive (point weight 0) with `normal_distribution()`, 80% and 95%
+    intervals: the online calibration tests' model (every band can be written down by hand)."""
+    return tiny_bundle(
+        directory, window=window, intervals=((0.8, 0.1), (0.95, 0.2)), distribution=normal_distribution(),
+        point_weight=0.0,
+    )  # fmt: skip

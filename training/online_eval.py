@@ -1,10 +1,10 @@
 """The online intervals on test, replayed as the monitor and the predictor will run them.
 
-Training cannot serve the online state (the monitor computes it after deployment), but it can
-replay it over its test window with the same `bundle.online` functions: the state is built from
-the sessions before test (the validation year's served points score it), then each test session
-gets the band of the state as of the day before and its close updates the state. The report shows
-these rows beside the bundle's static calibration, and the gate judges them (for the candidate
+Training cannot serve the online state (the monitor computes it after deployment), but it can replay
+it over its test window with the same `bundle.online` functions (`bundle.replay`): the state is
+built from the sessions before test (the validation year's served points score it), then each test
+session gets the band of the state as of the day before and its close updates the state. The report
+shows these rows beside the bundle's static calibration, and the gate judges them (for the candidate
 and the champion, on the same window), because they are what a client will be served.
 """
 
@@ -13,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from bundle.online import History, ModelIdentity, replay
+from bundle.online import History, ModelIdentity
+from bundle.replay import replay
 from marketdata.frames import RANGE_COLUMNS
 from training.scores import SERVED_QUANTILES, interval_scores
 from training.splits import Splits

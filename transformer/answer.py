@@ -69,9 +69,15 @@ def window(snapshot: Snapshot, ask: Ask, size: int, calendar: SessionCalendar, t
     return Context(ask, snapshot, session, closes, calendar.next_session(session), note)
 
 
-def answer_of(context: Context, outputs: dict[str, float], version: str | None) -> dict:
-    """One flat object: the as-of session, last close, forecast, change, bounds, version, freshness,
-    from the predictor's first-row values by output name and the version that answered."""
+def answer_of(
+    context: Context,
+    outputs: dict[str, float],
+    version: str | None,
+    calibration: dict[str, str] | None = None,
+) -> dict:
+    """One flat object: the as-of session, last close, forecast, change, bounds, which calibration made
+    them, version, freshness, from the predictor's first-row values by output name, the version that
+    answered and its response's calibration parameters."""
     outputs = dict(outputs)  # transformer.upstream checked them: MEAN among them, every value finite
     snap, last_close = context.snapshot, float(context.closes[-1])
     result = {
@@ -85,6 +91,7 @@ def answer_of(context: Context, outputs: dict[str, float], version: str | None) 
     }
     result["change_pct"] = 100.0 * (result[MEAN] / last_close - 1.0)
     result.update(sorted(outputs.items()))  # lower_80, lower_95, upper_80, upper_95, ...
+    result.update(calibration or {})  # calibration: online | bundle, calibration_reason, ...
     result.update(
         source=snap.source, data_through=snap.last_session.isoformat(),
         expected_session=snap.expected.isoformat() if snap.expected else None,

@@ -88,5 +88,5 @@ class OneCallTransformer(Model):
             snapshot = await asyncio.to_thread(self.market.get, ticker, ask.as_of)
         size, self.version = await self.predictor.window()
         context = answer.window(snapshot, ask, size, self.calendar, self.clock().date())
-        values, version = await self.predictor.forecast(context.closes, headers)
-        return answer.answer_of(context, values, version or self.version)
+        values, version, calibration = await self.predictor.forecast(context.closes, headers)
+        return answer.answer_of(context, values, version or self.version, calibration)

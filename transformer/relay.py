@@ -55,9 +55,13 @@ def relay_of(payload: InferRequest | dict) -> Relay:
 
 
 def v1_answer(response: InferResponse) -> dict:
-    """The predictor's own v1 shape: one object per row with a key per declared output."""
+    """The predictor's own v1 shape: one object per row with a key per declared output, and its
+    `parameters` (which calibration served) beside them."""
     columns = {o.name: np.asarray(o.as_numpy(), dtype=np.float64).reshape(-1) for o in response.outputs}
     rows = len(next(iter(columns.values()))) if columns else 0
-    return {
+    answer: dict = {
         "predictions": [{name: float(values[i]) for name, values in columns.items()} for i in range(rows)]
     }
+    if response.parameters:
+        answer["parameters"] = dict(response.parameters)
+    return answer

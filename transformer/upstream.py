@@ -108,8 +108,9 @@ def number(name: str, value: object) -> float:
     return result
 
 
-def read_outputs(content: bytes) -> tuple[dict[str, float], str | None]:
-    """`({output: first value}, version)` of a v2 JSON answer to one window, every part checked."""
+def read_outputs(content: bytes) -> tuple[dict[str, float], str | None, dict[str, str]]:
+    """`({output: first value}, version, calibration)` of a v2 JSON answer to one window, every part
+    checked; `calibration`: its string parameters named `calibration*` (none from an older predictor)."""
     try:
         answer = orjson.loads(content)
     except orjson.JSONDecodeError as exc:
@@ -130,8 +131,12 @@ def read_outputs(content: bytes) -> tuple[dict[str, float], str | None]:
         values[name] = number(name, data[0])
     if MEAN not in values:
         raise BadAnswerError(f"it has no {MEAN!r} output (it has {excerpt(repr(sorted(values)))})")
-    version = answer.get("model_version")
-    return values, version if isinstance(version, str) else None
+    version, parameters = answer.get("model_version"), answer.get("parameters")
+    calibration = {
+        k: v for k, v in (parameters if isinstance(parameters, dict) else {}).items()
+        if k.startswith("calibration") and isinstance(v, str)
+    }  # fmt: skip
+    return values, version if isinstance(version, str) else None, calibration
 
 
 def checked_response(result: InferResponse) -> InferResponse:
@@ -237,10 +242,14 @@ class PredictorClient:
     def _sent(self, headers: dict | None) -> dict:
         return {k: v for k, v in (headers or {}).items() if k.lower() in FORWARDED} | self.auth
 
-    async def forecast(self, closes: np.ndarray, headers: dict | None) -> tuple[dict[str, float], str | None]:
-        """`({output: value}, version)` for one window: the one call's own request to the predictor,
-        its v2 JSON written once with orjson and its answer read with orjson (no InferRequest /
-        InferResponse round trips), on the session's keep-alive connections."""
+    async def forecast(
+        self, closes: np.ndarray, headers: dict | None
+    ) -> tuple[dict[str, float], str | None, dict[str, str]]:
+        """`({output: value}, version, calibration)` for one window: the one call's own request to the
+        predictor, its v2 JSON written once with orjson and its answer read with orjson (no
+        InferRequest / InferResponse round trips), on the session's keep-alive connections.
+        `calibration`: the predictor's response parameters saying which calibration served the bounds
+        (`calibration`, `calibration_reason`, `calibration_state_as_of`; none from an older predictor)."""
         rows = [closes.tolist()]
         tensor = {"name": INPUT_NAME, "shape": [1, len(closes)], "datatype": "FP64", "data": rows}
         body = orjson.dumps({"id": uuid.uuid4().hex, "inputs": [tensor]})

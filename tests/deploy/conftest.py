@@ -34,9 +34,17 @@ CRD_FILES = {
 }
 MODES = ("Standard", "Knative")
 DOCKERFILES = ("Dockerfile.serve", "Dockerfile.train", "Dockerfile.monitor", "Dockerfile.mlflow")
-# Kinds of the realized-accuracy monitor's objects (a Deployment and Service per model) and of the
-# retraining webhook receiver's.
-MONITOR_KINDS = ("Deployment", "Service", "ServiceMonitor", "NetworkPolicy", "ServiceAccount")
+# Kinds of the realized-accuracy monitor's objects (a Deployment and Service per model; the Role that
+# writes the calibration ConfigMaps) and of the retraining webhook receiver's.
+MONITOR_KINDS = (
+    "Deployment",
+    "Service",
+    "ServiceMonitor",
+    "NetworkPolicy",
+    "ServiceAccount",
+    "Role",
+    "RoleBinding",
+)
 RETRAINER_KINDS = ("Deployment", "Service", "NetworkPolicy", "ServiceAccount", "Role", "RoleBinding")
 
 

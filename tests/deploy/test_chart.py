@@ -65,6 +65,10 @@ def test_default_render(mode):
         "--threads": "1",
         "--variant": "fp32",
         "--reload-interval-s": "0",
+        # The online calibration state its monitor keeps (tests/deploy/test_calibration_chart.py).
+        "--calibration-dir": "/etc/forecaster/calibration",
+        "--calibration-max-age-s": "345600",
+        "--calibration-poll-s": "60",
     }
     env = {e["name"]: e for e in container["env"]}
     assert env["PROMETHEUS_MULTIPROC_DIR"]["value"] == "/tmp/metrics"
@@ -144,9 +148,10 @@ def test_default_render(mode):
     assert cron["spec"]["jobTemplate"]["spec"]["template"] == retrain
     for sa in by_kind(docs, "ServiceAccount").values():
         assert sa["automountServiceAccountToken"] is False
-    # Only the retrainer and the training Jobs' pin call the Kubernetes API
-    # (test_retrainer_role_is_exactly_what_it_calls, tests/deploy/test_rollout_chart.py).
-    roles = {"petr4-forecaster-retrainer", "petr4-forecaster-rollout"}
+    # Only the retrainer, the training Jobs' pin and the monitors (the calibration ConfigMaps) call the
+    # Kubernetes API (test_retrainer_role_is_exactly_what_it_calls, tests/deploy/test_rollout_chart.py,
+    # tests/deploy/test_calibration_chart.py).
+    roles = {"petr4-forecaster-retrainer", "petr4-forecaster-rollout", "petr4-forecaster-monitor"}
     assert set(by_kind(docs, "Role")) == set(by_kind(docs, "RoleBinding")) == roles
     assert not by_kind(docs, "Secret"), "the chart never carries a secret value"
 
@@ -355,6 +360,8 @@ def test_monitor_render():
         "--sessions": "20",
         "--interval-s": "3600",
         "--port": "9090",
+        "--calendar": "BVMF",
+        "--calibration-configmap": "petr4-forecaster-calibration-{model}",
     }
     env = {e["name"]: e for e in container["env"]}
     assert env["FORECASTER_TRACKING_URI"]["valueFrom"]["configMapKeyRef"]["key"] == "read-only-tracking-uri"
@@ -409,7 +416,8 @@ def test_monitor_render():
         }
     }]  # fmt: skip
     egress_ports = {(p["protocol"], p["port"]) for rule in policy["egress"] for p in rule["ports"]}
-    assert egress_ports == {("TCP", 5001), ("UDP", 53), ("TCP", 53), ("TCP", 443)}
+    # MLflow's read-only port, DNS, Yahoo and the API server (the calibration ConfigMaps: 443, 6443).
+    assert egress_ports == {("TCP", 5001), ("UDP", 53), ("TCP", 53), ("TCP", 443), ("TCP", 6443)}
 
 
 def test_retrainer_render():
@@ -593,7 +601,9 @@ def test_monitor_and_retrainer_switch_off():
     monitor, retrainer = component(everything, "monitor"), component(everything, "retrainer")
     assert {k for k, _ in monitor} == set(MONITOR_KINDS) and {k for k, _ in retrainer} == set(RETRAINER_KINDS)
     without_monitor = {key(d) for d in render_docs({"monitor": {"enabled": False}})}
-    assert not without_monitor & monitor and without_monitor == {key(d) for d in everything} - monitor
+    calibration = component(everything, "calibration")  # its ConfigMaps: the monitor writes them
+    assert calibration and not without_monitor & (monitor | calibration)
+    assert without_monitor == {key(d) for d in everything} - monitor - calibration
     without_retrainer = {key(d) for d in render_docs({"retrainer": {"enabled": False}})}
     assert not without_retrainer & retrainer and without_retrainer == {key(d) for d in everything} - retrainer
     # No CronJobs, nothing to start: the retrainer goes with training.

@@ -19,7 +19,7 @@ def test_monitor_import_closure_is_torch_free():
     code = (
         "import json, sys; import monitor.__main__; "
         "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
-        f"{HEAVY!r} + ('training', 'marketdata'))))"
+        f"{HEAVY!r} + ('training', 'marketdata', 'retrainer'))))"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
@@ -33,6 +33,10 @@ def test_monitor_import_closure_is_torch_free():
     (copy,) = re.findall(r"^COPY (training/.*) \./training/$", dockerfile, flags=re.MULTILINE)
     copied = {"training" if f == "training/__init__.py" else "training." + f[9:-3] for f in copy.split()}
     assert training == copied, (training, copied)
+    retrainer = {m for m in loaded if m.split(".")[0] == "retrainer"}
+    (copy,) = re.findall(r"^COPY (retrainer/.*) \./retrainer/$", dockerfile, flags=re.MULTILINE)
+    copied = {"retrainer" if f == "retrainer/__init__.py" else "retrainer." + f[10:-3] for f in copy.split()}
+    assert retrainer == copied == {"retrainer", "retrainer.settings", "retrainer.kube"}, (retrainer, copied)
     if any(m.startswith("marketdata") for m in loaded):  # training.data's readers and rules
         assert re.search(r"^COPY marketdata \./marketdata$", dockerfile, flags=re.MULTILINE)
     assert 'ENTRYPOINT ["python", "-m", "monitor"]' in dockerfile and '".[monitor]"' in dockerfile

@@ -60,22 +60,29 @@ def test_trivy_config(scan_dir, tmp_path):
 
 
 def test_trivy_object_suppressions_are_scoped(tmp_path):
-    """.trivyignore.rego accepts the token mount and the Job-creating Role of the retrainer (and the
-    token mount of the training Jobs' pin) only: the same objects under another component's name
-    are still reported."""
+    """.trivyignore.rego accepts the token mount and the Job-creating Role of the retrainer, the
+    token mount of the training Jobs' pin, and the monitors' token mount and ConfigMap-patching Role
+    only: the same objects under another component's name are still reported."""
     docs = {key(d): d for d in render_docs()}
     deployment = copy.deepcopy(docs["Deployment", "petr4-forecaster-retrainer"])
     role = copy.deepcopy(docs["Role", "petr4-forecaster-retrainer"])
     job = copy.deepcopy(docs["Job", "petr4-forecaster-train-petr4-sa"])
+    monitor = copy.deepcopy(docs["Deployment", "petr4-forecaster-monitor-petr4-sa"])
+    monitor_role = copy.deepcopy(docs["Role", "petr4-forecaster-monitor"])
     for doc in (deployment, role, job):
-        doc["metadata"]["name"] = "petr4-forecaster-monitor"
+        doc["metadata"]["name"] = "petr4-forecaster-mlflow"
+    monitor["metadata"]["name"] = "petr4-forecaster-predictor"
+    monitor_role["metadata"]["name"] = "petr4-forecaster-predictor"
     target = tmp_path / "scan"
     target.mkdir()
-    (target / "renamed.yaml").write_text(yaml.safe_dump_all([deployment, role, job], sort_keys=False))
+    renamed = [deployment, role, job, monitor, monitor_role]
+    (target / "renamed.yaml").write_text(yaml.safe_dump_all(renamed, sort_keys=False))
     findings = trivy_findings(target, tmp_path / "trivy-cache")
     ids = {finding.split()[1] for finding in findings}
-    assert {"KSV-0036", "KSV-0048"} <= ids
-    assert any("Job 'petr4-forecaster-monitor'" in f for f in findings if " KSV-0036 " in f)
+    assert {"KSV-0036", "KSV-0048", "KSV-0049"} <= ids
+    assert any("Job 'petr4-forecaster-mlflow'" in f for f in findings if " KSV-0036 " in f)
+    assert any("Deployment 'petr4-forecaster-predictor'" in f for f in findings if " KSV-0036 " in f)
+    assert any("Role 'petr4-forecaster-predictor'" in f for f in findings if " KSV-0049 " in f)
 
 
 def test_checkov(scan_dir, checkov):

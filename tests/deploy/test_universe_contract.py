@@ -62,7 +62,7 @@ def test_each_index_trains_its_ticker(mode, kind, monkeypatch):
 @pytest.mark.parametrize("mode", MODES)
 def test_the_monitor_scores_every_ticker(mode, monkeypatch):
     monitor = container(workloads(mode)[("Deployment", "petr4-forecaster-monitor-ibov")], "monitor")
-    env = plain_env(monitor, {})
+    env = plain_env(monitor, {"FORECASTER_MONITOR_NAMESPACE": "petr4-forecaster"})  # its fieldRef
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     settings = MonitorSettings(_cli_parse_args=expand(monitor["args"], env))

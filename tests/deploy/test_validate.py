@@ -146,3 +146,20 @@ def test_kserve_v1alpha1_checks_are_strict(all_variants):
     assert len(kserve_v1alpha1_errors(runtime, "1.33")) == 2
     storage["spec"]["supportedUriFormat"] = storage["spec"].pop("supportedUriFormats")
     assert kserve_v1alpha1_errors(storage, "1.33")
+
+
+def test_the_calibration_objects_are_validated_strictly(all_variants, crd_validators):
+    """The calibration ConfigMap, the monitor's Role and the predictor's projected volume (an
+    InferenceService's predictor spec takes a pod's volumes: the CRD schema checks them)."""
+    docs = {key(d): d for d in all_variants["chart-multi-Standard"]}
+    configmap = docs["ConfigMap", "petr4-forecaster-calibration-petr4-sa-forecaster"]
+    assert not any(builtin_errors(configmap, v) for v in KUBE_VERSIONS)
+    role = copy.deepcopy(docs["Role", "petr4-forecaster-monitor"])
+    assert not any(builtin_errors(role, v) for v in KUBE_VERSIONS)
+    role["rules"][0]["resourceName"] = role["rules"][0].pop("resourceNames")
+    assert all(builtin_errors(role, v) for v in KUBE_VERSIONS)
+    isvc = copy.deepcopy(docs["InferenceService", "petr4-sa-forecaster"])
+    assert not crd_errors(isvc, crd_validators)
+    (volume,) = [v for v in isvc["spec"]["predictor"]["volumes"] if v["name"] == "calibration"]
+    volume["projected"]["sources"][0]["configMap"]["optinal"] = True
+    assert crd_errors(isvc, crd_validators)

@@ -47,12 +47,15 @@ def test_v2_predictions_equal_onnxruntime_and_the_training_forecasts(served, tra
     response = served.infer(windows)
     assert response.status_code == 200, response.text
     outputs = {o["name"]: np.asarray(o["data"]) for o in response.json()["outputs"]}
-    # 1. onnxruntime on the bundle file, scaled by the bundle's own JSON scaler.
+    # 1. onnxruntime on the bundle file, scaled by the bundle's own JSON scaler, its log return over the
+    # last close times the bundle's point weight (0, naive, unless validation showed evidence).
     bundle = load_bundle(result.bundle_path)
     spec = bundle.metadata.features
     session = ort.InferenceSession(str(bundle.model_path("fp32")), providers=["CPUExecutionProvider"])
     raw = session.run(None, {"x": model_inputs(windows, spec)})[0].reshape(-1)
-    np.testing.assert_allclose(outputs["forecast"], to_price(raw, windows, spec), rtol=1e-6)
+    last, weight = windows[:, -1], bundle.metadata.point_weight
+    served = last * np.exp(weight * np.log(to_price(raw, windows, spec) / last))
+    np.testing.assert_allclose(outputs["forecast"], served, rtol=1e-6)
     # 2. the training pipeline's own test-set forecasts and interval bounds.
     expected = result.test_forecasts
     np.testing.assert_allclose(outputs["forecast"], expected["forecast"], rtol=1e-6)

@@ -10,6 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from bundle.distribution import LEVELS, ewma_sigma
+from bundle.har import fit_har, har_variance, range_variance
 from bundle.online import (
     ANCHOR,
     MIN_SCORES,
@@ -17,17 +18,14 @@ from bundle.online import (
     ModelIdentity,
     OnlineState,
     Session,
-    fit_har,
-    har_variance,
     initial_state,
     load,
-    range_variance,
-    replay,
     save,
     serving,
     update,
     usable,
 )
+from bundle.replay import replay
 
 WINDOW = 60
 IDENTITY = ModelIdentity(model_name="petr4-sa-forecaster", model_version="3", bundle_sha256="ab" * 32)

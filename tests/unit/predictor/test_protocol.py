@@ -57,7 +57,10 @@ def test_a_v2_answer_names_the_served_version_and_holds_no_null(client, model):
     body = client.post("/v2/models/tiny/infer", json=v2_body()).json()
     advertised = client.get("/v2/models/tiny").json()["versions"]
     assert [body["model_version"]] == [model.served.version] == advertised
-    assert nulls(body) == [] and "parameters" not in body
+    assert nulls(body) == [] and body["parameters"] == {
+        "calibration": "bundle",
+        "calibration_reason": "disabled",
+    }
     assert [o["name"] for o in body["outputs"]] == ALL
 
 

@@ -154,6 +154,7 @@ class Remote:
     def __init__(self, name: str, delay_s: float) -> None:
         self.name, self.delay_s, self.calls, self.skipped = name, delay_s, 0, []
         self.loaded, self.polls, self.remote, self.stopped = False, True, True, False
+        self.recheck_s = 0.0
 
     def try_reload(self) -> bool:
         import time

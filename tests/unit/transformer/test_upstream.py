@@ -39,7 +39,7 @@ CLOSES = np.linspace(30.0, 31.0, 60)
 # (call, its answer, what it returns, connections one attempt may take: aiohttp itself sends an
 # idempotent GET once more on a connection closed without an answer, RFC 9112 9.3.1)
 CALLS = {
-    "forecast": ("forecast", ANSWER, ({"forecast": 1.5, "upper_80": 1.75}, "7"), 1),  # the lean client
+    "forecast": ("forecast", ANSWER, ({"forecast": 1.5, "upper_80": 1.75}, "7", {}), 1),  # the lean client
     "window": ("window", METADATA, (60, "7"), 2),  # aiohttp
 }
 
@@ -144,7 +144,7 @@ def test_a_broken_or_unusable_inference_answer_is_a_502_naming_the_problem(case)
     answer, says = {**BROKEN, **UNUSABLE}[case]
     (result,), connections = calls([(answer, True), (ANSWER, False)], "forecast", retries=2)
     if says is None:  # integers are numbers: 10**30 is a (large) finite float
-        assert result == ({"forecast": 1e30, "upper_80": float(2**64 - 1)}, None)
+        assert result == ({"forecast": 1e30, "upper_80": float(2**64 - 1)}, None, {})
         return
     assert isinstance(result, BadAnswerError) and result.status == 502, result
     assert str(result).startswith("the predictor's answer is unusable: ")
@@ -276,10 +276,21 @@ def test_the_bound_covers_every_attempt_of_a_call():
 
 def test_an_idle_connection_the_predictor_closed_costs_no_retry():
     results, connections = calls([(ANSWER, True), (ANSWER, False)], "forecast", retries=0, pause_s=0.05)
-    assert results == [({"forecast": 1.5, "upper_80": 1.75}, "7")] * 2 and connections == 2
+    assert results == [({"forecast": 1.5, "upper_80": 1.75}, "7", {})] * 2 and connections == 2
 
 
 def test_excerpts_are_one_bounded_line():
     assert excerpt(b"a\r\nb\x00c") == "a\\r\\nb\\x00c"
     assert excerpt("x" * 500) == "x" * 160 + "..."
     assert excerpt(b"\xff\xfe") == "\ufffd\ufffd"
+
+
+def test_the_one_calls_answer_carries_the_calibration_the_predictor_served():
+    said = {"calibration": "bundle", "calibration_reason": "stale", "calibration_state_as_of": "2020-03-20"}
+    body = {
+        "model_version": "7",
+        "parameters": {**said, "other": "x"},
+        "outputs": [{"name": "forecast", "data": [1.5]}],
+    }
+    (result,), _ = calls([(ok(orjson.dumps(body)), False)], "forecast", retries=0)
+    assert result == ({"forecast": 1.5}, "7", said)

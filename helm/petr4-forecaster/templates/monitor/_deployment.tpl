@@ -36,6 +36,8 @@ spec:
       {{- end }}
     spec:
       serviceAccountName: {{ include "petr4.componentName" (dict "ctx" $ctx "component" "monitor") }}
+      # With calibration the token is projected explicitly (the files automounting would give) for
+      # the calibration ConfigMaps (its Role: get and patch on those names only).
       automountServiceAccountToken: false
       # No FORECASTER_MONITOR_* variables from Service links (a release named "forecaster"
       # would otherwise inject FORECASTER_MONITOR_..._PORT into the settings' namespace).
@@ -55,6 +57,11 @@ spec:
             - {name: HOME, value: /tmp}
             - {name: MPLCONFIGDIR, value: /tmp/matplotlib}
             {{- with .env }}{{ . | nindent 12 }}{{ end }}
+            {{- if include "petr4.calibrationEnabled" $ctx }}
+            - name: FORECASTER_MONITOR_NAMESPACE
+              valueFrom:
+                fieldRef: {fieldPath: metadata.namespace}
+            {{- end }}
             {{- include "petr4.mlflowReaderEnv" $ctx | nindent 12 }}
             {{- with (include "petr4.extraEnv" $ctx) }}{{ . | trim | nindent 12 }}{{ end }}
           {{- with (include "petr4.extraEnvFrom" $ctx) }}{{ . | trim | nindent 10 }}{{ end }}
@@ -77,8 +84,16 @@ spec:
             {{- include "petr4.containerSecurityContext" $ctx | nindent 12 }}
           volumeMounts:
             - {name: tmp, mountPath: /tmp}
+            {{- if include "petr4.calibrationEnabled" $ctx }}
+            - name: kube-api-access
+              mountPath: /var/run/secrets/kubernetes.io/serviceaccount
+              readOnly: true
+            {{- end }}
       volumes:
         {{- include "petr4.tmpVolume" (dict) | nindent 8 }}
+        {{- if include "petr4.calibrationEnabled" $ctx }}
+        {{- include "petr4.kubeApiAccessVolume" $ctx | nindent 8 }}
+        {{- end }}
 {{- end }}
 
 {{/* Arguments of a monitor: one model's (with "model"), or a universe's (its tickers and alias come
@@ -110,6 +125,12 @@ from FORECASTER_MONITOR_UNIVERSE / _ALIAS). (dict "ctx" $ ["model" $model]) */}}
 - {{ $v.monitor.intervalSeconds | quote }}
 - --port
 - "9090"
+- --calendar
+- {{ $v.monitor.calendar | quote }}
+{{- if include "petr4.calibrationEnabled" .ctx }}
+- --calibration-configmap
+- {{ include "petr4.calibrationConfigMapPattern" .ctx }}
+{{- end }}
 {{- range $v.monitor.extraArgs }}
 - {{ . | quote }}
 {{- end }}

@@ -84,6 +84,13 @@ securityContext:
 {{- include "petr4.imagePullSecrets" $ctx }}
 volumes:
   {{- include "petr4.tmpVolume" (dict) | nindent 2 }}
+  {{- include "petr4.calibrationVolume" (dict "ctx" $ctx "names" (include "petr4.servedModels" . | fromJsonArray)) | nindent 2 }}
+{{- end }}
+
+{{/* The model names a predictor serves (JSON list): a universe shard's ("names"), else its model's.
+(dict "model" $model ["names" (list ...)]) */}}
+{{- define "petr4.servedModels" -}}
+{{- toJson (default (list (include "petr4.modelName" .model)) .names) }}
 {{- end }}
 
 {{/* The `model:` of a predictor: KServe's documented shape for a custom runtime (ServingRuntime
@@ -142,6 +149,7 @@ securityContext:
   {{- include "petr4.containerSecurityContext" $ctx | nindent 2 }}
 volumeMounts:
   - {name: tmp, mountPath: /tmp}
+  {{- include "petr4.calibrationMount" $ctx | nindent 2 }}
 {{- end }}
 
 {{/* Arguments of the predictor container (one place for the chart and the kustomize base).
@@ -187,6 +195,7 @@ URIs) has no --model_name: every /mnt/models/<model>/ is a model named after its
 - {{ $p.threads | quote }}
 - --variant
 - {{ $p.variant }}
+{{- include "petr4.calibrationArgs" .ctx }}
 {{- range $p.extraArgs }}
 - {{ . | quote }}
 {{- end }}

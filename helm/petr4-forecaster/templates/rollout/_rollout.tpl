@@ -84,21 +84,7 @@ canary: that is the manual promotion, `python -m rollout pin --alias champion`).
 {{/* The ServiceAccount token, CA and namespace (the files automounting would give), projected
 for the rollout container only. */}}
 {{- define "petr4.rolloutVolume" -}}
-- name: kube-api-access
-  projected:
-    defaultMode: 420  # 0644, as the automatic mount
-    sources:
-      - serviceAccountToken:
-          path: token
-          expirationSeconds: 3600
-      - configMap:
-          name: kube-root-ca.crt
-          items:
-            - {key: ca.crt, path: ca.crt}
-      - downwardAPI:
-          items:
-            - path: namespace
-              fieldRef: {apiVersion: v1, fieldPath: metadata.namespace}
+{{ include "petr4.kubeApiAccessVolume" . }}
 {{- end }}
 
 {{/* A failed pin fails the Job at once: a pod retry would retrain, and the promotion already
