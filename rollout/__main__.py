@@ -227,11 +227,18 @@ def _served_text(tenure: Tenure, result: Realized) -> str:
             f"{result.naive_mae:.4f}, ratio {result.ratio:.3f} ({result.samples} samples)")  # fmt: skip
 
 
-def _history_main(rest: list[str]) -> int:
+def _parsed(cls: type[T], rest: list[str], what: str) -> T | None:
+    """The command's settings, or None after saying why they are invalid (exit EXIT_USAGE)."""
     try:
-        settings = CliApp.run(HistorySettings, cli_args=rest)
+        return CliApp.run(cls, cli_args=rest)
     except ValidationError as exc:
-        print(f"error: rollout history: invalid settings: {exc}", file=sys.stderr)
+        print(f"error: {what}: invalid settings: {exc}", file=sys.stderr)
+        return None
+
+
+def _history_main(rest: list[str]) -> int:
+    settings = _parsed(HistorySettings, rest, "rollout history")
+    if settings is None:
         return EXIT_USAGE
     try:
         print(show_history(settings), flush=True)
@@ -252,10 +259,8 @@ def main(argv: list[str] | None = None) -> int:
     command, rest = args[0], args[1:]
     if command == "history":
         return _history_main(rest)
-    try:
-        settings = CliApp.run(RolloutSettings, cli_args=rest)
-    except ValidationError as exc:
-        print(f"error: rollout: invalid settings: {exc}", file=sys.stderr)
+    settings = _parsed(RolloutSettings, rest, "rollout")
+    if settings is None:
         return EXIT_USAGE
     try:
         for line in run(command, settings):
