@@ -47,16 +47,29 @@ def quiet_market(frame: pd.DataFrame, sessions: int = 20) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def chain(trained, tmp_path_factory):
+def drifting(tmp_path_factory):
+    """A bundle trained on the sample that serves the network's own forecast (`--no-shrink-to-naive`):
+    a model served at naive (the point weight on evidence gives 0 on the sample) can never lose to
+    naive, so the MAE alert could not fire for it; this one carries its learned drift."""
+    from tests.conftest import fast_settings
+    from training import pipeline
+
+    tmp = tmp_path_factory.mktemp("drifting")
+    return pipeline.run(fast_settings(tmp, shrink_to_naive=False))
+
+
+@pytest.fixture(scope="module")
+def chain(drifting, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("chain")
-    _, result = trained
+    result = drifting
     csv = tmp / "published.csv"
     read_sample()[["date", "close", "volume"]].to_csv(csv, index=False)
     predictor = Predictor(tmp, "aapl", str(result.bundle_path))
     monitor_port = free_port()
-    monitor = Process(
+    monitor = Process(  # as the chart runs it: with its online calibration store
         [sys.executable, "-m", "monitor", "--model-source", str(result.bundle_path), "--model-name", "aapl",
-         "--source", "csv", "--csv", str(csv), "--interval-s", "1", "--port", str(monitor_port)],
+         "--source", "csv", "--csv", str(csv), "--interval-s", "1", "--port", str(monitor_port),
+         "--calendar", "XNYS", "--calibration-dir", str(tmp / "calibration")],
         tmp / "monitor.log",
     )  # fmt: skip
     prometheus = None

@@ -152,9 +152,9 @@ def test_the_monitors_state_is_served_then_ignored_when_stale(tmp_path, petr4_cs
         transformer = Transformer(tmp_path, NAME, predictor.http, "--source", "csv", "--csv", str(csv),
                                   "--calendar", "BVMF")  # fmt: skip
         transformer.wait_ready()
-        (row,) = transformer.post(f"/v1/models/{NAME}:predict", json={"instances": [{}]}).json()[
-            "predictions"
-        ]
+        # The CSV ends in 2020: the call names its as-of date, or the data is years stale (a 503).
+        answer = transformer.post(f"/v1/models/{NAME}:predict", json={"instances": [{"as_of": SECOND}]})
+        (row,) = answer.json()["predictions"]
         assert (row["as_of_session"], row["calibration"], row["calibration_reason"]) == (
             SECOND,
             "online",
@@ -171,9 +171,9 @@ def test_the_monitors_state_is_served_then_ignored_when_stale(tmp_path, petr4_cs
         assert_bands(got, bundle_bands(closes))
         assert predictor.metric("forecaster_calibration", model=NAME, source="bundle", reason="stale") == 1
         assert predictor.metric("forecaster_calibration", model=NAME, source="online", reason="usable") == 0
-        (row,) = transformer.post(f"/v1/models/{NAME}:predict", json={"instances": [{}]}).json()[
-            "predictions"
-        ]
+        # The CSV ends in 2020: the call names its as-of date, or the data is years stale (a 503).
+        answer = transformer.post(f"/v1/models/{NAME}:predict", json={"instances": [{"as_of": SECOND}]})
+        (row,) = answer.json()["predictions"]
         assert (row["calibration"], row["calibration_reason"]) == ("bundle", "stale")
         assert time.time() - second.updated_at.timestamp() > MAX_AGE_S
     finally:
